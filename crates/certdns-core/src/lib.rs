@@ -1,0 +1,31 @@
+//! Domain types of certdns and their validation.
+//!
+//! Architecture invariant: this crate does no I/O. Everything here is a value, a
+//! parser, or a pure function (hashing included), so every other crate can rely on
+//! a `TxtValue` being valid or a `Subdomain` being canonical without re-checking.
+
+pub mod allow_from;
+pub mod ids;
+pub mod model;
+pub mod password;
+pub mod secret;
+pub mod txt;
+
+pub use allow_from::{AllowFrom, InvalidCidr};
+pub use ids::{AccountId, InvalidId, KeyId, RegistrationId, Subdomain, Username};
+pub use model::{
+    Account, AccountRole, AccountStatus, AuditEvent, AuditKind, Email, InvalidEmail, LicenseKey,
+    NewAuditEvent, Registration, TxtState,
+};
+pub use secret::{Secret, SecretHash};
+pub use txt::{InvalidTxt, TxtValue};
+
+/// The current time, truncated to whole microseconds.
+///
+/// Both storage backends keep microseconds; truncating here means a value read
+/// back compares equal to the value written.
+pub fn now() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    let micros = now.microsecond();
+    now.replace_microsecond(micros).unwrap_or(now)
+}

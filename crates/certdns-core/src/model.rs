@@ -1,0 +1,222 @@
+//! The records certdns keeps: accounts, license keys, registrations, TXT state and
+//! audit events. Plain data; storage lives in `certdns-store`.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{AccountId, AllowFrom, KeyId, RegistrationId, SecretHash, Subdomain, TxtValue, Username};
+
+/// A normalised e-mail address (trimmed, lower-case), the login of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid e-mail address: {0:?}")]
+pub struct InvalidEmail(pub String);
+
+impl Email {
+    pub fn parse(s: &str) -> Result<Self, InvalidEmail> {
+        let e = s.trim().to_lowercase();
+        let bad = || InvalidEmail(s.to_owned());
+        let (local, domain) = e.split_once('@').ok_or_else(bad)?;
+        let ok = !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+            && e.len() <= 254
+            && !e.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ','));
+        if ok { Ok(Self(e)) } else { Err(bad()) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = InvalidEmail;
+    fn try_from(s: String) -> Result<Self, InvalidEmail> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Email> for String {
+    fn from(e: Email) -> String {
+        e.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s { $($text => Ok($name::$variant),)+ other => Err(format!(concat!("unknown ", stringify!($name), " {:?}"), other)) }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// What an account may do in the portal. Operators run the deployment.
+    AccountRole { Customer = "customer", Operator = "operator" }
+);
+
+text_enum!(
+    /// A suspended account's keys and registrations stop working at the API.
+    AccountStatus { Active = "active", Suspended = "suspended" }
+);
+
+text_enum!(
+    /// Security-relevant events kept in the audit log.
+    AuditKind {
+        AccountCreated = "account.created",
+        AccountSuspended = "account.suspended",
+        AccountReactivated = "account.reactivated",
+        LicenseKeyCreated = "license_key.created",
+        LicenseKeyRevoked = "license_key.revoked",
+        LicenseKeyNewAddress = "license_key.new_address",
+        RegistrationCreated = "registration.created",
+        RegistrationDeleted = "registration.deleted",
+        AuthFailureBurst = "auth.failure_burst",
+        Login = "login",
+    }
+);
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub email: Email,
+    pub role: AccountRole,
+    pub status: AccountStatus,
+    /// argon2id PHC string; `None` for accounts that cannot log in to the portal
+    /// (created by an operator for API use only, until a password is set).
+    pub password_hash: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseKey {
+    pub id: KeyId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub secret_hash: SecretHash,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl LicenseKey {
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+}
+
+/// An acme-dns registration: credentials for `/update` and the subdomain it controls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub id: RegistrationId,
+    pub account_id: AccountId,
+    /// The license key it was registered with; `None` under open registration.
+    pub license_key_id: Option<KeyId>,
+    pub username: Username,
+    pub password_hash: SecretHash,
+    pub subdomain: Subdomain,
+    pub allow_from: AllowFrom,
+    /// The domain the registration is for, when the client said (`subject`).
+    pub subject: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_update_at: Option<OffsetDateTime>,
+}
+
+/// What a subdomain currently answers: its values, newest first, and the version
+/// of the write that produced them. Versions grow by one per write to the
+/// subdomain; a consumer that sees an older version than it holds ignores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxtState {
+    pub subdomain: Subdomain,
+    pub version: u64,
+    pub values: Vec<TxtValue>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEvent {
+    pub account_id: Option<AccountId>,
+    pub kind: AuditKind,
+    pub client_addr: Option<IpAddr>,
+    /// Small structured detail (key id, subdomain…). Never secrets or TXT values.
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: OffsetDateTime,
+    pub account_id: Option<AccountId>,
+    pub kind: AuditKind,
+    pub client_addr: Option<IpAddr>,
+    pub detail: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(Email::parse("  Ops@Example.COM ").unwrap().as_str(), "ops@example.com");
+        for bad in ["", "nobody", "a@b", "a@.b", "@example.com", "a b@example.com", "a@@example.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_enums_round_trip() {
+        for k in AuditKind::ALL {
+            assert_eq!(k.as_str().parse::<AuditKind>().unwrap(), *k);
+        }
+        assert!("nope".parse::<AccountRole>().is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! Durable storage for certdns: accounts, license keys, registrations, their most
+//! recent TXT values, and the audit log.
+//!
+//! [`Store`] is the one interface the rest of the code sees. [`open`] picks the
+//! backend from the database URL: `sqlite:` for the embedded default, `postgres:`
+//! for production. Both backends are the same generic code ([`sql::SqlStore`]) over
+//! sqlx, with a migration folder each under `migrations/`.
+//!
+//! Architecture invariant: every method that reads or changes a tenant's rows takes
+//! the tenant's [`AccountId`] and filters by it in SQL, so a caller cannot reach
+//! another account's data by knowing an id.
+
+mod error;
+mod open;
+mod sql;
+
+use async_trait::async_trait;
+use certdns_core::{
+    Account, AccountId, AccountStatus, AuditEvent, KeyId, LicenseKey, NewAuditEvent, Registration,
+    RegistrationId, Subdomain, TxtState, TxtValue, Username,
+};
+use time::OffsetDateTime;
+
+pub use error::StoreError;
+pub use open::{Backend, open, open_with, redact};
+pub use sql::SqlStore;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Persistence behind one object-safe trait; used as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is (for logs and readiness output).
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations. Each migration runs in its own transaction, so a
+    /// failing one leaves the database as it was before it.
+    async fn migrate(&self) -> Result<()>;
+
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<()>;
+
+    // --- accounts -------------------------------------------------------------
+
+    /// Inserts an account. [`StoreError::Conflict`] if the e-mail is taken.
+    async fn create_account(&self, account: &Account) -> Result<()>;
+    async fn account(&self, id: AccountId) -> Result<Option<Account>>;
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>>;
+    async fn list_accounts(&self) -> Result<Vec<Account>>;
+    async fn count_accounts(&self) -> Result<u64>;
+    /// [`StoreError::NotFound`] if the account does not exist.
+    async fn set_account_status(&self, id: AccountId, status: AccountStatus) -> Result<()>;
+
+    // --- license keys ---------------------------------------------------------
+
+    async fn create_license_key(&self, key: &LicenseKey) -> Result<()>;
+    /// Looks a key up by id, whichever account owns it (the API authenticates with
+    /// it and then knows the account).
+    async fn license_key(&self, id: &KeyId) -> Result<Option<LicenseKey>>;
+    async fn list_license_keys(&self, account: AccountId) -> Result<Vec<LicenseKey>>;
+    /// Revokes a key of `account`. [`StoreError::NotFound`] if `account` has no such
+    /// active key.
+    async fn revoke_license_key(&self, account: AccountId, id: &KeyId, at: OffsetDateTime) -> Result<()>;
+    async fn touch_license_key(&self, id: &KeyId, at: OffsetDateTime) -> Result<()>;
+
+    // --- registrations --------------------------------------------------------
+
+    /// Inserts a registration with no TXT values yet (version 0).
+    async fn create_registration(&self, registration: &Registration) -> Result<()>;
+    async fn registration_by_username(&self, username: Username) -> Result<Option<Registration>>;
+    async fn registration_by_subdomain(&self, account: AccountId, subdomain: Subdomain) -> Result<Option<Registration>>;
+    async fn list_registrations(&self, account: AccountId) -> Result<Vec<Registration>>;
+    /// Deletes a registration of `account` with its TXT values and returns its
+    /// subdomain. [`StoreError::NotFound`] if `account` has no such registration.
+    async fn delete_registration(&self, account: AccountId, id: RegistrationId) -> Result<Subdomain>;
+
+    // --- TXT values -----------------------------------------------------------
+
+    /// Records a new TXT value and keeps only the `keep` most recent, atomically:
+    /// concurrent writers to one registration are serialised and each gets its own
+    /// version, and no reader ever sees a half-applied write. Returns the new state.
+    async fn put_txt(&self, registration: RegistrationId, value: &TxtValue, keep: usize, at: OffsetDateTime) -> Result<TxtState>;
+
+    /// Current state of one subdomain (at most `keep` values, newest first).
+    async fn txt_state(&self, subdomain: Subdomain, keep: usize) -> Result<Option<TxtState>>;
+
+    /// Every registration's state, `limit` at a time in subdomain order, starting
+    /// after `after`. Used to seed and reconcile the TXT distribution.
+    async fn txt_states_page(&self, after: Option<Subdomain>, limit: u32, keep: usize) -> Result<Vec<TxtState>>;
+
+    // --- audit log ------------------------------------------------------------
+
+    async fn append_audit(&self, event: &NewAuditEvent, at: OffsetDateTime) -> Result<()>;
+    /// Newest first; `before` is the id of the last event of the previous page.
+    async fn audit_events(&self, account: AccountId, before: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>>;
+}

@@ -1,0 +1,113 @@
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::{SqlStore, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// How long to wait for a connection before calling the database unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens the store a URL names, with default pool sizes.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, 16).await
+}
+
+/// Opens the store a URL names. `max_connections` sizes the Postgres pool and the
+/// SQLite read pool; SQLite writes always go through one connection, which queues
+/// writers in the pool (fair, async) instead of in SQLite's sleeping busy handler.
+pub async fn open_with(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    let bad_url = |e: sqlx::Error| StoreError::Unavailable(format!("invalid database URL: {e}"));
+    match Backend::of_url(url) {
+        Some(Backend::Sqlite) => {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(bad_url)?
+                .create_if_missing(true)
+                .foreign_keys(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // WAL + NORMAL: a commit survives a crash of the process; only a power
+                // loss can drop the last commits. TXT values are re-sent by ACME
+                // clients on retry, and fsync-per-update would cap /update at the
+                // disk's sync rate.
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5));
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.read_only(true))
+                .await?;
+            Ok(Arc::new(SqlStore::new(Backend::Sqlite, read, write)))
+        }
+        Some(Backend::Postgres) => {
+            let options = PgConnectOptions::from_str(url).map_err(bad_url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            Ok(Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool)))
+        }
+        None => Err(StoreError::Unavailable(format!(
+            "unsupported database URL {:?}: expected sqlite:<path> or postgres://…",
+            redact(url)
+        ))),
+    }
+}
+
+/// A URL with any password replaced, fit for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite:certdns.sqlite3"), "sqlite:certdns.sqlite3");
+    }
+}

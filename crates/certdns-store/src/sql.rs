@@ -1,0 +1,503 @@
+//! The one implementation of [`Store`], generic over the sqlx database.
+//!
+//! The SQL is portable between SQLite and Postgres (`$n` placeholders work in both,
+//! as do `RETURNING` and `ON CONFLICT`); only the migrations differ. Rows are read
+//! into plain structs of primitive types and then checked into domain types, so a
+//! corrupt row is reported rather than trusted.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use certdns_core::{
+    Account, AccountId, AccountStatus, AllowFrom, AuditEvent, Email, KeyId, LicenseKey,
+    NewAuditEvent, Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue,
+    Username,
+};
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::conflict_as;
+use crate::{Backend, Result, Store, StoreError};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// A [`Store`] over a sqlx pool. `read` and `write` are the same pool on Postgres;
+/// on SQLite writes get a single-connection pool of their own.
+pub struct SqlStore<DB: Database> {
+    backend: Backend,
+    read: Pool<DB>,
+    write: Pool<DB>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    pub fn new(backend: Backend, read: Pool<DB>, write: Pool<DB>) -> Self {
+        Self { backend, read, write }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct AccountRow {
+    id: Uuid,
+    email: String,
+    role: String,
+    status: String,
+    password_hash: Option<String>,
+    created_at: OffsetDateTime,
+}
+
+#[derive(FromRow)]
+struct LicenseKeyRow {
+    id: String,
+    account_id: Uuid,
+    name: String,
+    secret_hash: String,
+    created_at: OffsetDateTime,
+    last_used_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+#[derive(FromRow)]
+struct RegistrationRow {
+    id: Uuid,
+    account_id: Uuid,
+    license_key_id: Option<String>,
+    username: Uuid,
+    password_hash: String,
+    subdomain: Uuid,
+    allow_from: String,
+    subject: Option<String>,
+    created_at: OffsetDateTime,
+    last_update_at: Option<OffsetDateTime>,
+}
+
+/// One row per (registration, value); a registration without values has one row
+/// with `value = NULL` (LEFT JOIN).
+#[derive(FromRow)]
+struct TxtRow {
+    subdomain: Uuid,
+    txt_version: i64,
+    value: Option<String>,
+}
+
+#[derive(FromRow)]
+struct AuditRow {
+    id: i64,
+    at: OffsetDateTime,
+    account_id: Option<Uuid>,
+    kind: String,
+    client_addr: Option<String>,
+    detail: String,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StoreError;
+    fn try_from(r: AccountRow) -> Result<Self> {
+        Ok(Account {
+            id: AccountId::from_uuid(r.id),
+            email: Email::parse(&r.email).map_err(|e| corrupt("accounts.email", e))?,
+            role: r.role.parse().map_err(|e| corrupt("accounts.role", e))?,
+            status: r.status.parse().map_err(|e| corrupt("accounts.status", e))?,
+            password_hash: r.password_hash,
+            created_at: r.created_at,
+        })
+    }
+}
+
+impl TryFrom<LicenseKeyRow> for LicenseKey {
+    type Error = StoreError;
+    fn try_from(r: LicenseKeyRow) -> Result<Self> {
+        Ok(LicenseKey {
+            id: r.id.parse().map_err(|e| corrupt("license_keys.id", e))?,
+            account_id: AccountId::from_uuid(r.account_id),
+            name: r.name,
+            secret_hash: SecretHash::from_stored(r.secret_hash),
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+impl TryFrom<RegistrationRow> for Registration {
+    type Error = StoreError;
+    fn try_from(r: RegistrationRow) -> Result<Self> {
+        Ok(Registration {
+            id: RegistrationId::from_uuid(r.id),
+            account_id: AccountId::from_uuid(r.account_id),
+            license_key_id: r
+                .license_key_id
+                .map(|k| k.parse::<KeyId>())
+                .transpose()
+                .map_err(|e| corrupt("registrations.license_key_id", e))?,
+            username: Username::from_uuid(r.username),
+            password_hash: SecretHash::from_stored(r.password_hash),
+            subdomain: Subdomain::from_uuid(r.subdomain),
+            allow_from: AllowFrom::from_json(&r.allow_from).map_err(|e| corrupt("registrations.allow_from", e))?,
+            subject: r.subject,
+            created_at: r.created_at,
+            last_update_at: r.last_update_at,
+        })
+    }
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = StoreError;
+    fn try_from(r: AuditRow) -> Result<Self> {
+        Ok(AuditEvent {
+            id: r.id,
+            at: r.at,
+            account_id: r.account_id.map(AccountId::from_uuid),
+            kind: r.kind.parse().map_err(|e| corrupt("audit_log.kind", e))?,
+            client_addr: r
+                .client_addr
+                .map(|a| a.parse::<IpAddr>())
+                .transpose()
+                .map_err(|e| corrupt("audit_log.client_addr", e))?,
+            detail: serde_json::from_str(&r.detail).map_err(|e| corrupt("audit_log.detail", e))?,
+        })
+    }
+}
+
+/// Folds joined TXT rows (ordered by subdomain, then version descending) into states.
+fn fold_txt_rows(rows: Vec<TxtRow>, keep: usize) -> Result<Vec<TxtState>> {
+    let mut states: Vec<TxtState> = Vec::new();
+    for row in rows {
+        let subdomain = Subdomain::from_uuid(row.subdomain);
+        let is_new = states.last().is_none_or(|s| s.subdomain != subdomain);
+        if is_new {
+            let version = u64::try_from(row.txt_version).map_err(|e| corrupt("registrations.txt_version", e))?;
+            states.push(TxtState { subdomain, version, values: Vec::new() });
+        }
+        if let (Some(value), Some(state)) = (row.value, states.last_mut())
+            && state.values.len() < keep
+        {
+            state.values.push(TxtValue::try_from(value).map_err(|e| corrupt("txt_values.value", e))?);
+        }
+    }
+    Ok(states)
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|e| corrupt(what, e))
+}
+
+const ACCOUNT_COLUMNS: &str = "id, email, role, status, password_hash, created_at";
+const KEY_COLUMNS: &str = "id, account_id, name, secret_hash, created_at, last_used_at, revoked_at";
+const REGISTRATION_COLUMNS: &str = "id, account_id, license_key_id, username, password_hash, subdomain, allow_from, subject, created_at, last_update_at";
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Database,
+    DB::Connection: Migrate,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    for<'a> Uuid: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<Uuid>: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> OffsetDateTime: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<OffsetDateTime>: Encode<'a, DB> + Type<DB>,
+    for<'r> AccountRow: FromRow<'r, DB::Row>,
+    for<'r> LicenseKeyRow: FromRow<'r, DB::Row>,
+    for<'r> RegistrationRow: FromRow<'r, DB::Row>,
+    for<'r> TxtRow: FromRow<'r, DB::Row>,
+    for<'r> AuditRow: FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'r> (Uuid,): FromRow<'r, DB::Row>,
+    for<'r> (Uuid, i64): FromRow<'r, DB::Row>,
+    for<'r> (String,): FromRow<'r, DB::Row>,
+{
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        self.migrator().run(&self.write).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn create_account(&self, a: &Account) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO accounts (id, email, role, status, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(*a.id.as_uuid())
+        .bind(a.email.as_str())
+        .bind(a.role.as_str())
+        .bind(a.status.as_str())
+        .bind(a.password_hash.as_deref())
+        .bind(a.created_at)
+        .execute(&self.write)
+        .await
+        .map_err(conflict_as("an account with this e-mail"))?;
+        Ok(())
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"));
+        let row: Option<AccountRow> = sqlx::query_as(sql).bind(*id.as_uuid()).fetch_optional(&self.read).await?;
+        row.map(Account::try_from).transpose()
+    }
+
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+        let Ok(email) = Email::parse(email) else {
+            return Ok(None);
+        };
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"));
+        let row: Option<AccountRow> = sqlx::query_as(sql).bind(email.as_str()).fetch_optional(&self.read).await?;
+        row.map(Account::try_from).transpose()
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at, id"));
+        let rows: Vec<AccountRow> = sqlx::query_as(sql).fetch_all(&self.read).await?;
+        rows.into_iter().map(Account::try_from).collect()
+    }
+
+    async fn count_accounts(&self) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts").fetch_one(&self.read).await?;
+        u64::try_from(n).map_err(|e| corrupt("count", e))
+    }
+
+    async fn set_account_status(&self, id: AccountId, status: AccountStatus) -> Result<()> {
+        let changed: Option<(Uuid,)> = sqlx::query_as("UPDATE accounts SET status = $2 WHERE id = $1 RETURNING id")
+            .bind(*id.as_uuid())
+            .bind(status.as_str())
+            .fetch_optional(&self.write)
+            .await?;
+        changed.map(drop).ok_or(StoreError::NotFound)
+    }
+
+    async fn create_license_key(&self, k: &LicenseKey) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO license_keys (id, account_id, name, secret_hash, created_at, last_used_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(k.id.as_str())
+        .bind(*k.account_id.as_uuid())
+        .bind(k.name.as_str())
+        .bind(k.secret_hash.as_str())
+        .bind(k.created_at)
+        .bind(k.last_used_at)
+        .bind(k.revoked_at)
+        .execute(&self.write)
+        .await
+        .map_err(conflict_as("a license key with this id"))?;
+        Ok(())
+    }
+
+    async fn license_key(&self, id: &KeyId) -> Result<Option<LicenseKey>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM license_keys WHERE id = $1"));
+        let row: Option<LicenseKeyRow> = sqlx::query_as(sql).bind(id.as_str()).fetch_optional(&self.read).await?;
+        row.map(LicenseKey::try_from).transpose()
+    }
+
+    async fn list_license_keys(&self, account: AccountId) -> Result<Vec<LicenseKey>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM license_keys WHERE account_id = $1 ORDER BY created_at, id"
+        ));
+        let rows: Vec<LicenseKeyRow> = sqlx::query_as(sql).bind(*account.as_uuid()).fetch_all(&self.read).await?;
+        rows.into_iter().map(LicenseKey::try_from).collect()
+    }
+
+    async fn revoke_license_key(&self, account: AccountId, id: &KeyId, at: OffsetDateTime) -> Result<()> {
+        let changed: Option<(Uuid,)> = sqlx::query_as(
+            "UPDATE license_keys SET revoked_at = $3 \
+             WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL RETURNING account_id",
+        )
+        .bind(id.as_str())
+        .bind(*account.as_uuid())
+        .bind(at)
+        .fetch_optional(&self.write)
+        .await?;
+        changed.map(drop).ok_or(StoreError::NotFound)
+    }
+
+    async fn touch_license_key(&self, id: &KeyId, at: OffsetDateTime) -> Result<()> {
+        sqlx::query("UPDATE license_keys SET last_used_at = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(at)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_registration(&self, r: &Registration) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO registrations (id, account_id, license_key_id, username, password_hash, subdomain, \
+             allow_from, subject, txt_version, created_at, last_update_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)",
+        )
+        .bind(*r.id.as_uuid())
+        .bind(*r.account_id.as_uuid())
+        .bind(r.license_key_id.as_ref().map(KeyId::as_str))
+        .bind(*r.username.as_uuid())
+        .bind(r.password_hash.as_str())
+        .bind(*r.subdomain.as_uuid())
+        .bind(r.allow_from.to_json().as_str())
+        .bind(r.subject.as_deref())
+        .bind(r.created_at)
+        .bind(r.last_update_at)
+        .execute(&self.write)
+        .await
+        .map_err(conflict_as("a registration with this username or subdomain"))?;
+        Ok(())
+    }
+
+    async fn registration_by_username(&self, username: Username) -> Result<Option<Registration>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE username = $1"));
+        let row: Option<RegistrationRow> =
+            sqlx::query_as(sql).bind(*username.as_uuid()).fetch_optional(&self.read).await?;
+        row.map(Registration::try_from).transpose()
+    }
+
+    async fn registration_by_subdomain(&self, account: AccountId, subdomain: Subdomain) -> Result<Option<Registration>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE subdomain = $1 AND account_id = $2"
+        ));
+        let row: Option<RegistrationRow> = sqlx::query_as(sql)
+            .bind(*subdomain.as_uuid())
+            .bind(*account.as_uuid())
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(Registration::try_from).transpose()
+    }
+
+    async fn list_registrations(&self, account: AccountId) -> Result<Vec<Registration>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 ORDER BY created_at, id"
+        ));
+        let rows: Vec<RegistrationRow> = sqlx::query_as(sql).bind(*account.as_uuid()).fetch_all(&self.read).await?;
+        rows.into_iter().map(Registration::try_from).collect()
+    }
+
+    async fn delete_registration(&self, account: AccountId, id: RegistrationId) -> Result<Subdomain> {
+        // TXT rows go with it (ON DELETE CASCADE), in the same statement.
+        let row: Option<(Uuid,)> =
+            sqlx::query_as("DELETE FROM registrations WHERE id = $1 AND account_id = $2 RETURNING subdomain")
+                .bind(*id.as_uuid())
+                .bind(*account.as_uuid())
+                .fetch_optional(&self.write)
+                .await?;
+        row.map(|(s,)| Subdomain::from_uuid(s)).ok_or(StoreError::NotFound)
+    }
+
+    async fn put_txt(&self, registration: RegistrationId, value: &TxtValue, keep: usize, at: OffsetDateTime) -> Result<TxtState> {
+        let keep = keep.max(1);
+        let mut tx = self.write.begin().await?;
+        // The first statement writes, so it takes the row lock (Postgres) or the
+        // write lock (SQLite) up front: concurrent writers to this registration
+        // queue here and each gets the next version.
+        let bumped: Option<(Uuid, i64)> = sqlx::query_as(
+            "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2 \
+             WHERE id = $1 RETURNING subdomain, txt_version",
+        )
+        .bind(*registration.as_uuid())
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((subdomain, version)) = bumped else {
+            return Err(StoreError::NotFound);
+        };
+        sqlx::query("INSERT INTO txt_values (registration_id, version, value) VALUES ($1, $2, $3)")
+            .bind(*registration.as_uuid())
+            .bind(version)
+            .bind(value.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM txt_values WHERE registration_id = $1 AND version <= $2")
+            .bind(*registration.as_uuid())
+            .bind(version - to_i64(keep as u64, "keep")?)
+            .execute(&mut *tx)
+            .await?;
+        let values: Vec<(String,)> =
+            sqlx::query_as("SELECT value FROM txt_values WHERE registration_id = $1 ORDER BY version DESC")
+                .bind(*registration.as_uuid())
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(TxtState {
+            subdomain: Subdomain::from_uuid(subdomain),
+            version: u64::try_from(version).map_err(|e| corrupt("registrations.txt_version", e))?,
+            values: values
+                .into_iter()
+                .take(keep)
+                .map(|(v,)| TxtValue::try_from(v).map_err(|e| corrupt("txt_values.value", e)))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    async fn txt_state(&self, subdomain: Subdomain, keep: usize) -> Result<Option<TxtState>> {
+        let rows: Vec<TxtRow> = sqlx::query_as(
+            "SELECT r.subdomain, r.txt_version, v.value FROM registrations r \
+             LEFT JOIN txt_values v ON v.registration_id = r.id \
+             WHERE r.subdomain = $1 ORDER BY v.version DESC",
+        )
+        .bind(*subdomain.as_uuid())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(fold_txt_rows(rows, keep)?.pop())
+    }
+
+    async fn txt_states_page(&self, after: Option<Subdomain>, limit: u32, keep: usize) -> Result<Vec<TxtState>> {
+        // Page over registrations first (the LIMIT counts registrations, not values),
+        // then join their values.
+        let rows: Vec<TxtRow> = sqlx::query_as(
+            "SELECT r.subdomain, r.txt_version, v.value FROM \
+               (SELECT id, subdomain, txt_version FROM registrations \
+                WHERE $1 IS NULL OR subdomain > $1 ORDER BY subdomain LIMIT $2) r \
+             LEFT JOIN txt_values v ON v.registration_id = r.id \
+             ORDER BY r.subdomain, v.version DESC",
+        )
+        .bind(after.map(|s| *s.as_uuid()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        fold_txt_rows(rows, keep)
+    }
+
+    async fn append_audit(&self, e: &NewAuditEvent, at: OffsetDateTime) -> Result<()> {
+        sqlx::query("INSERT INTO audit_log (at, account_id, kind, client_addr, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(at)
+            .bind(e.account_id.map(|a| *a.as_uuid()))
+            .bind(e.kind.as_str())
+            .bind(e.client_addr.map(|a| a.to_string()).as_deref())
+            .bind(e.detail.to_string().as_str())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, account: AccountId, before: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT id, at, account_id, kind, client_addr, detail FROM audit_log \
+             WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(*account.as_uuid())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(AuditEvent::try_from).collect()
+    }
+}

@@ -1,0 +1,350 @@
+//! One behaviour suite for the `Store` trait, run against SQLite and Postgres.
+//!
+//! Each case is written once as `async fn case(store)` and instantiated for both
+//! backends by `both_backends!`; every instance gets a database of its own.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use certdns_core::{
+    Account, AccountId, AccountRole, AccountStatus, AllowFrom, AuditKind, Email, KeyId, LicenseKey,
+    NewAuditEvent, Registration, RegistrationId, Secret, Subdomain, TxtValue, Username, now,
+};
+use certdns_store::{Store, StoreError};
+use certdns_testkit::{TestPostgres, TestSqlite};
+
+macro_rules! both_backends {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let db = certdns_testkit::TestSqlite::new();
+                    super::$case(super::open(db.url()).await).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let db = certdns_testkit::TestPostgres::new().await;
+                    super::$case(super::open(db.url()).await).await;
+                }
+            )+
+        }
+    };
+}
+
+both_backends!(
+    accounts,
+    license_keys_are_scoped_to_their_account,
+    registrations_are_scoped_to_their_account,
+    txt_keeps_the_most_recent_values,
+    concurrent_txt_writes_are_serialised,
+    txt_state_pages_cover_every_registration,
+    audit_log_pages_newest_first,
+    migrations_are_idempotent,
+);
+
+async fn open(url: &str) -> Arc<dyn Store> {
+    let store = certdns_store::open(url).await.expect("open store");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+fn account(email: &str) -> Account {
+    Account {
+        id: AccountId::generate(),
+        email: Email::parse(email).unwrap(),
+        role: AccountRole::Customer,
+        status: AccountStatus::Active,
+        password_hash: None,
+        created_at: now(),
+    }
+}
+
+fn key(account: AccountId) -> (LicenseKey, Secret) {
+    let secret = Secret::generate();
+    let key = LicenseKey {
+        id: KeyId::generate(),
+        account_id: account,
+        name: "ci".into(),
+        secret_hash: secret.hash(),
+        created_at: now(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    (key, secret)
+}
+
+fn registration(account: AccountId, key: Option<KeyId>) -> Registration {
+    Registration {
+        id: RegistrationId::generate(),
+        account_id: account,
+        license_key_id: key,
+        username: Username::generate(),
+        password_hash: Secret::generate().hash(),
+        subdomain: Subdomain::generate(),
+        allow_from: AllowFrom::parse(&["10.0.0.0/8", "::1/128"]).unwrap(),
+        subject: Some("example.com".into()),
+        created_at: now(),
+        last_update_at: None,
+    }
+}
+
+fn txt(i: usize) -> TxtValue {
+    TxtValue::parse(&format!("{i:0>43}")).unwrap()
+}
+
+async fn accounts(store: Arc<dyn Store>) {
+    let a = account("Alice@Example.com");
+    store.create_account(&a).await.unwrap();
+    assert_eq!(store.account(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.account_by_email("ALICE@example.COM").await.unwrap(), Some(a.clone()));
+    assert_eq!(store.account_by_email("not an email").await.unwrap(), None);
+
+    let dup = account("alice@example.com");
+    assert!(matches!(store.create_account(&dup).await, Err(StoreError::Conflict(_))));
+
+    let b = account("bob@example.com");
+    store.create_account(&b).await.unwrap();
+    assert_eq!(store.count_accounts().await.unwrap(), 2);
+    let listed: Vec<_> = store.list_accounts().await.unwrap().into_iter().map(|a| a.id).collect();
+    assert_eq!(listed, [a.id, b.id]);
+
+    store.set_account_status(a.id, AccountStatus::Suspended).await.unwrap();
+    assert_eq!(store.account(a.id).await.unwrap().unwrap().status, AccountStatus::Suspended);
+    assert!(matches!(
+        store.set_account_status(AccountId::generate(), AccountStatus::Active).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn license_keys_are_scoped_to_their_account(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    let b = account("b@example.com");
+    store.create_account(&a).await.unwrap();
+    store.create_account(&b).await.unwrap();
+    let (ka, secret) = key(a.id);
+    let (kb, _) = key(b.id);
+    store.create_license_key(&ka).await.unwrap();
+    store.create_license_key(&kb).await.unwrap();
+
+    let loaded = store.license_key(&ka.id).await.unwrap().unwrap();
+    assert_eq!(loaded, ka);
+    assert!(loaded.secret_hash.verify(secret.expose()));
+    assert_eq!(store.list_license_keys(a.id).await.unwrap(), [ka.clone()]);
+
+    // B cannot revoke A's key, even knowing its id.
+    assert!(matches!(store.revoke_license_key(b.id, &ka.id, now()).await, Err(StoreError::NotFound)));
+    assert!(store.license_key(&ka.id).await.unwrap().unwrap().is_active());
+
+    store.revoke_license_key(a.id, &ka.id, now()).await.unwrap();
+    assert!(!store.license_key(&ka.id).await.unwrap().unwrap().is_active());
+    assert!(matches!(store.revoke_license_key(a.id, &ka.id, now()).await, Err(StoreError::NotFound)));
+
+    let used = now();
+    store.touch_license_key(&kb.id, used).await.unwrap();
+    assert_eq!(store.license_key(&kb.id).await.unwrap().unwrap().last_used_at, Some(used));
+}
+
+async fn registrations_are_scoped_to_their_account(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    let b = account("b@example.com");
+    store.create_account(&a).await.unwrap();
+    store.create_account(&b).await.unwrap();
+    let (ka, _) = key(a.id);
+    store.create_license_key(&ka).await.unwrap();
+    let ra = registration(a.id, Some(ka.id.clone()));
+    let rb = registration(b.id, None);
+    store.create_registration(&ra).await.unwrap();
+    store.create_registration(&rb).await.unwrap();
+
+    assert_eq!(store.registration_by_username(ra.username).await.unwrap(), Some(ra.clone()));
+    assert_eq!(store.registration_by_username(Username::generate()).await.unwrap(), None);
+    assert_eq!(store.registration_by_subdomain(a.id, ra.subdomain).await.unwrap(), Some(ra.clone()));
+    assert_eq!(store.registration_by_subdomain(b.id, ra.subdomain).await.unwrap(), None, "B must not see A's registration");
+    assert_eq!(store.list_registrations(a.id).await.unwrap(), [ra.clone()]);
+
+    let mut clash = registration(a.id, None);
+    clash.subdomain = ra.subdomain;
+    assert!(matches!(store.create_registration(&clash).await, Err(StoreError::Conflict(_))));
+
+    store.put_txt(ra.id, &txt(1), 2, now()).await.unwrap();
+    assert!(matches!(store.delete_registration(b.id, ra.id).await, Err(StoreError::NotFound)));
+    assert!(store.txt_state(ra.subdomain, 2).await.unwrap().is_some());
+    assert_eq!(store.delete_registration(a.id, ra.id).await.unwrap(), ra.subdomain);
+    assert_eq!(store.txt_state(ra.subdomain, 2).await.unwrap(), None);
+    assert_eq!(store.registration_by_username(ra.username).await.unwrap(), None);
+    assert!(matches!(store.delete_registration(a.id, ra.id).await, Err(StoreError::NotFound)));
+}
+
+async fn txt_keeps_the_most_recent_values(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    store.create_account(&a).await.unwrap();
+    let r = registration(a.id, None);
+    store.create_registration(&r).await.unwrap();
+
+    let empty = store.txt_state(r.subdomain, 2).await.unwrap().unwrap();
+    assert_eq!((empty.version, empty.values.len()), (0, 0), "registered, never updated");
+
+    for i in 1..=3 {
+        let state = store.put_txt(r.id, &txt(i), 2, now()).await.unwrap();
+        assert_eq!(state.version, i as u64);
+    }
+    let state = store.txt_state(r.subdomain, 2).await.unwrap().unwrap();
+    assert_eq!(state.version, 3);
+    assert_eq!(state.values, [txt(3), txt(2)], "newest first, oldest evicted");
+    assert!(store.registration_by_username(r.username).await.unwrap().unwrap().last_update_at.is_some());
+
+    // A higher limit keeps more from then on; the same value twice is two values.
+    store.put_txt(r.id, &txt(3), 3, now()).await.unwrap();
+    let state = store.txt_state(r.subdomain, 3).await.unwrap().unwrap();
+    assert_eq!(state.values, [txt(3), txt(3), txt(2)]);
+    assert_eq!(store.txt_state(r.subdomain, 1).await.unwrap().unwrap().values, [txt(3)]);
+
+    assert!(matches!(store.put_txt(RegistrationId::generate(), &txt(1), 2, now()).await, Err(StoreError::NotFound)));
+}
+
+async fn concurrent_txt_writes_are_serialised(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    store.create_account(&a).await.unwrap();
+    let r = registration(a.id, None);
+    store.create_registration(&r).await.unwrap();
+
+    let writers: Vec<_> = (1..=24)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.put_txt(r.id, &txt(i), 2, now()).await.map(|s| (s.version, i)) })
+        })
+        .collect();
+    let mut by_version = std::collections::BTreeMap::new();
+    for w in writers {
+        let (version, i) = w.await.unwrap().unwrap();
+        assert!(by_version.insert(version, i).is_none(), "version {version} handed out twice");
+    }
+    assert_eq!(by_version.keys().copied().collect::<Vec<_>>(), (1..=24).collect::<Vec<u64>>());
+
+    let state = store.txt_state(r.subdomain, 2).await.unwrap().unwrap();
+    assert_eq!(state.version, 24);
+    let newest: Vec<_> = by_version.values().rev().take(2).map(|i| txt(*i)).collect();
+    assert_eq!(state.values, newest, "exactly the two most recent writes survive");
+}
+
+async fn txt_state_pages_cover_every_registration(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    store.create_account(&a).await.unwrap();
+    let mut expected = BTreeSet::new();
+    for i in 0..25 {
+        let r = registration(a.id, None);
+        store.create_registration(&r).await.unwrap();
+        if i % 2 == 0 {
+            for j in 0..3 {
+                store.put_txt(r.id, &txt(j), 2, now()).await.unwrap();
+            }
+        }
+        expected.insert(r.subdomain);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.txt_states_page(after, 7, 2).await.unwrap();
+        assert!(page.len() <= 7);
+        let Some(last) = page.last() else { break };
+        after = Some(last.subdomain);
+        for s in &page {
+            assert!(s.values.len() <= 2);
+            assert_eq!(s.values.is_empty(), s.version == 0);
+        }
+        seen.extend(page.into_iter().map(|s| s.subdomain));
+    }
+    assert_eq!(seen.len(), 25, "no registration twice, none missed");
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+}
+
+async fn audit_log_pages_newest_first(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    let b = account("b@example.com");
+    store.create_account(&a).await.unwrap();
+    store.create_account(&b).await.unwrap();
+    for i in 0..5 {
+        let event = NewAuditEvent {
+            account_id: Some(a.id),
+            kind: AuditKind::RegistrationCreated,
+            client_addr: Some("2001:db8::1".parse().unwrap()),
+            detail: serde_json::json!({ "n": i }),
+        };
+        store.append_audit(&event, now()).await.unwrap();
+    }
+    let other = NewAuditEvent { account_id: Some(b.id), kind: AuditKind::Login, client_addr: None, detail: serde_json::json!({}) };
+    store.append_audit(&other, now()).await.unwrap();
+
+    let first = store.audit_events(a.id, None, 3).await.unwrap();
+    assert_eq!(first.iter().map(|e| e.detail["n"].as_i64().unwrap()).collect::<Vec<_>>(), [4, 3, 2]);
+    assert_eq!(first[0].client_addr, Some("2001:db8::1".parse().unwrap()));
+    let second = store.audit_events(a.id, Some(first[2].id), 3).await.unwrap();
+    assert_eq!(second.iter().map(|e| e.detail["n"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 0]);
+    let bs = store.audit_events(b.id, None, 10).await.unwrap();
+    assert_eq!(bs.len(), 1, "B sees only its own events");
+    assert_eq!(bs[0].kind, AuditKind::Login);
+}
+
+async fn migrations_are_idempotent(store: Arc<dyn Store>) {
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+    assert_eq!(store.count_accounts().await.unwrap(), 0);
+}
+
+/// A migration that fails part-way leaves the database as it was: the statements
+/// before the failure are rolled back and the migration is not recorded.
+mod failed_migration {
+    use std::path::Path;
+
+    use sqlx::migrate::Migrator;
+
+    use super::*;
+
+    fn migrations_with_broken_one(flavour: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations").join(flavour);
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("9999_broken.sql"),
+            "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let db = TestSqlite::new();
+        open(db.url()).await;
+        let dir = migrations_with_broken_one("sqlite");
+        let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+        let migrator = Migrator::new(dir.path()).await.unwrap();
+        assert!(migrator.run(&pool).await.is_err());
+        let tables: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetch_all(&pool).await.unwrap();
+        assert!(tables.is_empty(), "the failed migration's first statement was rolled back");
+        let recorded: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 9999").fetch_one(&pool).await.unwrap();
+        assert_eq!(recorded.0, 0);
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let db = TestPostgres::new().await;
+        open(db.url()).await;
+        let dir = migrations_with_broken_one("postgres");
+        let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+        let migrator = Migrator::new(dir.path()).await.unwrap();
+        assert!(migrator.run(&pool).await.is_err());
+        let tables: Vec<(String,)> = sqlx::query_as("SELECT tablename::text FROM pg_tables WHERE tablename = 'half_done'").fetch_all(&pool).await.unwrap();
+        assert!(tables.is_empty(), "the failed migration's first statement was rolled back");
+        let recorded: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 9999").fetch_one(&pool).await.unwrap();
+        assert_eq!(recorded.0, 0);
+    }
+}

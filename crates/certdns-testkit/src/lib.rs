@@ -1,0 +1,193 @@
+//! Test support: real services, isolated per test.
+//!
+//! * [`TestPostgres`] creates a uniquely named database on the server that
+//!   `CERTDNS_TEST_POSTGRES_URL` names (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//!   and drops it when the test ends.
+//! * [`TestRedis`] hands out a unique key prefix on the server that
+//!   `CERTDNS_TEST_REDIS_URL` names (default `redis://127.0.0.1:6379`) and deletes
+//!   the prefix's keys when the test ends.
+//! * [`TestSqlite`] is a database file in a temporary directory.
+//!
+//! When a server is unreachable the test fails with a message saying how to start
+//! it. Tests are never skipped silently: a green run means both backends ran.
+
+use std::time::Duration;
+
+use sqlx::Connection;
+use uuid::Uuid;
+
+pub const POSTGRES_ENV: &str = "CERTDNS_TEST_POSTGRES_URL";
+pub const REDIS_ENV: &str = "CERTDNS_TEST_REDIS_URL";
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
+const HOW_TO_START: &str = "start the test services with `scripts/test-services.sh` \
+    (installs and starts PostgreSQL and Redis on a Debian machine), or point the tests elsewhere";
+
+pub fn postgres_admin_url() -> String {
+    std::env::var(POSTGRES_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
+}
+
+pub fn redis_url() -> String {
+    std::env::var(REDIS_ENV).unwrap_or_else(|_| DEFAULT_REDIS.to_owned())
+}
+
+fn unique_name(prefix: &str) -> String {
+    format!("{prefix}{}", Uuid::new_v4().simple())
+}
+
+/// A fresh, empty Postgres database, dropped on drop.
+pub struct TestPostgres {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestPostgres {
+    pub async fn new() -> Self {
+        let admin_url = postgres_admin_url();
+        let mut admin = match tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&admin_url)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => panic!("PostgreSQL is not reachable at {admin_url} ({e}); {HOW_TO_START} with {POSTGRES_ENV}."),
+            Err(_) => panic!("PostgreSQL at {admin_url} did not answer within 10 s; {HOW_TO_START} with {POSTGRES_ENV}."),
+        };
+        let name = unique_name("certdns_test_");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let url = replace_db_name(&admin_url, &name);
+        Self { admin_url, name, url }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which cannot be blocked on; use a
+        // thread with a runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut admin)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// Replaces the database name (the URL path) of a Postgres URL.
+pub fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// A unique key prefix on a real Redis; its keys are deleted on drop.
+pub struct TestRedis {
+    url: String,
+    prefix: String,
+}
+
+impl TestRedis {
+    pub async fn new() -> Self {
+        let url = redis_url();
+        let client = redis::Client::open(url.as_str())
+            .unwrap_or_else(|e| panic!("invalid {REDIS_ENV} {url:?}: {e}"));
+        let mut conn = match client.get_multiplexed_async_connection().await {
+            Ok(c) => c,
+            Err(e) => panic!("Redis is not reachable at {url} ({e}); {HOW_TO_START} with {REDIS_ENV}."),
+        };
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("Redis at {url} did not answer PING ({e}); {HOW_TO_START} with {REDIS_ENV}."));
+        assert_eq!(pong, "PONG");
+        Self { url, prefix: format!("{}:", unique_name("certdns-test-")) }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let pattern = format!("{}*", self.prefix);
+        let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
+            let client = redis::Client::open(url.as_str())?;
+            let mut conn = client.get_connection()?;
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
+            if !keys.is_empty() {
+                redis::cmd("DEL").arg(keys).exec(&mut conn)?;
+            }
+            Ok(())
+        })
+        .join();
+    }
+}
+
+/// A SQLite database file in a temporary directory, removed on drop.
+pub struct TestSqlite {
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl TestSqlite {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("certdns.sqlite3").display());
+        Self { _dir: dir, url }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Default for TestSqlite {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_database_names() {
+        assert_eq!(replace_db_name("postgres://postgres@127.0.0.1:5432/postgres", "x"), "postgres://postgres@127.0.0.1:5432/x");
+        assert_eq!(replace_db_name("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+        assert_eq!(replace_db_name("postgres://h", "x"), "postgres://h/x");
+    }
+}
