@@ -1,1 +1,5 @@
+//! The authoritative DNS responder.
 
+pub mod config;
+
+pub use config::{DnsConfig, ZoneConfig};

@@ -1,0 +1,5 @@
+//! The acme-dns compatible HTTP API.
+
+pub mod config;
+
+pub use config::{ApiConfig, RegistrationMode};
