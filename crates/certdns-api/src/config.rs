@@ -26,6 +26,16 @@ pub struct ApiConfig {
     pub client_ip_header: Option<String>,
 }
 
+impl ApiConfig {
+    /// Every key of `[api]` with a one-line description, for `serve --help`.
+    /// A test in the binary checks that no key is missing.
+    pub const DOCS: &'static [(&'static str, &'static str)] = &[
+        ("registration", "who may POST /register: license (default), open, disabled"),
+        ("txt_values", "how many of a registration's most recent TXT values are served"),
+        ("client_ip_header", "take the client address from this header (only behind a proxy that sets it)"),
+    ];
+}
+
 impl Default for ApiConfig {
     fn default() -> Self {
         Self { registration: RegistrationMode::License, txt_values: 2, client_ip_header: None }

@@ -89,16 +89,21 @@ mod tests {
     #[test]
     fn brackets_are_stripped_and_host_bits_kept() {
         let a = AllowFrom::parse(&["123.123.123.123/32", "2001:db8:a0b:12f0::1/32", "[::1]/64"]).unwrap();
-        assert_eq!(
-            a.as_strings().collect::<Vec<_>>(),
-            ["123.123.123.123/32", "2001:db8:a0b:12f0::1/32", "::1/64"]
-        );
+        assert_eq!(a.as_strings().collect::<Vec<_>>(), ["123.123.123.123/32", "2001:db8:a0b:12f0::1/32", "::1/64"]);
         assert_eq!(AllowFrom::parse(&["192.168.100.1/24"]).unwrap().to_json(), r#"["192.168.100.1/24"]"#);
     }
 
     #[test]
     fn any_invalid_entry_rejects_the_list() {
-        for bad in ["invalid", "1.2.3.4/33", "1.2/24", "1.2.3.4", "12345:db8:a0b:12f0::1/32", "1234::123::123::1/32", "1.2.3.4/"] {
+        for bad in [
+            "invalid",
+            "1.2.3.4/33",
+            "1.2/24",
+            "1.2.3.4",
+            "12345:db8:a0b:12f0::1/32",
+            "1234::123::123::1/32",
+            "1.2.3.4/",
+        ] {
             assert_eq!(AllowFrom::parse(&["10.0.0.0/8", bad]), Err(InvalidCidr(bad.into())), "{bad}");
         }
     }

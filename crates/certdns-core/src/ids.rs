@@ -137,9 +137,8 @@ impl KeyId {
     pub fn generate() -> Self {
         use rand::Rng;
         let mut rng = rand::rng();
-        let id = (0..Self::LEN)
-            .map(|_| char::from(Self::ALPHABET[rng.random_range(0..Self::ALPHABET.len())]))
-            .collect();
+        let id =
+            (0..Self::LEN).map(|_| char::from(Self::ALPHABET[rng.random_range(0..Self::ALPHABET.len())])).collect();
         Self(id)
     }
 
@@ -155,10 +154,7 @@ impl FromStr for KeyId {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(InvalidId {
-                kind: "license key id",
-                reason: "expected 16 characters of a-z and 0-9",
-            })
+            Err(InvalidId { kind: "license key id", reason: "expected 16 characters of a-z and 0-9" })
         }
     }
 }

@@ -14,8 +14,8 @@ pub mod txt;
 pub use allow_from::{AllowFrom, InvalidCidr};
 pub use ids::{AccountId, InvalidId, KeyId, RegistrationId, Subdomain, Username};
 pub use model::{
-    Account, AccountRole, AccountStatus, AuditEvent, AuditKind, Email, InvalidEmail, LicenseKey,
-    NewAuditEvent, Registration, TxtState,
+    Account, AccountRole, AccountStatus, AuditEvent, AuditKind, Email, InvalidEmail, LicenseKey, NewAuditEvent,
+    Registration, TxtState,
 };
 pub use secret::{Secret, SecretHash};
 pub use txt::{InvalidTxt, TxtValue};

@@ -23,11 +23,7 @@ impl TxtValue {
     pub const LEN: usize = 43;
 
     pub fn parse(s: &str) -> Result<Self, InvalidTxt> {
-        if is_valid(s.as_bytes()) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InvalidTxt)
-        }
+        if is_valid(s.as_bytes()) { Ok(Self(s.to_owned())) } else { Err(InvalidTxt) }
     }
 
     pub fn as_str(&self) -> &str {

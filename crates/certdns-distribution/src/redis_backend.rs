@@ -90,8 +90,14 @@ impl RedisDistribution {
 
     async fn first_stream_id(&self) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
-        let reply: redis::streams::StreamRangeReply =
-            redis::cmd("XRANGE").arg(&self.stream_key).arg("-").arg("+").arg("COUNT").arg(1).query_async(&mut conn).await?;
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&self.stream_key)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
         Ok(reply.ids.into_iter().next().map(|e| e.id))
     }
 }
@@ -124,8 +130,14 @@ impl Distribution for RedisDistribution {
     async fn snapshot(&self) -> Result<Snapshot> {
         let mut conn = self.conn.clone();
         // The cursor is taken before the scan: any change the scan misses is after it.
-        let last: redis::streams::StreamRangeReply =
-            redis::cmd("XREVRANGE").arg(&self.stream_key).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut conn).await?;
+        let last: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&self.stream_key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
         let cursor = last.ids.into_iter().next().map_or_else(|| EMPTY_STREAM.to_owned(), |e| e.id);
 
         let mut states = Vec::new();

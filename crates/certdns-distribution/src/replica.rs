@@ -160,7 +160,10 @@ impl Replica {
         {
             let pinned = map.pin();
             for state in states {
-                pinned.insert(state.subdomain.as_u128(), Entry { version: state.version, txt: Some(pack(&state.values)) });
+                pinned.insert(
+                    state.subdomain.as_u128(),
+                    Entry { version: state.version, txt: Some(pack(&state.values)) },
+                );
             }
         }
         self.map.store(Arc::new(map));

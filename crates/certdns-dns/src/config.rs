@@ -36,6 +36,24 @@ pub struct ZoneConfig {
     pub serial: Option<u32>,
 }
 
+impl ZoneConfig {
+    /// Every key of `[zone]` with a one-line description, for `serve --help`.
+    /// A test in the binary checks that no key is missing.
+    pub const DOCS: &'static [(&'static str, &'static str)] = &[
+        ("domain", "zone served; registrations answer at <subdomain>.<domain>"),
+        ("nameservers", "apex NS host names; the first is the SOA MNAME"),
+        ("hostmaster", "SOA RNAME, as hostmaster@example.net or hostmaster.example.net"),
+        ("records", "static records, one zone-file line each (\"ns1.auth.example.net. A 192.0.2.53\")"),
+        ("txt_ttl", "TTL of TXT answers, seconds"),
+        ("static_ttl", "TTL of SOA, NS and static records, seconds"),
+        ("negative_ttl", "SOA MINIMUM: negative-caching TTL, seconds"),
+        ("soa_refresh", "SOA REFRESH, seconds"),
+        ("soa_retry", "SOA RETRY, seconds"),
+        ("soa_expire", "SOA EXPIRE, seconds"),
+        ("serial", "SOA serial; unset = derived from the zone configuration (same on every responder)"),
+    ];
+}
+
 impl Default for ZoneConfig {
     fn default() -> Self {
         Self {
@@ -63,6 +81,14 @@ pub struct DnsConfig {
     /// After how many seconds without the TXT change stream a responder reports
     /// itself degraded (it keeps answering from its replica meanwhile).
     pub degraded_after_secs: u64,
+}
+
+impl DnsConfig {
+    /// Every key of `[dns]` with a one-line description, for `serve --help`.
+    pub const DOCS: &'static [(&'static str, &'static str)] = &[
+        ("listen", "addresses to answer DNS on, UDP and TCP each"),
+        ("degraded_after_secs", "seconds without the TXT change stream before the responder reports degraded"),
+    ];
 }
 
 impl Default for DnsConfig {

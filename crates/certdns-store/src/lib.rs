@@ -16,8 +16,8 @@ mod sql;
 
 use async_trait::async_trait;
 use certdns_core::{
-    Account, AccountId, AccountStatus, AuditEvent, KeyId, LicenseKey, NewAuditEvent, Registration,
-    RegistrationId, Subdomain, TxtState, TxtValue, Username,
+    Account, AccountId, AccountStatus, AuditEvent, KeyId, LicenseKey, NewAuditEvent, Registration, RegistrationId,
+    Subdomain, TxtState, TxtValue, Username,
 };
 use time::OffsetDateTime;
 
@@ -68,7 +68,8 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a registration with no TXT values yet (version 0).
     async fn create_registration(&self, registration: &Registration) -> Result<()>;
     async fn registration_by_username(&self, username: Username) -> Result<Option<Registration>>;
-    async fn registration_by_subdomain(&self, account: AccountId, subdomain: Subdomain) -> Result<Option<Registration>>;
+    async fn registration_by_subdomain(&self, account: AccountId, subdomain: Subdomain)
+    -> Result<Option<Registration>>;
     async fn list_registrations(&self, account: AccountId) -> Result<Vec<Registration>>;
     /// Deletes a registration of `account` with its TXT values and returns its
     /// subdomain. [`StoreError::NotFound`] if `account` has no such registration.
@@ -79,7 +80,13 @@ pub trait Store: Send + Sync + 'static {
     /// Records a new TXT value and keeps only the `keep` most recent, atomically:
     /// concurrent writers to one registration are serialised and each gets its own
     /// version, and no reader ever sees a half-applied write. Returns the new state.
-    async fn put_txt(&self, registration: RegistrationId, value: &TxtValue, keep: usize, at: OffsetDateTime) -> Result<TxtState>;
+    async fn put_txt(
+        &self,
+        registration: RegistrationId,
+        value: &TxtValue,
+        keep: usize,
+        at: OffsetDateTime,
+    ) -> Result<TxtState>;
 
     /// Current state of one subdomain (at most `keep` values, newest first).
     async fn txt_state(&self, subdomain: Subdomain, keep: usize) -> Result<Option<TxtState>>;

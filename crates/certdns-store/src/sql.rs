@@ -9,9 +9,8 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use certdns_core::{
-    Account, AccountId, AccountStatus, AllowFrom, AuditEvent, Email, KeyId, LicenseKey,
-    NewAuditEvent, Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue,
-    Username,
+    Account, AccountId, AccountStatus, AllowFrom, AuditEvent, Email, KeyId, LicenseKey, NewAuditEvent, Registration,
+    RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
@@ -371,15 +370,16 @@ where
         row.map(Registration::try_from).transpose()
     }
 
-    async fn registration_by_subdomain(&self, account: AccountId, subdomain: Subdomain) -> Result<Option<Registration>> {
+    async fn registration_by_subdomain(
+        &self,
+        account: AccountId,
+        subdomain: Subdomain,
+    ) -> Result<Option<Registration>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE subdomain = $1 AND account_id = $2"
         ));
-        let row: Option<RegistrationRow> = sqlx::query_as(sql)
-            .bind(*subdomain.as_uuid())
-            .bind(*account.as_uuid())
-            .fetch_optional(&self.read)
-            .await?;
+        let row: Option<RegistrationRow> =
+            sqlx::query_as(sql).bind(*subdomain.as_uuid()).bind(*account.as_uuid()).fetch_optional(&self.read).await?;
         row.map(Registration::try_from).transpose()
     }
 
@@ -402,7 +402,13 @@ where
         row.map(|(s,)| Subdomain::from_uuid(s)).ok_or(StoreError::NotFound)
     }
 
-    async fn put_txt(&self, registration: RegistrationId, value: &TxtValue, keep: usize, at: OffsetDateTime) -> Result<TxtState> {
+    async fn put_txt(
+        &self,
+        registration: RegistrationId,
+        value: &TxtValue,
+        keep: usize,
+        at: OffsetDateTime,
+    ) -> Result<TxtState> {
         let keep = keep.max(1);
         let mut tx = self.write.begin().await?;
         // The first statement writes, so it takes the row lock (Postgres) or the

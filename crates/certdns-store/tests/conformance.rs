@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use certdns_core::{
-    Account, AccountId, AccountRole, AccountStatus, AllowFrom, AuditKind, Email, KeyId, LicenseKey,
-    NewAuditEvent, Registration, RegistrationId, Secret, Subdomain, TxtValue, Username, now,
+    Account, AccountId, AccountRole, AccountStatus, AllowFrom, AuditKind, Email, KeyId, LicenseKey, NewAuditEvent,
+    Registration, RegistrationId, Secret, Subdomain, TxtValue, Username, now,
 };
 use certdns_store::{Store, StoreError};
 use certdns_testkit::{TestPostgres, TestSqlite};
@@ -164,7 +164,11 @@ async fn registrations_are_scoped_to_their_account(store: Arc<dyn Store>) {
     assert_eq!(store.registration_by_username(ra.username).await.unwrap(), Some(ra.clone()));
     assert_eq!(store.registration_by_username(Username::generate()).await.unwrap(), None);
     assert_eq!(store.registration_by_subdomain(a.id, ra.subdomain).await.unwrap(), Some(ra.clone()));
-    assert_eq!(store.registration_by_subdomain(b.id, ra.subdomain).await.unwrap(), None, "B must not see A's registration");
+    assert_eq!(
+        store.registration_by_subdomain(b.id, ra.subdomain).await.unwrap(),
+        None,
+        "B must not see A's registration"
+    );
     assert_eq!(store.list_registrations(a.id).await.unwrap(), [ra.clone()]);
 
     let mut clash = registration(a.id, None);
@@ -277,7 +281,12 @@ async fn audit_log_pages_newest_first(store: Arc<dyn Store>) {
         };
         store.append_audit(&event, now()).await.unwrap();
     }
-    let other = NewAuditEvent { account_id: Some(b.id), kind: AuditKind::Login, client_addr: None, detail: serde_json::json!({}) };
+    let other = NewAuditEvent {
+        account_id: Some(b.id),
+        kind: AuditKind::Login,
+        client_addr: None,
+        detail: serde_json::json!({}),
+    };
     store.append_audit(&other, now()).await.unwrap();
 
     let first = store.audit_events(a.id, None, 3).await.unwrap();
@@ -328,9 +337,13 @@ mod failed_migration {
         let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
         let migrator = Migrator::new(dir.path()).await.unwrap();
         assert!(migrator.run(&pool).await.is_err());
-        let tables: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetch_all(&pool).await.unwrap();
+        let tables: Vec<(String,)> =
+            sqlx::query_as("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetch_all(&pool).await.unwrap();
         assert!(tables.is_empty(), "the failed migration's first statement was rolled back");
-        let recorded: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 9999").fetch_one(&pool).await.unwrap();
+        let recorded: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 9999")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(recorded.0, 0);
     }
 
@@ -342,9 +355,16 @@ mod failed_migration {
         let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
         let migrator = Migrator::new(dir.path()).await.unwrap();
         assert!(migrator.run(&pool).await.is_err());
-        let tables: Vec<(String,)> = sqlx::query_as("SELECT tablename::text FROM pg_tables WHERE tablename = 'half_done'").fetch_all(&pool).await.unwrap();
+        let tables: Vec<(String,)> =
+            sqlx::query_as("SELECT tablename::text FROM pg_tables WHERE tablename = 'half_done'")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
         assert!(tables.is_empty(), "the failed migration's first statement was rolled back");
-        let recorded: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 9999").fetch_one(&pool).await.unwrap();
+        let recorded: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 9999")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(recorded.0, 0);
     }
 }

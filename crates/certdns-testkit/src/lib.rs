@@ -45,11 +45,16 @@ pub struct TestPostgres {
 impl TestPostgres {
     pub async fn new() -> Self {
         let admin_url = postgres_admin_url();
-        let mut admin = match tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&admin_url)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => panic!("PostgreSQL is not reachable at {admin_url} ({e}); {HOW_TO_START} with {POSTGRES_ENV}."),
-            Err(_) => panic!("PostgreSQL at {admin_url} did not answer within 10 s; {HOW_TO_START} with {POSTGRES_ENV}."),
-        };
+        let mut admin =
+            match tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&admin_url)).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    panic!("PostgreSQL is not reachable at {admin_url} ({e}); {HOW_TO_START} with {POSTGRES_ENV}.")
+                }
+                Err(_) => {
+                    panic!("PostgreSQL at {admin_url} did not answer within 10 s; {HOW_TO_START} with {POSTGRES_ENV}.")
+                }
+            };
         let name = unique_name("certdns_test_");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
@@ -116,8 +121,7 @@ pub struct TestRedis {
 impl TestRedis {
     pub async fn new() -> Self {
         let url = redis_url();
-        let client = redis::Client::open(url.as_str())
-            .unwrap_or_else(|e| panic!("invalid {REDIS_ENV} {url:?}: {e}"));
+        let client = redis::Client::open(url.as_str()).unwrap_or_else(|e| panic!("invalid {REDIS_ENV} {url:?}: {e}"));
         let mut conn = match client.get_multiplexed_async_connection().await {
             Ok(c) => c,
             Err(e) => panic!("Redis is not reachable at {url} ({e}); {HOW_TO_START} with {REDIS_ENV}."),
@@ -186,7 +190,10 @@ mod tests {
 
     #[test]
     fn replaces_database_names() {
-        assert_eq!(replace_db_name("postgres://postgres@127.0.0.1:5432/postgres", "x"), "postgres://postgres@127.0.0.1:5432/x");
+        assert_eq!(
+            replace_db_name("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
         assert_eq!(replace_db_name("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
         assert_eq!(replace_db_name("postgres://h", "x"), "postgres://h/x");
     }
