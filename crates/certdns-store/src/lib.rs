@@ -19,6 +19,8 @@ use certdns_core::{
     Account, AccountId, AccountStatus, AuditEvent, KeyId, LicenseKey, NewAuditEvent, Registration, RegistrationId,
     Subdomain, TxtState, TxtValue, Username,
 };
+use std::net::IpAddr;
+
 use time::OffsetDateTime;
 
 pub use error::StoreError;
@@ -62,18 +64,28 @@ pub trait Store: Send + Sync + 'static {
     /// active key.
     async fn revoke_license_key(&self, account: AccountId, id: &KeyId, at: OffsetDateTime) -> Result<()>;
     async fn touch_license_key(&self, id: &KeyId, at: OffsetDateTime) -> Result<()>;
+    /// Remembers that key `id` was used from `addr`. Returns `true` the first time
+    /// the pair is seen (the caller audits "key used from a new address").
+    async fn note_license_key_address(&self, id: &KeyId, addr: IpAddr, at: OffsetDateTime) -> Result<bool>;
 
     // --- registrations --------------------------------------------------------
 
     /// Inserts a registration with no TXT values yet (version 0).
     async fn create_registration(&self, registration: &Registration) -> Result<()>;
     async fn registration_by_username(&self, username: Username) -> Result<Option<Registration>>;
+    /// The registration with `username` and the status of the account owning it, in
+    /// one round trip (the `/update` hot path).
+    async fn registration_for_update(&self, username: Username) -> Result<Option<(Registration, AccountStatus)>>;
     async fn registration_by_subdomain(&self, account: AccountId, subdomain: Subdomain)
     -> Result<Option<Registration>>;
     async fn list_registrations(&self, account: AccountId) -> Result<Vec<Registration>>;
     /// Deletes a registration of `account` with its TXT values and returns its
     /// subdomain. [`StoreError::NotFound`] if `account` has no such registration.
     async fn delete_registration(&self, account: AccountId, id: RegistrationId) -> Result<Subdomain>;
+    /// Like [`Store::delete_registration`], and also returns the TXT version the
+    /// registration had when it was deleted (read in the same statement), so the
+    /// removal can be published with a version newer than any upsert before it.
+    async fn delete_registration_versioned(&self, account: AccountId, id: RegistrationId) -> Result<(Subdomain, u64)>;
 
     // --- TXT values -----------------------------------------------------------
 

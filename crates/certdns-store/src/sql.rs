@@ -79,6 +79,13 @@ struct RegistrationRow {
     last_update_at: Option<OffsetDateTime>,
 }
 
+#[derive(FromRow)]
+struct RegistrationStatusRow {
+    #[sqlx(flatten)]
+    registration: RegistrationRow,
+    account_status: String,
+}
+
 /// One row per (registration, value); a registration without values has one row
 /// with `value = NULL` (LEFT JOIN).
 #[derive(FromRow)]
@@ -215,6 +222,7 @@ where
     for<'r> AccountRow: FromRow<'r, DB::Row>,
     for<'r> LicenseKeyRow: FromRow<'r, DB::Row>,
     for<'r> RegistrationRow: FromRow<'r, DB::Row>,
+    for<'r> RegistrationStatusRow: FromRow<'r, DB::Row>,
     for<'r> TxtRow: FromRow<'r, DB::Row>,
     for<'r> AuditRow: FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
@@ -341,6 +349,19 @@ where
         Ok(())
     }
 
+    async fn note_license_key_address(&self, id: &KeyId, addr: IpAddr, at: OffsetDateTime) -> Result<bool> {
+        let inserted: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO license_key_addresses (license_key_id, client_addr, first_seen_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (license_key_id, client_addr) DO NOTHING RETURNING client_addr",
+        )
+        .bind(id.as_str())
+        .bind(addr.to_canonical().to_string().as_str())
+        .bind(at)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(inserted.is_some())
+    }
+
     async fn create_registration(&self, r: &Registration) -> Result<()> {
         sqlx::query(
             "INSERT INTO registrations (id, account_id, license_key_id, username, password_hash, subdomain, \
@@ -368,6 +389,20 @@ where
         let row: Option<RegistrationRow> =
             sqlx::query_as(sql).bind(*username.as_uuid()).fetch_optional(&self.read).await?;
         row.map(Registration::try_from).transpose()
+    }
+
+    async fn registration_for_update(&self, username: Username) -> Result<Option<(Registration, AccountStatus)>> {
+        let row: Option<RegistrationStatusRow> = sqlx::query_as(
+            "SELECT r.id, r.account_id, r.license_key_id, r.username, r.password_hash, r.subdomain, r.allow_from, \
+             r.subject, r.created_at, r.last_update_at, a.status AS account_status \
+             FROM registrations r JOIN accounts a ON a.id = r.account_id WHERE r.username = $1",
+        )
+        .bind(*username.as_uuid())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status = row.account_status.parse().map_err(|e| corrupt("accounts.status", e))?;
+        Ok(Some((Registration::try_from(row.registration)?, status)))
     }
 
     async fn registration_by_subdomain(
@@ -400,6 +435,19 @@ where
                 .fetch_optional(&self.write)
                 .await?;
         row.map(|(s,)| Subdomain::from_uuid(s)).ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_registration_versioned(&self, account: AccountId, id: RegistrationId) -> Result<(Subdomain, u64)> {
+        let row: Option<(Uuid, i64)> = sqlx::query_as(
+            "DELETE FROM registrations WHERE id = $1 AND account_id = $2 RETURNING subdomain, txt_version",
+        )
+        .bind(*id.as_uuid())
+        .bind(*account.as_uuid())
+        .fetch_optional(&self.write)
+        .await?;
+        let (subdomain, version) = row.ok_or(StoreError::NotFound)?;
+        let version = u64::try_from(version).map_err(|e| corrupt("registrations.txt_version", e))?;
+        Ok((Subdomain::from_uuid(subdomain), version))
     }
 
     async fn put_txt(

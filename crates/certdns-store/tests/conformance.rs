@@ -45,6 +45,9 @@ both_backends!(
     txt_state_pages_cover_every_registration,
     audit_log_pages_newest_first,
     migrations_are_idempotent,
+    registration_for_update_carries_the_account_status,
+    versioned_delete_returns_the_last_version,
+    license_key_addresses_are_new_once,
 );
 
 async fn open(url: &str) -> Arc<dyn Store> {
@@ -297,6 +300,46 @@ async fn audit_log_pages_newest_first(store: Arc<dyn Store>) {
     let bs = store.audit_events(b.id, None, 10).await.unwrap();
     assert_eq!(bs.len(), 1, "B sees only its own events");
     assert_eq!(bs[0].kind, AuditKind::Login);
+}
+
+async fn registration_for_update_carries_the_account_status(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    store.create_account(&a).await.unwrap();
+    let r = registration(a.id, None);
+    store.create_registration(&r).await.unwrap();
+    assert_eq!(store.registration_for_update(r.username).await.unwrap(), Some((r.clone(), AccountStatus::Active)));
+    store.set_account_status(a.id, AccountStatus::Suspended).await.unwrap();
+    assert_eq!(store.registration_for_update(r.username).await.unwrap(), Some((r.clone(), AccountStatus::Suspended)));
+    assert_eq!(store.registration_for_update(Username::generate()).await.unwrap(), None);
+}
+
+async fn versioned_delete_returns_the_last_version(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    let b = account("b@example.com");
+    store.create_account(&a).await.unwrap();
+    store.create_account(&b).await.unwrap();
+    let r = registration(a.id, None);
+    store.create_registration(&r).await.unwrap();
+    for i in 0..3 {
+        store.put_txt(r.id, &txt(i), 2, now()).await.unwrap();
+    }
+    assert!(matches!(store.delete_registration_versioned(b.id, r.id).await, Err(StoreError::NotFound)));
+    assert_eq!(store.delete_registration_versioned(a.id, r.id).await.unwrap(), (r.subdomain, 3));
+    assert_eq!(store.txt_state(r.subdomain, 2).await.unwrap(), None);
+    assert!(matches!(store.delete_registration_versioned(a.id, r.id).await, Err(StoreError::NotFound)));
+}
+
+async fn license_key_addresses_are_new_once(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    store.create_account(&a).await.unwrap();
+    let (k, _) = key(a.id);
+    store.create_license_key(&k).await.unwrap();
+    let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let mapped: std::net::IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+    assert!(store.note_license_key_address(&k.id, v4, now()).await.unwrap());
+    assert!(!store.note_license_key_address(&k.id, v4, now()).await.unwrap());
+    assert!(!store.note_license_key_address(&k.id, mapped, now()).await.unwrap(), "IPv4-mapped is the same address");
+    assert!(store.note_license_key_address(&k.id, "2001:db8::1".parse().unwrap(), now()).await.unwrap());
 }
 
 async fn migrations_are_idempotent(store: Arc<dyn Store>) {
