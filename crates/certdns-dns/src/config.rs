@@ -52,6 +52,12 @@ impl ZoneConfig {
         ("soa_expire", "SOA EXPIRE, seconds"),
         ("serial", "SOA serial; unset = derived from the zone configuration (same on every responder)"),
     ];
+
+    /// Checks what serde cannot (names, records, TTL ranges) by compiling the zone;
+    /// the error names the offending key first, e.g. `zone.domain: ...`.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::zone::Zone::compile(self).map(|_| ())
+    }
 }
 
 impl Default for ZoneConfig {
@@ -81,6 +87,13 @@ pub struct DnsConfig {
     /// After how many seconds without the TXT change stream a responder reports
     /// itself degraded (it keeps answering from its replica meanwhile).
     pub degraded_after_secs: u64,
+    /// UDP sockets per listen address (SO_REUSEPORT), so the kernel spreads
+    /// queries over cores. 0 = one per available core.
+    pub udp_sockets: usize,
+    /// Seconds a TCP connection may stay idle before it is closed.
+    pub tcp_idle_secs: u64,
+    /// Response-rate limiting of UDP answers per client prefix.
+    pub rrl: RrlConfig,
 }
 
 impl DnsConfig {
@@ -88,11 +101,101 @@ impl DnsConfig {
     pub const DOCS: &'static [(&'static str, &'static str)] = &[
         ("listen", "addresses to answer DNS on, UDP and TCP each"),
         ("degraded_after_secs", "seconds without the TXT change stream before the responder reports degraded"),
+        ("udp_sockets", "UDP sockets per listen address (SO_REUSEPORT); 0 = one per core"),
+        ("tcp_idle_secs", "seconds an idle DNS-over-TCP connection is kept open"),
+        ("rrl", "response-rate limiting of UDP answers per client prefix (table [dns.rrl], see its keys)"),
     ];
+
+    /// Checks what serde cannot: the error names the offending key first.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listen.is_empty() {
+            return Err("dns.listen: at least one address is needed".into());
+        }
+        for (i, a) in self.listen.iter().enumerate() {
+            if self.listen[..i].contains(a) {
+                return Err(format!("dns.listen: {a} is listed twice"));
+            }
+        }
+        if self.udp_sockets > 256 {
+            return Err(format!("dns.udp_sockets: {} is too many (at most 256)", self.udp_sockets));
+        }
+        if self.tcp_idle_secs == 0 {
+            return Err("dns.tcp_idle_secs: must be at least 1".into());
+        }
+        self.rrl.validate()
+    }
+
+    /// The number of UDP sockets to open per address.
+    pub(crate) fn udp_socket_count(&self) -> usize {
+        match self.udp_sockets {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for DnsConfig {
     fn default() -> Self {
-        Self { listen: vec![SocketAddr::from(([127, 0, 0, 1], 5353))], degraded_after_secs: 30 }
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5353))],
+            degraded_after_secs: 30,
+            udp_sockets: 0,
+            tcp_idle_secs: 10,
+            rrl: RrlConfig::default(),
+        }
+    }
+}
+
+/// Response-rate limiting (`[dns.rrl]`): caps how many UDP answers one client
+/// network gets per second, so the responder is useless as a reflection
+/// amplifier. TCP is never limited (a spoofed source cannot complete a handshake).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RrlConfig {
+    pub enabled: bool,
+    /// Sustained answers per second per client prefix.
+    pub responses_per_second: u32,
+    /// Answers a prefix may get in a burst above the sustained rate.
+    pub burst: u32,
+    /// Every `slip`-th limited answer is sent as an empty truncated (TC) reply, so a
+    /// real resolver behind a limited prefix retries over TCP; 0 = drop them all.
+    pub slip: u32,
+    /// IPv4 clients are grouped by this prefix length.
+    pub ipv4_prefix: u8,
+    /// IPv6 clients are grouped by this prefix length.
+    pub ipv6_prefix: u8,
+}
+
+impl RrlConfig {
+    /// Every key of `[dns.rrl]` with a one-line description.
+    pub const DOCS: &'static [(&'static str, &'static str)] = &[
+        ("enabled", "limit UDP answers per client prefix (off by default)"),
+        ("responses_per_second", "sustained UDP answers per second per client prefix"),
+        ("burst", "answers a prefix may get at once above the sustained rate"),
+        ("slip", "every n-th limited answer is sent truncated (TC) so resolvers retry over TCP; 0 = drop all"),
+        ("ipv4_prefix", "IPv4 clients are grouped by this prefix length"),
+        ("ipv6_prefix", "IPv6 clients are grouped by this prefix length"),
+    ];
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.responses_per_second == 0 {
+            return Err("dns.rrl.responses_per_second: must be at least 1".into());
+        }
+        if self.burst == 0 {
+            return Err("dns.rrl.burst: must be at least 1".into());
+        }
+        if self.ipv4_prefix == 0 || self.ipv4_prefix > 32 {
+            return Err(format!("dns.rrl.ipv4_prefix: {} is not a prefix length between 1 and 32", self.ipv4_prefix));
+        }
+        if self.ipv6_prefix == 0 || self.ipv6_prefix > 128 {
+            return Err(format!("dns.rrl.ipv6_prefix: {} is not a prefix length between 1 and 128", self.ipv6_prefix));
+        }
+        Ok(())
+    }
+}
+
+impl Default for RrlConfig {
+    fn default() -> Self {
+        Self { enabled: false, responses_per_second: 20, burst: 40, slip: 2, ipv4_prefix: 24, ipv6_prefix: 56 }
     }
 }

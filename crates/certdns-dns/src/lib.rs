@@ -1,5 +1,19 @@
-//! The authoritative DNS responder.
+//! The authoritative DNS responder of certdns.
+//!
+//! [`bind`] validates the `[zone]` and `[dns]` configuration, compiles the zone and
+//! binds every socket; [`BoundDns::run`] serves until cancelled. Answers come from
+//! the compiled zone (SOA, NS, static records) and from a
+//! [`Replica`](certdns_distribution::Replica) of every registration's TXT values,
+//! which a `Follower` owned by the caller keeps current. See `docs/dns.md`.
 
 pub mod config;
+mod handler;
+mod listen;
+mod metrics;
+mod rrl;
+mod zone;
 
-pub use config::{DnsConfig, ZoneConfig};
+pub use config::{DnsConfig, RrlConfig, ZoneConfig};
+pub use handler::{EDNS_PAYLOAD, Responder};
+pub use listen::{BoundDns, DnsError, Protocol, bind};
+pub use metrics::{ANSWER_SECONDS, QUERIES, RRL as RRL_LIMITED, TRUNCATED};

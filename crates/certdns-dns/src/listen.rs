@@ -1,0 +1,191 @@
+//! Sockets: everything is bound up front by [`bind`] (so a taken port fails the
+//! start, with the address in the message), then served by [`BoundDns::run`].
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use certdns_distribution::Replica;
+use hickory_server::Server;
+use socket2::{Domain, Socket, Type};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DnsConfig, ZoneConfig};
+use crate::handler::Responder;
+use crate::rrl::Rrl;
+use crate::zone::Zone;
+
+/// Attempts at finding a port free for both UDP and TCP when port 0 is asked for.
+const PORT_ZERO_ATTEMPTS: usize = 16;
+/// Kernel receive buffer per UDP socket: absorbs bursts while a core is busy.
+const UDP_RECV_BUFFER: usize = 4 << 20;
+/// Responses buffered per TCP connection.
+const TCP_RESPONSE_BUFFER: usize = 32;
+/// How often the RRL table forgets quiet prefixes.
+const RRL_HOUSEKEEPING: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Udp,
+    Tcp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    /// The `[zone]` or `[dns]` configuration is invalid; the message starts with the key.
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen for DNS on {protocol} {addr}: {source}")]
+    Bind { protocol: Protocol, addr: SocketAddr, source: io::Error },
+    #[error("DNS server failed: {0}")]
+    Serve(String),
+}
+
+/// A responder with all of its sockets bound, not yet serving.
+pub struct BoundDns {
+    responder: Responder,
+    rrl: Option<Arc<Rrl>>,
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<std::net::TcpListener>,
+    tcp_idle: Duration,
+}
+
+/// Validates the configuration, compiles the zone and binds every socket.
+pub async fn bind(dns: &DnsConfig, zone: &ZoneConfig, replica: Arc<Replica>) -> Result<BoundDns, DnsError> {
+    dns.validate().map_err(DnsError::Config)?;
+    let compiled = Arc::new(Zone::compile(zone).map_err(DnsError::Config)?);
+    let rrl = Rrl::new(&dns.rrl).map(Arc::new);
+    let sockets_per_addr = dns.udp_socket_count();
+    let mut udp = Vec::new();
+    let mut tcp = Vec::new();
+    for addr in &dns.listen {
+        let (u, t) = bind_addr(*addr, sockets_per_addr)?;
+        udp.extend(u);
+        tcp.push(t);
+    }
+    tracing::info!(
+        zone = %compiled.apex(),
+        serial = compiled.serial,
+        listen = ?dns.listen,
+        udp_sockets_per_address = sockets_per_addr,
+        rrl = rrl.is_some(),
+        "DNS responder bound"
+    );
+    Ok(BoundDns {
+        responder: Responder::new(compiled, replica, rrl.clone()),
+        rrl,
+        udp,
+        tcp,
+        tcp_idle: Duration::from_secs(dns.tcp_idle_secs),
+    })
+}
+
+/// One address: a TCP listener and `n` UDP sockets sharing the port.
+///
+/// The TCP listener is bound first and without SO_REUSEPORT: a second responder
+/// started on the same port fails there with "address in use" instead of quietly
+/// joining the UDP reuse-port group and splitting the traffic.
+fn bind_addr(addr: SocketAddr, n: usize) -> Result<(Vec<std::net::UdpSocket>, std::net::TcpListener), DnsError> {
+    let attempts = if addr.port() == 0 { PORT_ZERO_ATTEMPTS } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let tcp = tcp_listener(addr).map_err(|source| DnsError::Bind { protocol: Protocol::Tcp, addr, source })?;
+        let port = tcp.local_addr().map_err(|source| DnsError::Bind { protocol: Protocol::Tcp, addr, source })?.port();
+        let udp_addr = SocketAddr::new(addr.ip(), port);
+        match (0..n).map(|_| udp_socket(udp_addr)).collect::<io::Result<Vec<_>>>() {
+            Ok(udp) => return Ok((udp, tcp)),
+            // Port 0: TCP got a port whose UDP twin is taken; try another.
+            Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => last_error = Some(e),
+            Err(source) => return Err(DnsError::Bind { protocol: Protocol::Udp, addr: udp_addr, source }),
+        }
+    }
+    let source = last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse));
+    Err(DnsError::Bind { protocol: Protocol::Udp, addr, source })
+}
+
+fn new_socket(addr: SocketAddr, ty: Type) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        // So `[::]:53` and `0.0.0.0:53` can both be listed.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = new_socket(addr, Type::STREAM)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = new_socket(addr, Type::DGRAM)?;
+    socket.set_reuse_port(true)?;
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+impl BoundDns {
+    /// The addresses actually bound (the real ports when port 0 was asked for),
+    /// one entry per address and protocol.
+    pub fn local_addrs(&self) -> Vec<(Protocol, SocketAddr)> {
+        let mut out: Vec<(Protocol, SocketAddr)> = Vec::new();
+        let udp = self.udp.iter().filter_map(|s| s.local_addr().ok()).map(|a| (Protocol::Udp, a));
+        let tcp = self.tcp.iter().filter_map(|s| s.local_addr().ok()).map(|a| (Protocol::Tcp, a));
+        for entry in udp.chain(tcp) {
+            if !out.contains(&entry) {
+                out.push(entry);
+            }
+        }
+        out
+    }
+
+    /// Serves until `cancel` fires, then stops accepting, lets the listener tasks
+    /// finish and returns.
+    pub fn run(self, cancel: CancellationToken) -> impl Future<Output = Result<(), DnsError>> + Send {
+        async move {
+            let mut server = Server::new(self.responder);
+            for socket in self.udp {
+                let socket = tokio::net::UdpSocket::from_std(socket).map_err(|e| DnsError::Serve(e.to_string()))?;
+                server.register_socket(socket);
+            }
+            for listener in self.tcp {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).map_err(|e| DnsError::Serve(e.to_string()))?;
+                server.register_listener(listener, self.tcp_idle, TCP_RESPONSE_BUFFER);
+            }
+            let shutdown = server.shutdown_token().clone();
+            let rrl = self.rrl;
+            let stopper = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(RRL_HOUSEKEEPING);
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        _ = tick.tick() => if let Some(rrl) = &rrl { rrl.housekeeping() },
+                    }
+                }
+                shutdown.cancel();
+            });
+            let result = server.block_until_done().await.map_err(|e| DnsError::Serve(e.to_string()));
+            stopper.abort();
+            tracing::info!("DNS responder stopped");
+            result
+        }
+    }
+}
