@@ -33,7 +33,7 @@ const OPT_LEN: usize = 11;
 /// length-prefixed character-string.
 const TXT_FIXED_LEN: usize = 10 + 1 + certdns_core::TxtValue::LEN;
 
-pub struct Responder {
+pub(crate) struct Responder {
     zone: Arc<Zone>,
     replica: Arc<Replica>,
     rrl: Option<Arc<Rrl>>,

@@ -7,6 +7,8 @@
 //! which a `Follower` owned by the caller keeps current. See `docs/dns.md`.
 
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod listen;
 mod metrics;
@@ -14,6 +16,6 @@ mod rrl;
 mod zone;
 
 pub use config::{DnsConfig, RrlConfig, ZoneConfig};
-pub use handler::{EDNS_PAYLOAD, Responder};
+pub use handler::EDNS_PAYLOAD;
 pub use listen::{BoundDns, DnsError, Protocol, bind};
 pub use metrics::{ANSWER_SECONDS, QUERIES, RRL as RRL_LIMITED, TRUNCATED};

@@ -158,6 +158,9 @@ impl BoundDns {
 
     /// Serves until `cancel` fires, then stops accepting, lets the listener tasks
     /// finish and returns.
+    // Spelled out rather than `async fn` so that `Send` is part of the promise
+    // (the binary spawns it), not an inferred property that could silently go.
+    #[allow(clippy::manual_async_fn)]
     pub fn run(self, cancel: CancellationToken) -> impl Future<Output = Result<(), DnsError>> + Send {
         async move {
             let mut server = Server::new(self.responder);

@@ -337,7 +337,9 @@ mod tests {
         let z = Zone::compile(&cfg()).unwrap();
         assert!(matches!(z.classify(&lower("auth.example.org.")), Owner::Node(n) if n.get(RecordType::SOA).is_some()));
         assert!(matches!(z.classify(&lower("AUTH.Example.ORG.")), Owner::Node(_)));
-        assert!(matches!(z.classify(&lower("www.auth.example.org.")), Owner::Node(n) if n.get(RecordType::CNAME).is_some()));
+        assert!(
+            matches!(z.classify(&lower("www.auth.example.org.")), Owner::Node(n) if n.get(RecordType::CNAME).is_some())
+        );
         assert!(matches!(z.classify(&lower("b.c.auth.example.org.")), Owner::EmptyNonTerminal));
         assert!(matches!(z.classify(&lower("c.auth.example.org.")), Owner::EmptyNonTerminal));
         assert!(matches!(z.classify(&lower("x.auth.example.org.")), Owner::Nothing));

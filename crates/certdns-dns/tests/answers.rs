@@ -1,5 +1,6 @@
 //! Every row of the acme-dns answer table (contract §2.2) as certdns answers it,
 //! over real UDP and TCP sockets.
+#![allow(clippy::unwrap_used)] // tests may unwrap; clippy only exempts #[test] bodies
 
 mod common;
 
@@ -158,13 +159,15 @@ async fn nodata_nxdomain_and_refused() {
         assert_negative_soa(&reply);
     }
     // Other types on a registered subdomain: NODATA + SOA (acme-dns: NXDOMAIN).
-    for qtype in [RecordType::A, RecordType::AAAA, RecordType::CNAME, RecordType::SOA, RecordType::NS, RecordType::CAA] {
+    for qtype in [RecordType::A, RecordType::AAAA, RecordType::CNAME, RecordType::SOA, RecordType::NS, RecordType::CAA]
+    {
         let reply = udp(r.udp, &query(&format!("{filled}.{ZONE}."), qtype)).await;
         assert_authoritative(&reply, ResponseCode::NoError);
         assert_negative_soa(&reply);
     }
     // Unknown names under the zone: NXDOMAIN + SOA.
-    for qname in [format!("{}.{ZONE}.", Subdomain::generate()), format!("unknown.{ZONE}."), format!("x.{filled}.{ZONE}.")]
+    for qname in
+        [format!("{}.{ZONE}.", Subdomain::generate()), format!("unknown.{ZONE}."), format!("x.{filled}.{ZONE}.")]
     {
         for reply in ask_all_ways(&r, &qname, RecordType::TXT).await {
             assert_authoritative(&reply, ResponseCode::NXDomain);
@@ -252,7 +255,10 @@ async fn badvers_notimp_formerr() {
     response.metadata.message_type = MessageType::Response;
     assert!(udp_raw(r.udp, &response.to_vec().unwrap(), Duration::from_millis(300)).await.is_none());
     // Zone transfers are refused.
-    assert_eq!(tcp(r.tcp, &query("auth.example.org.", RecordType::AXFR)).await.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(
+        tcp(r.tcp, &query("auth.example.org.", RecordType::AXFR)).await.metadata.response_code,
+        ResponseCode::Refused
+    );
     // Still answering.
     assert_eq!(udp(r.udp, &query("auth.example.org.", RecordType::SOA)).await.answers.len(), 1);
     r.stop().await;

@@ -1,5 +1,5 @@
 //! Shared test support: a responder on 127.0.0.1:0 and raw DNS over real sockets.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // tests may unwrap; shared by several test binaries
 
 use std::net::SocketAddr;
 use std::sync::Arc;
