@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# DNS responder benchmark: certdns against Knot DNS, side by side in one run.
+#
+#   bash loadtest/dns/run.sh            # everything (about 5 minutes)
+#   SIZES=1000 ROUNDS=1 bash loadtest/dns/run.sh    # a quick look
+#   SKIP_MEMORY=1 bash loadtest/dns/run.sh          # without the 1M-registration part
+#
+# For each zone size, both servers serve the same names (certdns from its replica,
+# Knot from a static zone file) on 127.0.0.1 high ports; dnsperf sends the same
+# mixed query file to each in turn, ROUNDS times: a max-throughput run and a fixed
+# 5,000 QPS run (p99 from dnsperf's per-query latencies). Medians go to
+# $OUT/results.md. Then a responder loads 1,000,000 registrations (two values each)
+# from the local Redis under a private key prefix (deleted afterwards) and reports
+# the snapshot load time and its resident size.
+#
+# Loopback only; every run is bounded by dnsperf's -l; the load generator runs
+# niced with one thread, since it shares the 2 cores with the server under test.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+OUT=${OUT:-loadtest/dns/results}
+SIZES=${SIZES:-"1000 100000"}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8}
+FIXED_QPS=${FIXED_QPS:-5000}
+CLIENTS=${CLIENTS:-8}
+CERTDNS_PORT=${CERTDNS_PORT:-25353}
+KNOT_PORT=${KNOT_PORT:-25354}
+MEM_NAMES=${MEM_NAMES:-1000000}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+ZONE=auth.bench.test
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need dnsperf || ! need knotd || ! need dig; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf knot dnsutils >/dev/null
+fi
+if [[ -z ${SKIP_MEMORY:-} ]] && ! need redis-cli; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+
+cargo build --release -p certdns-dns --example bench_responder
+BIN=target/release/examples/bench_responder
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkdir -p "$OUT"
+RAW="$OUT/raw.tsv"
+printf 'names\tround\tserver\tmax_qps\tlost_pct\tfixed_qps\tp50_ms\tp99_ms\n' >"$RAW"
+
+wait_answering() { # port
+    for _ in $(seq 200); do
+        if dig +short +time=1 +tries=1 -p "$1" @127.0.0.1 "$ZONE" SOA >/dev/null 2>&1 &&
+            [[ -n $(dig +short +time=1 +tries=1 -p "$1" @127.0.0.1 "$ZONE" SOA) ]]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "server on port $1 never answered" >&2
+    return 1
+}
+
+max_qps() { # port queries -> "qps lost%"
+    nice -n 10 dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c "$CLIENTS" -T 1 -q 256 -t 2 2>/dev/null |
+        awk '/Queries per second:/ {q=$4} /Queries lost:/ {gsub(/[()%]/,"",$4); l=$4} END {print q, l}'
+}
+
+fixed_latency() { # port queries -> "qps p50_ms p99_ms"
+    nice -n 10 dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c "$CLIENTS" -T 1 -Q "$FIXED_QPS" -t 2 -v 2>/dev/null |
+        awk '/^> / {print $NF} /Queries per second:/ {print "QPS", $4}' |
+        python3 -c '
+import sys
+lat, qps = [], "0"
+for line in sys.stdin:
+    if line.startswith("QPS"): qps = line.split()[1]
+    else:
+        try: lat.append(float(line) * 1000)
+        except ValueError: pass
+lat.sort()
+pick = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
+print(qps, f"{pick(0.50):.3f}", f"{pick(0.99):.3f}")'
+}
+
+for n in $SIZES; do
+    echo "== $n names"
+    "$BIN" serve --names "$n" --port "$CERTDNS_PORT" --udp-sockets 2 \
+        --zone-file "$WORK/$ZONE.zone" --query-file "$WORK/queries-$n.txt" &
+    PIDS+=($!)
+    CERTDNS_PID=$!
+    # The zone file is written before the responder binds; wait for both.
+    wait_answering "$CERTDNS_PORT"
+    mkdir -p "$WORK/knot-$n"
+    cp "$WORK/$ZONE.zone" "$WORK/knot-$n/$ZONE.zone"
+    cat >"$WORK/knot-$n/knot.conf" <<CONF
+server:
+    rundir: "$WORK/knot-$n"
+    listen: 127.0.0.1@$KNOT_PORT
+    udp-workers: 2
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$WORK/knot-$n"
+log:
+  - target: stderr
+    any: error
+template:
+  - id: default
+    storage: "$WORK/knot-$n"
+    semantic-checks: off
+    journal-content: none
+    zonefile-sync: -1
+zone:
+  - domain: $ZONE
+CONF
+    knotd -c "$WORK/knot-$n/knot.conf" &
+    PIDS+=($!)
+    KNOT_PID=$!
+    wait_answering "$KNOT_PORT"
+    # Same answers from both before timing anything.
+    probe=$(awk '$2 == "TXT" {print $1; exit}' "$WORK/queries-$n.txt")
+    a=$(dig +short -p "$CERTDNS_PORT" @127.0.0.1 "$probe" TXT | sort)
+    b=$(dig +short -p "$KNOT_PORT" @127.0.0.1 "$probe" TXT | sort)
+    [[ "$a" == "$b" && -n "$a" ]] || { echo "certdns and knot disagree on $probe: '$a' vs '$b'" >&2; exit 1; }
+
+    for round in $(seq "$ROUNDS"); do
+        for server in certdns knot; do
+            port=$CERTDNS_PORT
+            [[ $server == knot ]] && port=$KNOT_PORT
+            read -r qps lost < <(max_qps "$port" "$WORK/queries-$n.txt")
+            read -r fqps p50 p99 < <(fixed_latency "$port" "$WORK/queries-$n.txt")
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$round" "$server" "$qps" "$lost" "$fqps" "$p50" "$p99" | tee -a "$RAW"
+        done
+    done
+    kill "$CERTDNS_PID" "$KNOT_PID"
+    wait "$CERTDNS_PID" "$KNOT_PID" 2>/dev/null || true
+    PIDS=()
+done
+
+MEM_LINE="(skipped)"
+if [[ -z ${SKIP_MEMORY:-} ]]; then
+    echo "== $MEM_NAMES registrations from Redis"
+    PREFIX="certdns-bench-$$-$(date +%s):"
+    mem_cleanup() { redis-cli -u "$REDIS_URL" DEL "${PREFIX}txt" "${PREFIX}changes" >/dev/null || true; }
+    trap 'mem_cleanup; cleanup' EXIT
+    MEM_LINE=$(/usr/bin/time -f 'max_rss_kib=%M' "$BIN" redis-load --names "$MEM_NAMES" --redis "$REDIS_URL" --prefix "$PREFIX" --fill 2>"$WORK/mem.err" | tail -1)
+    MEM_LINE="$MEM_LINE $(grep -o 'max_rss_kib=[0-9]*' "$WORK/mem.err" || true) $(grep -o 'filled .*' "$WORK/mem.err" || true)"
+    mem_cleanup
+    echo "$MEM_LINE"
+fi
+
+python3 - "$RAW" "$MEM_LINE" >"$OUT/results.md" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+print("| names | server | max QPS (median) | lost % | p50 ms @ fixed QPS | p99 ms @ fixed QPS |")
+print("| --- | --- | --- | --- | --- | --- |")
+summary = {}
+for n in sorted({r["names"] for r in rows}, key=int):
+    for server in ("certdns", "knot"):
+        rs = [r for r in rows if r["names"] == n and r["server"] == server]
+        q = med([float(r["max_qps"]) for r in rs])
+        lost = med([float(r["lost_pct"]) for r in rs])
+        p50 = med([float(r["p50_ms"]) for r in rs])
+        p99 = med([float(r["p99_ms"]) for r in rs])
+        summary[(n, server)] = (q, p99)
+        print(f"| {n} | {server} | {q:,.0f} | {lost:.2f} | {p50:.3f} | {p99:.3f} |")
+print()
+print("| names | QPS certdns/knot | p99 certdns/knot |")
+print("| --- | --- | --- |")
+for n in sorted({r["names"] for r in rows}, key=int):
+    (cq, cp), (kq, kp) = summary[(n, "certdns")], summary[(n, "knot")]
+    print(f"| {n} | {cq / kq:.2f} | {cp / kp:.2f} |")
+print()
+print("Memory and snapshot load: `" + sys.argv[2].strip() + "`")
+PY
+cat "$OUT/results.md"
