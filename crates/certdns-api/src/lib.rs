@@ -1,5 +1,105 @@
 //! The acme-dns compatible HTTP API.
+//!
+//! [`router`] serves `/register`, `/update`, `/health`, the `/deregister`
+//! extension and `/openapi.json`, with its own middleware (request id, tracing,
+//! body limit, deadline, CORS, path normalisation). The embedding binary merges it
+//! with its operational routes and serves it with
+//! `into_make_service_with_connect_info::<SocketAddr>()`, which gives the handlers
+//! the peer address. See `docs/api.md` for the wire contract.
+//!
+//! Write path: authenticate → durable write in the [`Store`] → publish to the
+//! [`Distribution`]. A failed publish never fails the request: the write is
+//! durable, and [`reconcile`] republishes it.
 
+mod auth;
+mod body;
+mod client_ip;
 pub mod config;
+mod cors;
+mod error;
+mod handlers;
+mod limits;
+mod middleware;
+pub mod openapi;
+mod reconcile;
+mod routing;
+mod state;
 
-pub use config::{ApiConfig, RegistrationMode};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use certdns_distribution::Distribution;
+use certdns_store::Store;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use auth::KEY_CACHE_TTL;
+pub use config::{ApiConfig, Rate, RateLimits, RegistrationMode};
+pub use reconcile::{PERIODIC as RECONCILE_PERIOD, ReconcileError, ReconcileHandle, ReconcileReport};
+pub use reconcile::{reconcile, spawn_reconciler};
+
+use crate::state::AppState;
+
+/// What the API needs from the process that embeds it.
+pub struct ApiDeps {
+    pub store: Arc<dyn Store>,
+    pub distribution: Arc<dyn Distribution>,
+    pub config: ApiConfig,
+    /// The zone; `fulldomain` = `<subdomain>.<zone_domain>`, written as configured.
+    pub zone_domain: String,
+}
+
+/// The API's routes and middleware. Has no fallback of its own beyond path
+/// normalisation (404 `404 page not found` like acme-dns), so it merges with
+/// routers that have none.
+pub fn router(deps: ApiDeps) -> Router {
+    let state = Arc::new(AppState::new(deps));
+    let registration_open = state.config.registration != config::RegistrationMode::Disabled;
+
+    let mut routes = Router::new()
+        .route("/update", post(handlers::update).fallback(|| async { routing::method_not_allowed("OPTIONS, POST") }))
+        .route(
+            "/deregister",
+            post(handlers::deregister).fallback(|| async { routing::method_not_allowed("OPTIONS, POST") }),
+        )
+        .route("/health", get(handlers::health).fallback(|| async { routing::method_not_allowed("GET, OPTIONS") }))
+        .route("/openapi.json", get(openapi_json));
+    let mut known = vec!["/update", "/deregister", "/health", "/openapi.json"];
+    if registration_open {
+        routes = routes.route(
+            "/register",
+            post(handlers::register).fallback(|| async { routing::method_not_allowed("OPTIONS, POST") }),
+        );
+        known.push("/register");
+    }
+    let inner: Router = routes
+        .route_layer(axum::middleware::from_fn(middleware::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::deadline))
+        .with_state(state.clone());
+
+    let prefix = state.config.path_prefix.clone();
+    let dispatch_to = inner.clone();
+    let fallback = move |req: Request| routing::dispatch(dispatch_to.clone(), prefix.clone(), known.clone(), req);
+
+    let outer = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            // Method and path only: headers carry credentials, bodies carry TXT values.
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(cors::layer(&state.config.cors_origins));
+    inner.fallback(fallback).layer(outer)
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOC.get_or_init(openapi::document).clone();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
+}

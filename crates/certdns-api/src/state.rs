@@ -1,0 +1,157 @@
+//! What every handler shares.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use certdns_core::{AccountId, AccountRole, AuditKind, KeyId, NewAuditEvent};
+use certdns_distribution::{Change, Distribution};
+use certdns_store::Store;
+use tokio::sync::OnceCell;
+
+use crate::ApiDeps;
+use crate::auth::KeyCache;
+use crate::client_ip::ClientIpSource;
+use crate::config::ApiConfig;
+use crate::limits::Limits;
+use crate::reconcile::{self, ReconcileHandle};
+
+/// `last_used_at` is written at most this often per key.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// Bound on the in-memory memo of (key, address) pairs already recorded.
+const SEEN_MAX: usize = 100_000;
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub distribution: Arc<dyn Distribution>,
+    pub config: ApiConfig,
+    pub zone_domain: String,
+    pub client_ip: ClientIpSource,
+    pub limits: Limits,
+    pub keys: KeyCache,
+    touched: Mutex<HashMap<KeyId, Instant>>,
+    seen_addresses: Mutex<HashSet<(KeyId, IpAddr)>>,
+    open_owner: OnceCell<AccountId>,
+    republisher: OnceLock<ReconcileHandle>,
+}
+
+impl AppState {
+    pub fn new(deps: ApiDeps) -> Self {
+        let client_ip = ClientIpSource {
+            header: deps
+                .config
+                .client_ip_header
+                .as_deref()
+                .and_then(|h| axum::http::HeaderName::from_bytes(h.as_bytes()).ok()),
+            trusted: deps.config.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect(),
+        };
+        Self {
+            limits: Limits::new(&deps.config.rate_limits),
+            store: deps.store,
+            distribution: deps.distribution,
+            zone_domain: deps.zone_domain,
+            client_ip,
+            config: deps.config,
+            keys: KeyCache::default(),
+            touched: Mutex::default(),
+            seen_addresses: Mutex::default(),
+            open_owner: OnceCell::new(),
+            republisher: OnceLock::new(),
+        }
+    }
+
+    pub fn keep(&self) -> usize {
+        self.config.txt_values
+    }
+
+    /// Publishes a change that is already durable. A failure is not the client's
+    /// problem: it is logged, counted, and repaired by a reconcile.
+    pub async fn publish(&self, change: Change) {
+        if let Err(e) = self.distribution.publish(std::slice::from_ref(&change)).await {
+            metrics::counter!("certdns_api_publish_failures_total").increment(1);
+            tracing::warn!(error = %e, subdomain = %change.subdomain(), "publishing a TXT change failed; a reconcile will republish it");
+            self.republisher
+                .get_or_init(|| reconcile::on_demand(self.store.clone(), self.distribution.clone(), self.keep()))
+                .poke();
+        }
+    }
+
+    /// Appends an audit event; failures are logged, never surfaced to the client.
+    pub async fn audit(
+        &self,
+        account: Option<AccountId>,
+        kind: AuditKind,
+        ip: Option<IpAddr>,
+        detail: serde_json::Value,
+    ) {
+        let event = NewAuditEvent { account_id: account, kind, client_addr: ip, detail };
+        if let Err(e) = self.store.append_audit(&event, certdns_core::now()).await {
+            tracing::warn!(error = %e, kind = %kind, "writing an audit event failed");
+        }
+    }
+
+    /// After a successful license-key authentication: records `last_used_at`
+    /// (at most once a minute per key) and audits the first use from a new address.
+    /// Runs in the background; none of it may slow down or fail the request.
+    pub fn key_used(self: &Arc<Self>, key: &KeyId, account: AccountId, ip: Option<IpAddr>) {
+        let touch = {
+            let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+            let due = touched.get(key).is_none_or(|at| at.elapsed() >= TOUCH_EVERY);
+            if due {
+                if touched.len() >= SEEN_MAX {
+                    touched.clear();
+                }
+                touched.insert(key.clone(), Instant::now());
+            }
+            due
+        };
+        let check_address = ip.is_some_and(|ip| {
+            let mut seen = self.seen_addresses.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.len() >= SEEN_MAX {
+                seen.clear();
+            }
+            seen.insert((key.clone(), ip))
+        });
+        if !touch && !check_address {
+            return;
+        }
+        let state = self.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let now = certdns_core::now();
+            if touch && let Err(e) = state.store.touch_license_key(&key, now).await {
+                tracing::warn!(error = %e, key_id = %key, "recording license key use failed");
+            }
+            if check_address && let Some(ip) = ip {
+                match state.store.note_license_key_address(&key, ip, now).await {
+                    Ok(true) => {
+                        state
+                            .audit(
+                                Some(account),
+                                AuditKind::LicenseKeyNewAddress,
+                                Some(ip),
+                                serde_json::json!({ "key_id": key.as_str() }),
+                            )
+                            .await;
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, key_id = %key, "recording license key address failed"),
+                }
+            }
+        });
+    }
+
+    /// Open registration: registrations belong to the first operator account.
+    pub async fn open_owner(&self) -> Result<Option<AccountId>, certdns_store::StoreError> {
+        if let Some(id) = self.open_owner.get() {
+            return Ok(Some(*id));
+        }
+        let accounts = self.store.list_accounts().await?;
+        let Some(owner) = accounts.iter().find(|a| a.role == AccountRole::Operator).map(|a| a.id) else {
+            return Ok(None);
+        };
+        let _ = self.open_owner.set(owner);
+        Ok(Some(owner))
+    }
+}

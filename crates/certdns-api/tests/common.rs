@@ -1,0 +1,238 @@
+//! Test harness: the router served over real HTTP on 127.0.0.1, backed by SQLite +
+//! in-process distribution or by Postgres + Redis.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use certdns_api::{ApiConfig, ApiDeps};
+use certdns_core::{
+    Account, AccountId, AccountRole, AccountStatus, AuditKind, Email, KeyId, LicenseKey, Secret, Subdomain, TxtState,
+    now,
+};
+use certdns_distribution::{Change, Cursor, DistError, Distribution, InProcess, RedisDistribution, Snapshot};
+use certdns_store::Store;
+use certdns_testkit::{TestPostgres, TestRedis, TestSqlite};
+
+pub const ZONE: &str = "auth.example.org";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// A distribution whose publishes can be made to fail, to simulate Redis outages.
+pub struct Flaky {
+    pub inner: Arc<dyn Distribution>,
+    pub failing: AtomicBool,
+}
+
+#[async_trait]
+impl Distribution for Flaky {
+    fn kind(&self) -> &'static str {
+        "flaky"
+    }
+    async fn publish(&self, changes: &[Change]) -> Result<(), DistError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(DistError::Unavailable("simulated outage".into()));
+        }
+        self.inner.publish(changes).await
+    }
+    async fn snapshot(&self) -> Result<Snapshot, DistError> {
+        self.inner.snapshot().await
+    }
+    async fn changes(&self, cursor: &Cursor, wait: Duration) -> Result<(Vec<Change>, Cursor), DistError> {
+        self.inner.changes(cursor, wait).await
+    }
+    async fn ping(&self) -> Result<(), DistError> {
+        self.inner.ping().await
+    }
+}
+
+pub struct Env {
+    pub kind: Kind,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub dist: Arc<Flaky>,
+    pub account: AccountId,
+    pub key: KeyId,
+    pub secret: Secret,
+    pub config: ApiConfig,
+    _sqlite: Option<TestSqlite>,
+    _postgres: Option<TestPostgres>,
+    _redis: Option<TestRedis>,
+}
+
+pub async fn open_backends(
+    kind: Kind,
+) -> (Arc<dyn Store>, Arc<dyn Distribution>, Option<TestSqlite>, Option<TestPostgres>, Option<TestRedis>) {
+    match kind {
+        Kind::Sqlite => {
+            let db = TestSqlite::new();
+            let store = certdns_store::open(db.url()).await.unwrap();
+            store.migrate().await.unwrap();
+            (store, Arc::new(InProcess::new()), Some(db), None, None)
+        }
+        Kind::Postgres => {
+            let db = TestPostgres::new().await;
+            let redis = TestRedis::new().await;
+            let store = certdns_store::open(db.url()).await.unwrap();
+            store.migrate().await.unwrap();
+            let dist = RedisDistribution::connect(redis.url(), redis.prefix()).await.unwrap();
+            (store, Arc::new(dist), None, Some(db), Some(redis))
+        }
+    }
+}
+
+impl Env {
+    pub async fn start(kind: Kind) -> Env {
+        Self::with_config(kind, ApiConfig::default()).await
+    }
+
+    pub async fn with_config(kind: Kind, config: ApiConfig) -> Env {
+        config.validate().unwrap();
+        let (store, inner, sqlite, postgres, redis) = open_backends(kind).await;
+        let dist = Arc::new(Flaky { inner, failing: AtomicBool::new(false) });
+        let account = create_account(&store, "owner@example.com", AccountRole::Customer).await;
+        let (key, secret) = create_key(&store, account).await;
+        let router = certdns_api::router(ApiDeps {
+            store: store.clone(),
+            distribution: dist.clone(),
+            config: config.clone(),
+            zone_domain: ZONE.into(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        });
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Env {
+            kind,
+            base: format!("http://{addr}"),
+            http,
+            store,
+            dist,
+            account,
+            key,
+            secret,
+            config,
+            _sqlite: sqlite,
+            _postgres: postgres,
+            _redis: redis,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `Authorization: Basic` with standard padded base64 of this env's key.
+    pub fn basic(&self) -> String {
+        basic(self.key.as_str(), self.secret.expose())
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path))
+    }
+
+    /// Registers with this env's key and returns the parsed account JSON.
+    pub async fn register(&self) -> Registered {
+        let r = self.post("/register").header("authorization", self.basic()).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        Registered::from_json(&r.json().await.unwrap())
+    }
+
+    pub async fn snapshot_state(&self, sub: &str) -> Option<TxtState> {
+        let sub: Subdomain = sub.parse().unwrap();
+        self.dist.inner.snapshot().await.unwrap().states.into_iter().find(|s| s.subdomain == sub)
+    }
+
+    pub async fn audit_kinds(&self, account: AccountId) -> Vec<AuditKind> {
+        self.store.audit_events(account, None, 100).await.unwrap().into_iter().map(|e| e.kind).collect()
+    }
+
+    /// Polls the audit log (some events are written in the background).
+    pub async fn wait_for_audit(&self, account: AccountId, kind: AuditKind) {
+        for _ in 0..50 {
+            if self.audit_kinds(account).await.contains(&kind) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no {kind} audit event for {account}: {:?}", self.audit_kinds(account).await);
+    }
+}
+
+pub fn basic(user: &str, secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
+}
+
+pub fn basic_url_safe(user: &str, secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{user}:{secret}")))
+}
+
+pub async fn create_account(store: &Arc<dyn Store>, email: &str, role: AccountRole) -> AccountId {
+    let account = Account {
+        id: AccountId::generate(),
+        email: Email::parse(email).unwrap(),
+        role,
+        status: AccountStatus::Active,
+        password_hash: None,
+        created_at: now(),
+    };
+    store.create_account(&account).await.unwrap();
+    account.id
+}
+
+pub async fn create_key(store: &Arc<dyn Store>, account: AccountId) -> (KeyId, Secret) {
+    let secret = Secret::generate();
+    let key = LicenseKey {
+        id: KeyId::generate(),
+        account_id: account,
+        name: "test".into(),
+        secret_hash: secret.hash(),
+        created_at: now(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    store.create_license_key(&key).await.unwrap();
+    (key.id, secret)
+}
+
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub username: String,
+    pub password: String,
+    pub fulldomain: String,
+    pub subdomain: String,
+    pub allowfrom: Vec<String>,
+}
+
+impl Registered {
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("{k} missing in {v}")).to_owned();
+        Registered {
+            username: s("username"),
+            password: s("password"),
+            fulldomain: s("fulldomain"),
+            subdomain: s("subdomain"),
+            allowfrom: v["allowfrom"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
+        }
+    }
+}
+
+/// A valid 43-character TXT value, distinct per `i`.
+pub fn txt(i: usize) -> String {
+    format!("{i:_>43}")
+}
+
+pub const FORBIDDEN: &str = r#"{"error": "forbidden"}"#;
+pub const BAD_TXT: &str = r#"{"error": "bad_txt"}"#;
