@@ -1,6 +1,8 @@
 //! One behaviour suite for the `Distribution` trait and the follower/replica on
 //! top of it, run against the in-process backend and a real Redis.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

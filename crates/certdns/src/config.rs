@@ -1,0 +1,335 @@
+//! certdns.toml: loading (defaults < file < `CERTDNS_*` environment < flags) and
+//! validation. Every key, its environment name and its default are listed by
+//! [`env_help`], which `serve --help` prints.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use certdns_api::ApiConfig;
+use certdns_dns::{DnsConfig, ZoneConfig};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+pub const ENV_PREFIX: &str = "CERTDNS_";
+const SQLITE_FILE: &str = "certdns.sqlite3";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The acme-dns HTTP API (/register, /update, /health).
+    Api,
+    /// The web portal (accounts, license keys, registrations).
+    Portal,
+    /// The authoritative DNS responder.
+    Dns,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Portal => "portal",
+            Role::Dns => "dns",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Where the HTTP listener (API, /metrics, /ready) binds.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Roles this process runs.
+    pub roles: Vec<Role>,
+    /// Where the embedded default keeps its SQLite file.
+    pub data_dir: PathBuf,
+    /// `sqlite:<path>` or `postgres://…`. Unset: a SQLite file in `data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Redis for TXT distribution between processes. Unset: in-process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so deployments can share a server.
+    pub redis_prefix: String,
+    /// The API's public base URL, without credentials or path; license keys are
+    /// handed out embedded in it. Unset: `http://<http.listen>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_api_url: Option<String>,
+    pub log_format: LogFormat,
+    /// A tracing filter (`info`, `certdns=debug,info`, …); `RUST_LOG` wins if set.
+    pub log_level: String,
+    pub http: HttpConfig,
+    pub dns: DnsConfig,
+    pub zone: ZoneConfig,
+    pub api: ApiConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            roles: vec![Role::Api, Role::Dns],
+            data_dir: PathBuf::from("."),
+            database_url: None,
+            redis_url: None,
+            redis_prefix: "certdns:".into(),
+            public_api_url: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            http: HttpConfig::default(),
+            dns: DnsConfig::default(),
+            zone: ZoneConfig::default(),
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+/// Top-level keys and `[http]`, described for `--help` (the sections owned by other
+/// crates describe themselves: `ZoneConfig::DOCS`, …).
+const TOP_DOCS: &[(&str, &str)] = &[
+    ("roles", "roles this process runs: api, dns (portal: not in this build yet)"),
+    ("data_dir", "directory of the embedded SQLite database"),
+    ("database_url", "sqlite:<path> or postgres://user:pass@host/db (default: <data_dir>/certdns.sqlite3)"),
+    ("redis_url", "redis://host:port for TXT distribution between processes (default: in-process)"),
+    ("redis_prefix", "prefix of every Redis key"),
+    ("public_api_url", "public base URL of the API, no path (default: http://<http.listen>)"),
+    ("log_format", "text or json"),
+    ("log_level", "tracing filter, e.g. info or certdns=debug,info (RUST_LOG wins)"),
+];
+const HTTP_DOCS: &[(&str, &str)] = &[("listen", "HTTP listen address (API, /metrics, /ready)")];
+
+fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 5] {
+    [
+        ("", TOP_DOCS),
+        ("http", HTTP_DOCS),
+        ("dns", DnsConfig::DOCS),
+        ("zone", ZoneConfig::DOCS),
+        ("api", ApiConfig::DOCS),
+    ]
+}
+
+/// The environment variable that sets `key` (`zone.domain` → `CERTDNS_ZONE__DOMAIN`).
+pub fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+}
+
+/// The key table printed by `serve --help`.
+pub fn env_help() -> String {
+    let defaults = toml::Value::try_from(Config::default()).unwrap_or(toml::Value::Boolean(false));
+    let mut out = String::from(
+        "Configuration keys (TOML file < environment < flags). Nested keys use `__` in the\n\
+         environment; lists are written as [\"a\", \"b\"].\n",
+    );
+    for (section, docs) in sections() {
+        for (key, help) in docs {
+            let full = if section.is_empty() { (*key).to_owned() } else { format!("{section}.{key}") };
+            let default = full
+                .split('.')
+                .try_fold(&defaults, |v, part| v.get(part))
+                .map_or_else(|| "unset".to_owned(), |v| v.to_string());
+            let _ = write!(out, "\n  {full}\n      env {}  default {default}\n      {help}\n", env_name(&full));
+        }
+    }
+    out
+}
+
+/// Flags that override the file and the environment. `None` leaves a key alone
+/// (hence `skip_serializing_if` everywhere: a `None` must not overwrite a value).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<Role>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_api_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "ListenOverride::is_empty")]
+    pub http: ListenOverride<SocketAddr>,
+    #[serde(skip_serializing_if = "ListenOverride::is_empty")]
+    pub dns: ListenOverride<Vec<SocketAddr>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ListenOverride<T> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<T>,
+}
+
+impl<T> Default for ListenOverride<T> {
+    fn default() -> Self {
+        Self { listen: None }
+    }
+}
+
+impl<T> ListenOverride<T> {
+    fn is_empty(&self) -> bool {
+        self.listen.is_none()
+    }
+}
+
+/// Loads the configuration. `file` is optional; a named file that does not exist
+/// is an error (a typo must not silently fall back to defaults).
+pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(format!("config file {} does not exist", path.display()));
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let env = Env::prefixed(ENV_PREFIX)
+        .split("__")
+        // CERTDNS_CONFIG names the file itself; CERTDNS_TEST_* belong to the test suite.
+        .filter(|key| key.as_str() != "config" && !key.as_str().starts_with("test_"));
+    figment = figment.merge(env).merge(Serialized::globals(overrides));
+    let config: Config = figment.extract().map_err(|e| one_line(&e.to_string()))?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.roles.is_empty() {
+            return Err("roles: at least one role is needed (api, dns)".into());
+        }
+        if self.roles.contains(&Role::Portal) {
+            return Err("roles: the portal role is not in this build yet; run api and/or dns".into());
+        }
+        let split = !(self.roles.contains(&Role::Api) && self.roles.contains(&Role::Dns));
+        if split && self.redis_url.is_none() {
+            return Err("redis_url: running only some roles needs Redis to carry TXT changes between processes".into());
+        }
+        if let Some(url) = &self.database_url
+            && certdns_store::Backend::of_url(url).is_none()
+        {
+            return Err(format!(
+                "database_url: {:?} is neither sqlite:<path> nor postgres://…",
+                certdns_store::redact(url)
+            ));
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://"))
+        {
+            return Err(format!("redis_url: {url:?} is not a redis:// URL"));
+        }
+        if let Some(url) = &self.public_api_url {
+            validate_public_url(url).map_err(|e| format!("public_api_url: {e}"))?;
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return Err(format!("log_level: {:?} is not a tracing filter", self.log_level));
+        }
+        self.zone.validate()?;
+        self.dns.validate()?;
+        self.api.validate()?;
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(SQLITE_FILE).display()))
+    }
+
+    /// The public API base URL without a trailing slash.
+    pub fn public_api_url(&self) -> String {
+        let url = self.public_api_url.clone().unwrap_or_else(|| format!("http://{}", self.http.listen));
+        url.trim_end_matches('/').to_owned()
+    }
+
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// A base URL clients concatenate `/register` to: http(s), a host, no path, no credentials.
+fn validate_public_url(s: &str) -> Result<(), String> {
+    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{s:?} must be http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{s:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{s:?} must not carry credentials (each license key adds its own)"));
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(format!("{s:?} must have no path: several clients drop a path prefix"));
+    }
+    Ok(())
+}
+
+/// `https://KEYID:SECRET@api.example.net`: the base URL an ACME client is given.
+/// Key ids and secrets are `[A-Za-z0-9_-]`, so nothing needs percent-encoding.
+pub fn base_url_with_credentials(public_api_url: &str, key_id: &str, secret: &str) -> String {
+    match public_api_url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{key_id}:{secret}@{}", rest.trim_end_matches('/')),
+        None => format!("{key_id}:{secret}@{public_api_url}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_documented() {
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let table = defaults.as_table().unwrap();
+        for (section, docs) in sections() {
+            let keys: Vec<&String> = if section.is_empty() {
+                table.iter().filter(|(_, v)| !v.is_table()).map(|(k, _)| k).collect()
+            } else {
+                table[section].as_table().unwrap().keys().collect()
+            };
+            for key in keys {
+                assert!(docs.iter().any(|(k, _)| k == key), "{section}.{key} is missing from the key docs");
+            }
+        }
+        let help = env_help();
+        for key in ["CERTDNS_ZONE__DOMAIN", "CERTDNS_DATABASE_URL", "CERTDNS_DNS__LISTEN", "CERTDNS_API__REGISTRATION"]
+        {
+            assert!(help.contains(key), "{key} missing from --help");
+        }
+    }
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(base_url_with_credentials("https://api.example.net", "k", "s"), "https://k:s@api.example.net");
+        assert_eq!(base_url_with_credentials("http://127.0.0.1:8080/", "k", "s"), "http://k:s@127.0.0.1:8080");
+        assert!(validate_public_url("https://api.example.net").is_ok());
+        assert!(validate_public_url("https://api.example.net/").is_ok());
+        assert!(validate_public_url("https://api.example.net/acme").is_err());
+        assert!(validate_public_url("https://u:p@api.example.net").is_err());
+        assert!(validate_public_url("ftp://api.example.net").is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! `certdns serve`: wires the configured roles together and runs them until
+//! SIGINT/SIGTERM.
+//!
+//! The same code serves the embedded default (SQLite + in-process distribution, all
+//! roles) and split production deployments (Postgres + Redis, one role per
+//! process): only the two trait objects differ.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use certdns_distribution::{Distribution, Follower, InProcess, RedisDistribution, Replica};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+use crate::config::{self, Config, Role};
+use crate::ops::{self, Ops};
+use crate::{admin, bootstrap, telemetry};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config::load(args.config.config.as_deref(), args.overrides()).map_err(anyhow::Error::msg)?;
+    telemetry::init_tracing(config.log_format, &config.log_level);
+    let metrics = telemetry::init_metrics()?;
+    let cancel = CancellationToken::new();
+
+    let store = match config.runs(Role::Api) {
+        true => Some(admin::open_store(&config).await?),
+        false => None,
+    };
+    let distribution: Arc<dyn Distribution> = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisDistribution::connect(url, &config.redis_prefix)
+                .await
+                .with_context(|| format!("redis_url: cannot connect to {}", certdns_store::redact(url)))?,
+        ),
+        None => Arc::new(InProcess::new()),
+    };
+
+    // Bind HTTP before anything prints a URL: with port 0 only the bound address is real.
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
+    let http_addr = listener.local_addr()?;
+    let public_api_url = match &config.public_api_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{http_addr}"),
+    };
+
+    let first_start = match &store {
+        Some(store) => bootstrap::first_start(&**store, &config.zone.domain, &public_api_url).await?,
+        None => None,
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut http = axum::Router::new();
+    // Held for the life of the process: the reconciler stops when its last handle goes.
+    let mut _reconciler = None;
+
+    if let Some(store) = &store {
+        let keep = config.api.txt_values;
+        // The in-process distribution starts empty: fill it before DNS starts so the
+        // first answers already carry every stored value.
+        if config.redis_url.is_none() {
+            certdns_api::reconcile(&**store, &*distribution, keep)
+                .await
+                .context("loading TXT values from the store")?;
+        }
+        // Periodic and start-up reconciliation; the router repairs failed publishes itself.
+        let (handle, task) = certdns_api::spawn_reconciler(store.clone(), distribution.clone(), keep, cancel.clone());
+        _reconciler = Some(handle);
+        tasks.spawn(async move {
+            task.await.context("TXT reconciler")?;
+            anyhow::Ok("TXT reconciler")
+        });
+        http = http.merge(certdns_api::router(certdns_api::ApiDeps {
+            store: store.clone(),
+            distribution: distribution.clone(),
+            config: config.api.clone(),
+            zone_domain: config.zone.domain.trim_end_matches('.').to_owned(),
+        }));
+    }
+
+    let mut dns_addrs = Vec::new();
+    let mut replica_health = None;
+    if config.runs(Role::Dns) {
+        let replica = Replica::new();
+        let follower = Follower::new(distribution.clone(), replica.clone());
+        replica_health = Some((replica.clone(), follower.health()));
+        tasks.spawn({
+            let cancel = cancel.clone();
+            async move {
+                follower.run(cancel).await;
+                anyhow::Ok("TXT replica follower")
+            }
+        });
+        let bound = certdns_dns::bind(&config.dns, &config.zone, replica).await?;
+        dns_addrs = bound.local_addrs();
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            bound.run(cancel).await?;
+            anyhow::Ok("DNS responder")
+        });
+    }
+
+    let ops = Ops {
+        metrics,
+        store: store.clone(),
+        distribution: distribution.clone(),
+        replica: replica_health,
+        degraded_after: Duration::from_secs(config.dns.degraded_after_secs),
+    };
+    http = http.merge(ops::router(ops, !config.runs(Role::Api)));
+    tasks.spawn({
+        let cancel = cancel.clone();
+        async move {
+            axum::serve(listener, http.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { cancel.cancelled().await })
+                .await
+                .context("HTTP server")?;
+            anyhow::Ok("HTTP server")
+        }
+    });
+
+    print_banner(&config, http_addr, &dns_addrs, distribution.kind(), first_start.as_ref());
+    tracing::info!(roles = ?config.roles, %http_addr, "certdns started");
+
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("shutting down"),
+        Some(done) = tasks.join_next() => {
+            // A task ending on its own is a failure: everything runs until shutdown.
+            cancel.cancel();
+            match done {
+                Ok(Ok(task)) => anyhow::bail!("the {task} stopped unexpectedly"),
+                Ok(Err(e)) => return Err(e),
+                Err(e) => anyhow::bail!("a server task panicked: {e}"),
+            }
+        }
+    }
+    cancel.cancel();
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+        tracing::warn!("some tasks did not stop within 10 s");
+    }
+    Ok(())
+}
+
+fn print_banner(
+    config: &Config,
+    http: SocketAddr,
+    dns: &[(certdns_dns::Protocol, SocketAddr)],
+    distribution: &str,
+    first_start: Option<&bootstrap::FirstStart>,
+) {
+    let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
+    println!("certdns {} serving roles: {}", env!("CARGO_PKG_VERSION"), roles.join(", "));
+    if !dns.is_empty() {
+        let listeners: Vec<String> = dns
+            .iter()
+            .map(|(p, a)| match p {
+                certdns_dns::Protocol::Udp => format!("udp {a}"),
+                certdns_dns::Protocol::Tcp => format!("tcp {a}"),
+            })
+            .collect();
+        println!("  DNS   {}  (zone {})", listeners.join(", "), config.zone.domain);
+    }
+    let mut served = vec!["/metrics", "/ready"];
+    if config.runs(Role::Api) {
+        served.splice(0..0, ["/register", "/update", "/health"]);
+    }
+    println!("  HTTP  http://{http}  ({})", served.join(" "));
+    if config.runs(Role::Api) {
+        println!("  store {}", certdns_store::redact(&config.database_url()));
+    }
+    println!("  TXT distribution: {distribution}");
+    if let Some(first) = first_start {
+        println!();
+        println!("First start: created an operator account and a license key. Shown once; keep them safe.");
+        println!("  operator login     {}", first.login);
+        println!("  operator password  {}", first.password);
+        println!("  ACME client base URL (acme-dns API, license key embedded):");
+        println!("    {}", first.base_url);
+        println!("  e.g. curl -X POST {}/register", first.base_url);
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
