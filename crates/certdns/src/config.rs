@@ -207,7 +207,10 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
     let env = Env::prefixed(ENV_PREFIX)
         .split("__")
         // CERTDNS_CONFIG names the file itself; CERTDNS_TEST_* belong to the test suite.
-        .filter(|key| key.as_str() != "config" && !key.as_str().starts_with("test_"));
+        .filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            key != "config" && !key.starts_with("test_")
+        });
     figment = figment.merge(env).merge(Serialized::globals(overrides));
     let config: Config = figment.extract().map_err(|e| one_line(&e.to_string()))?;
     config.validate()?;

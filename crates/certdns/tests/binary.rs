@@ -119,7 +119,8 @@ async fn split_roles_on_postgres_and_redis_converge() {
 #[tokio::test]
 async fn admin_commands_manage_accounts_and_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_cli(dir.path(), &["migrate"], &[], None);
+    // The test suite's own CERTDNS_TEST_* variables are not configuration keys.
+    let out = run_cli(dir.path(), &["migrate"], &[("CERTDNS_TEST_POSTGRES_URL", "postgres://elsewhere")], None);
     assert!(out.success, "{}", out.stderr);
     assert!(out.stdout.contains("migrations applied (sqlite"), "{}", out.stdout);
 
