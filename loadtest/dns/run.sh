@@ -38,7 +38,7 @@ if [[ -z ${SKIP_MEMORY:-} ]] && ! need redis-cli; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 
-cargo build --release -p certdns-dns --example bench_responder
+[[ -n ${SKIP_BUILD:-} ]] || cargo build --release -p certdns-dns --example bench_responder
 BIN=target/release/examples/bench_responder
 
 WORK=$(mktemp -d)

@@ -33,6 +33,7 @@ const OPT_LEN: usize = 11;
 /// length-prefixed character-string.
 const TXT_FIXED_LEN: usize = 10 + 1 + certdns_core::TxtValue::LEN;
 
+#[derive(Clone)]
 pub(crate) struct Responder {
     zone: Arc<Zone>,
     replica: Arc<Replica>,

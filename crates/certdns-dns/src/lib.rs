@@ -13,6 +13,7 @@ mod handler;
 mod listen;
 mod metrics;
 mod rrl;
+mod udp;
 mod zone;
 
 pub use config::{DnsConfig, RrlConfig, ZoneConfig};

@@ -163,32 +163,52 @@ impl BoundDns {
     #[allow(clippy::manual_async_fn)]
     pub fn run(self, cancel: CancellationToken) -> impl Future<Output = Result<(), DnsError>> + Send {
         async move {
-            let mut server = Server::new(self.responder);
-            for socket in self.udp {
-                let socket = tokio::net::UdpSocket::from_std(socket).map_err(|e| DnsError::Serve(e.to_string()))?;
-                server.register_socket(socket);
-            }
+            // A child, so a failing socket stops this responder without cancelling
+            // whatever else shares the caller's token.
+            let cancel = cancel.child_token();
+            // TCP: hickory's server (connection handling, idle timeouts, framing).
+            let mut server = Server::new(self.responder.clone());
             for listener in self.tcp {
                 let listener =
                     tokio::net::TcpListener::from_std(listener).map_err(|e| DnsError::Serve(e.to_string()))?;
                 server.register_listener(listener, self.tcp_idle, TCP_RESPONSE_BUFFER);
             }
+            // UDP: our own loop per socket (see `udp`).
+            let responder = Arc::new(self.responder);
+            let mut udp_tasks = tokio::task::JoinSet::new();
+            for socket in self.udp {
+                let socket = tokio::net::UdpSocket::from_std(socket).map_err(|e| DnsError::Serve(e.to_string()))?;
+                udp_tasks.spawn(crate::udp::serve(socket, responder.clone(), cancel.clone()));
+            }
             let shutdown = server.shutdown_token().clone();
             let rrl = self.rrl;
+            let housekeeping = cancel.clone();
             let stopper = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(RRL_HOUSEKEEPING);
                 loop {
                     tokio::select! {
-                        () = cancel.cancelled() => break,
+                        () = housekeeping.cancelled() => break,
                         _ = tick.tick() => if let Some(rrl) = &rrl { rrl.housekeeping() },
                     }
                 }
                 shutdown.cancel();
             });
-            let result = server.block_until_done().await.map_err(|e| DnsError::Serve(e.to_string()));
+            let mut result = Ok(());
+            while let Some(joined) = udp_tasks.join_next().await {
+                let failure = match joined {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => format!("UDP socket failed: {e}"),
+                    Err(e) => format!("UDP task failed: {e}"),
+                };
+                // One socket gone is a broken responder: stop the rest and say why.
+                tracing::error!(error = %failure, "DNS responder stopping");
+                cancel.cancel();
+                result = Err(DnsError::Serve(failure));
+            }
+            let tcp_result = server.block_until_done().await.map_err(|e| DnsError::Serve(e.to_string()));
             stopper.abort();
             tracing::info!("DNS responder stopped");
-            result
+            result.and(tcp_result)
         }
     }
 }

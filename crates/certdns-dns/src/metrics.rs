@@ -42,6 +42,7 @@ const RCODES: &[(ResponseCode, &str)] = &[
     (ResponseCode::ServFail, "SERVFAIL"),
 ];
 
+#[derive(Clone)]
 pub(crate) struct Metrics {
     /// `[qtype][rcode]`, the last row and column being `other`.
     queries: Vec<Vec<Counter>>,

@@ -1,0 +1,136 @@
+//! The UDP receive loop: one task per socket, each packet parsed and answered in
+//! place.
+//!
+//! hickory's `Server` spawns a task per UDP packet and routes every answer
+//! through a channel to a sender task; for an authoritative server whose answers
+//! are computed without waiting on anything, that is most of the cost. Here a
+//! socket's task receives, answers through the same [`RequestHandler`] and sends,
+//! with one buffer reused across packets. Several sockets share the port
+//! (SO_REUSEPORT), so the kernel spreads packets over the runtime's cores. TCP
+//! stays with hickory's `Server`.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hickory_proto::op::{Header, MessageType, ResponseCode};
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol as NetProtocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use crate::handler::Responder;
+
+/// Largest query accepted; a DNS query is far smaller, anything beyond is cut
+/// (and so fails to parse: FORMERR).
+const MAX_QUERY: usize = 4096;
+/// Room for an answer of the largest size we ever send over UDP.
+const ANSWER_CAPACITY: usize = 1280;
+
+pub(crate) async fn serve(socket: UdpSocket, responder: Arc<Responder>, cancel: CancellationToken) -> io::Result<()> {
+    let socket = Arc::new(socket);
+    let mut buf = vec![0u8; MAX_QUERY];
+    loop {
+        let received = tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            received = socket.recv_from(&mut buf) => received,
+        };
+        let (len, src) = match received {
+            Ok(got) => got,
+            // ICMP errors from earlier sends and the like surface here; they are
+            // about someone else's packet, not this socket.
+            Err(e) if !matches!(e.kind(), io::ErrorKind::NotConnected | io::ErrorKind::ConnectionAborted) => {
+                tracing::debug!(error = %e, "UDP receive error");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if !answerable(src) {
+            continue;
+        }
+        if let Some(packet) = buf.get(..len) {
+            answer(packet, src, &socket, &responder).await;
+        }
+    }
+}
+
+/// Never answer to port 0, an unspecified or a broadcast address.
+fn answerable(src: SocketAddr) -> bool {
+    src.port() != 0
+        && match src.ip() {
+            IpAddr::V4(v4) => !v4.is_unspecified() && !v4.is_broadcast(),
+            IpAddr::V6(v6) => !v6.is_unspecified(),
+        }
+}
+
+async fn answer(packet: &[u8], src: SocketAddr, socket: &Arc<UdpSocket>, responder: &Responder) {
+    let reply = Reply { socket: socket.clone(), dst: src };
+    let request = match Request::from_bytes(packet.to_vec(), src, NetProtocol::Udp) {
+        Ok(request) => request,
+        Err(_) => return form_error(packet, reply).await,
+    };
+    // Never answer a response: that is how reflection loops start.
+    if request.metadata.message_type == MessageType::Response {
+        return;
+    }
+    responder.handle_request::<_, TokioTime>(&request, reply).await;
+}
+
+/// A packet with a readable header but an unreadable body: FORMERR, as hickory's
+/// server does. Shorter than a header, or a response: nothing.
+async fn form_error(packet: &[u8], mut reply: Reply) {
+    let Ok(header) = Header::read(&mut BinDecoder::new(packet)) else { return };
+    if header.metadata.message_type == MessageType::Response {
+        return;
+    }
+    let Ok(no_queries) = Queries::read(&mut BinDecoder::new(&[]), 0) else { return };
+    let response = MessageResponseBuilder::new(&no_queries, None).error_msg(&header.metadata, ResponseCode::FormErr);
+    if let Err(error) = reply.send_response(response).await {
+        tracing::debug!(%error, "could not send FORMERR");
+    }
+}
+
+/// Sends one answer straight from the handler's task.
+#[derive(Clone)]
+struct Reply {
+    socket: Arc<UdpSocket>,
+    dst: SocketAddr,
+}
+
+#[async_trait]
+impl ResponseHandler for Reply {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        // The handler already sized the answer to fit; this cap is the same
+        // backstop hickory applies (the client's EDNS size, else 512).
+        let max = response.edns().map_or(512, |e| e.max_payload());
+        let mut bytes = Vec::with_capacity(ANSWER_CAPACITY);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max);
+        let info = response.destructive_emit(&mut encoder)?;
+        // Try without waiting first: the socket is almost always writable.
+        match self.socket.try_send_to(&bytes, self.dst) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.socket.send_to(&bytes, self.dst).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(info)
+    }
+}
