@@ -35,6 +35,9 @@ pub enum Command {
     Migrate(ConfigArgs),
     /// Manage accounts and license keys from the command line.
     Admin(AdminArgs),
+    /// Print the effective configuration (defaults, file, environment and flags
+    /// merged) as TOML, with passwords in URLs redacted.
+    Config(ServeArgs),
 }
 
 /// Where the configuration comes from; shared by every subcommand.

@@ -217,6 +217,15 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
     Ok(config)
 }
 
+/// `certdns config`: the merged configuration as TOML.
+pub fn print(args: &crate::cli::ServeArgs) -> anyhow::Result<()> {
+    let mut config = load(args.config.config.as_deref(), args.overrides()).map_err(anyhow::Error::msg)?;
+    config.database_url = Some(certdns_store::redact(&config.database_url()));
+    config.redis_url = config.redis_url.as_deref().map(certdns_store::redact);
+    print!("{}", toml::to_string(&config)?);
+    Ok(())
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Migrate(args) => admin::migrate(args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Config(args) => config::print(&args),
         }
     });
     match result {
