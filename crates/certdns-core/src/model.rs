@@ -110,6 +110,13 @@ text_enum!(
         RegistrationDeleted = "registration.deleted",
         AuthFailureBurst = "auth.failure_burst",
         Login = "login",
+        LoginFailed = "login.failed",
+        Logout = "logout",
+        PasswordChanged = "password.changed",
+        PasswordResetRequested = "password.reset_requested",
+        EmailVerified = "email.verified",
+        LicenseKeyRotated = "license_key.rotated",
+        LicenseKeyRenamed = "license_key.renamed",
     }
 );
 
@@ -151,6 +158,13 @@ pub struct LicenseKey {
 impl LicenseKey {
     pub fn is_active(&self) -> bool {
         self.revoked_at.is_none()
+    }
+
+    /// Whether `secret` is this key's secret at `now`: the current one, or, after a
+    /// rotation, the previous one until its grace deadline (see
+    /// [`SecretHash::rotated`]). Does not look at revocation; see [`Self::is_active`].
+    pub fn verify_secret(&self, secret: &str, now: OffsetDateTime) -> bool {
+        self.secret_hash.verify_at(secret, now)
     }
 }
 

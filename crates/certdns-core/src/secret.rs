@@ -60,6 +60,8 @@ impl fmt::Debug for Secret {
 pub struct SecretHash(String);
 
 const SCHEME: &str = "sha256:";
+const ROTATION_PREVIOUS: &str = ";previous=";
+const ROTATION_UNTIL: &str = ";until=";
 
 impl SecretHash {
     pub fn of(secret: &str) -> Self {
@@ -75,13 +77,56 @@ impl SecretHash {
         &self.0
     }
 
-    /// Compares in constant time. Unknown schemes never verify.
+    /// Compares with the current secret in constant time. Unknown schemes never
+    /// verify. A previous secret kept by [`SecretHash::rotated`] is *not* accepted
+    /// here; use [`SecretHash::verify_at`] for that.
     pub fn verify(&self, candidate: &str) -> bool {
-        if !self.0.starts_with(SCHEME) {
+        let current = self.current();
+        if !current.starts_with(SCHEME) {
             return false;
         }
         let computed = Self::of(candidate);
-        computed.0.as_bytes().ct_eq(self.0.as_bytes()).into()
+        computed.0.as_bytes().ct_eq(current.as_bytes()).into()
+    }
+
+    /// Like [`SecretHash::verify`], and also accepts the previous secret of a
+    /// rotation until its grace deadline. Both comparisons always run, so the
+    /// time taken does not say which one matched.
+    pub fn verify_at(&self, candidate: &str, now: time::OffsetDateTime) -> bool {
+        let current = self.verify(candidate);
+        let previous = match self.previous() {
+            Some((hash, until)) => hash.verify(candidate) && now < until,
+            None => false,
+        };
+        current | previous
+    }
+
+    /// The stored form after a rotation: `new` is the current secret's hash, and
+    /// the current secret of `self` stays valid until `until`. An older previous
+    /// secret is dropped (only one rotation is in grace at a time).
+    ///
+    /// Stored as `sha256:<new>;previous=sha256:<old>;until=<unix seconds>`, in the
+    /// same column, so every reader of license keys carries it along.
+    pub fn rotated(&self, new: &SecretHash, until: time::OffsetDateTime) -> SecretHash {
+        Self(format!(
+            "{}{ROTATION_PREVIOUS}{}{ROTATION_UNTIL}{}",
+            new.current(),
+            self.current(),
+            until.unix_timestamp()
+        ))
+    }
+
+    /// The hash of the current secret alone.
+    pub fn current(&self) -> &str {
+        self.0.split_once(ROTATION_PREVIOUS).map_or(self.0.as_str(), |(current, _)| current)
+    }
+
+    /// The previous secret of a rotation and when it stops being accepted.
+    pub fn previous(&self) -> Option<(SecretHash, time::OffsetDateTime)> {
+        let (_, rest) = self.0.split_once(ROTATION_PREVIOUS)?;
+        let (hash, until) = rest.split_once(ROTATION_UNTIL)?;
+        let until = time::OffsetDateTime::from_unix_timestamp(until.parse().ok()?).ok()?;
+        Some((SecretHash(hash.to_owned()), until))
     }
 
     /// A hash of nothing in particular, verified against when the account looked
@@ -128,5 +173,32 @@ mod tests {
         assert!(!h.verify(&"x".repeat(40)));
         assert!(!SecretHash::from_stored("$2a$10$abc".into()).verify(s.expose()));
         assert!(!format!("{s:?}{h:?}").contains(s.expose()));
+    }
+
+    #[test]
+    fn rotation_keeps_the_previous_secret_until_the_deadline() {
+        let old = Secret::generate();
+        let new = Secret::generate();
+        let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let until = now + time::Duration::days(7);
+        let h = old.hash().rotated(&new.hash(), until);
+        assert_eq!(h.current(), new.hash().as_str());
+        assert!(h.verify(new.expose()));
+        assert!(!h.verify(old.expose()), "plain verify accepts only the current secret");
+        assert!(h.verify_at(new.expose(), now));
+        assert!(h.verify_at(old.expose(), now));
+        assert!(!h.verify_at(old.expose(), until));
+        assert!(h.verify_at(new.expose(), until + time::Duration::days(100)));
+        assert!(!h.verify_at(&"x".repeat(40), now));
+        // A second rotation forgets the first secret.
+        let newer = Secret::generate();
+        let h2 = h.rotated(&newer.hash(), until);
+        assert!(!h2.verify_at(old.expose(), now));
+        assert!(h2.verify_at(new.expose(), now));
+        assert!(h2.verify_at(newer.expose(), now));
+        assert!(!format!("{h2:?}").contains("sha256"));
+        // Read back from storage unchanged.
+        let stored = SecretHash::from_stored(h2.as_str().to_owned());
+        assert!(stored.verify_at(new.expose(), now));
     }
 }
