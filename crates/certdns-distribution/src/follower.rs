@@ -107,19 +107,19 @@ impl Follower {
     async fn follow(&self, cancel: &CancellationToken) -> crate::Result<()> {
         let started = Instant::now();
         let snapshot = self.distribution.snapshot().await?;
-        self.replica.reset(&snapshot.states);
+        let entries = snapshot.states.len();
+        self.replica.reset_owned(snapshot.states);
         self.health.loaded.store(true, Ordering::Release);
         self.health.snapshots.fetch_add(1, Ordering::Relaxed);
         self.health.set_down(false);
         metrics::gauge!("certdns_replica_entries").set(self.replica.len() as f64);
         tracing::info!(
-            entries = snapshot.states.len(),
+            entries,
             took_ms = started.elapsed().as_millis() as u64,
             backend = self.distribution.kind(),
             "TXT replica loaded from snapshot"
         );
         let mut cursor = snapshot.cursor;
-        drop(snapshot.states);
         loop {
             let (changes, next) = tokio::select! {
                 () = cancel.cancelled() => return Ok(()),

