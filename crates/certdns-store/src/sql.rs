@@ -86,13 +86,13 @@ struct RegistrationStatusRow {
     account_status: String,
 }
 
-/// One row per (registration, value); a registration without values has one row
-/// with `value = NULL` (LEFT JOIN).
+/// A registration's TXT state as stored: `txt_recent` holds its most recent
+/// values, newest first, separated by single spaces.
 #[derive(FromRow)]
 struct TxtRow {
     subdomain: Uuid,
     txt_version: i64,
-    value: Option<String>,
+    txt_recent: String,
 }
 
 #[derive(FromRow)]
@@ -178,23 +178,23 @@ impl TryFrom<AuditRow> for AuditEvent {
     }
 }
 
-/// Folds joined TXT rows (ordered by subdomain, then version descending) into states.
-fn fold_txt_rows(rows: Vec<TxtRow>, keep: usize) -> Result<Vec<TxtState>> {
-    let mut states: Vec<TxtState> = Vec::new();
-    for row in rows {
-        let subdomain = Subdomain::from_uuid(row.subdomain);
-        let is_new = states.last().is_none_or(|s| s.subdomain != subdomain);
-        if is_new {
-            let version = u64::try_from(row.txt_version).map_err(|e| corrupt("registrations.txt_version", e))?;
-            states.push(TxtState { subdomain, version, values: Vec::new() });
-        }
-        if let (Some(value), Some(state)) = (row.value, states.last_mut())
-            && state.values.len() < keep
-        {
-            state.values.push(TxtValue::try_from(value).map_err(|e| corrupt("txt_values.value", e))?);
-        }
+/// Each value is [`TxtValue::LEN`] characters plus one separator.
+const TXT_SLOT: usize = TxtValue::LEN + 1;
+
+impl TxtRow {
+    fn into_state(self, keep: usize) -> Result<TxtState> {
+        Ok(TxtState {
+            subdomain: Subdomain::from_uuid(self.subdomain),
+            version: u64::try_from(self.txt_version).map_err(|e| corrupt("registrations.txt_version", e))?,
+            values: self
+                .txt_recent
+                .split(' ')
+                .filter(|v| !v.is_empty())
+                .take(keep)
+                .map(|v| TxtValue::parse(v).map_err(|e| corrupt("registrations.txt_recent", e)))
+                .collect::<Result<_>>()?,
+        })
     }
-    Ok(states)
 }
 
 fn to_i64(v: u64, what: &str) -> Result<i64> {
@@ -427,7 +427,7 @@ where
     }
 
     async fn delete_registration(&self, account: AccountId, id: RegistrationId) -> Result<Subdomain> {
-        // TXT rows go with it (ON DELETE CASCADE), in the same statement.
+        // The TXT values live in the row itself.
         let row: Option<(Uuid,)> =
             sqlx::query_as("DELETE FROM registrations WHERE id = $1 AND account_id = $2 RETURNING subdomain")
                 .bind(*id.as_uuid())
@@ -458,76 +458,43 @@ where
         at: OffsetDateTime,
     ) -> Result<TxtState> {
         let keep = keep.max(1);
-        let mut tx = self.write.begin().await?;
-        // The first statement writes, so it takes the row lock (Postgres) or the
-        // write lock (SQLite) up front: concurrent writers to this registration
-        // queue here and each gets the next version.
-        let bumped: Option<(Uuid, i64)> = sqlx::query_as(
-            "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2 \
-             WHERE id = $1 RETURNING subdomain, txt_version",
+        // One statement on one row: the row lock (Postgres) or the write lock
+        // (SQLite) serialises concurrent writers, each computes the new list from
+        // the committed one and gets the next version. Truncating to `keep` slots
+        // drops the oldest values.
+        let row: Option<TxtRow> = sqlx::query_as(
+            "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2, \
+             txt_recent = substr(CASE WHEN txt_recent = '' THEN $3 ELSE $3 || ' ' || txt_recent END, 1, CAST($4 AS INTEGER)) \
+             WHERE id = $1 RETURNING subdomain, txt_version, txt_recent",
         )
         .bind(*registration.as_uuid())
         .bind(at)
-        .fetch_optional(&mut *tx)
+        .bind(value.as_str())
+        .bind(to_i64((keep * TXT_SLOT - 1) as u64, "keep")?)
+        .fetch_optional(&self.write)
         .await?;
-        let Some((subdomain, version)) = bumped else {
-            return Err(StoreError::NotFound);
-        };
-        sqlx::query("INSERT INTO txt_values (registration_id, version, value) VALUES ($1, $2, $3)")
-            .bind(*registration.as_uuid())
-            .bind(version)
-            .bind(value.as_str())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM txt_values WHERE registration_id = $1 AND version <= $2")
-            .bind(*registration.as_uuid())
-            .bind(version - to_i64(keep as u64, "keep")?)
-            .execute(&mut *tx)
-            .await?;
-        let values: Vec<(String,)> =
-            sqlx::query_as("SELECT value FROM txt_values WHERE registration_id = $1 ORDER BY version DESC")
-                .bind(*registration.as_uuid())
-                .fetch_all(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(TxtState {
-            subdomain: Subdomain::from_uuid(subdomain),
-            version: u64::try_from(version).map_err(|e| corrupt("registrations.txt_version", e))?,
-            values: values
-                .into_iter()
-                .take(keep)
-                .map(|(v,)| TxtValue::try_from(v).map_err(|e| corrupt("txt_values.value", e)))
-                .collect::<Result<_>>()?,
-        })
+        row.ok_or(StoreError::NotFound)?.into_state(keep)
     }
 
     async fn txt_state(&self, subdomain: Subdomain, keep: usize) -> Result<Option<TxtState>> {
-        let rows: Vec<TxtRow> = sqlx::query_as(
-            "SELECT r.subdomain, r.txt_version, v.value FROM registrations r \
-             LEFT JOIN txt_values v ON v.registration_id = r.id \
-             WHERE r.subdomain = $1 ORDER BY v.version DESC",
-        )
-        .bind(*subdomain.as_uuid())
-        .fetch_all(&self.read)
-        .await?;
-        Ok(fold_txt_rows(rows, keep)?.pop())
+        let row: Option<TxtRow> =
+            sqlx::query_as("SELECT subdomain, txt_version, txt_recent FROM registrations WHERE subdomain = $1")
+                .bind(*subdomain.as_uuid())
+                .fetch_optional(&self.read)
+                .await?;
+        row.map(|r| r.into_state(keep)).transpose()
     }
 
     async fn txt_states_page(&self, after: Option<Subdomain>, limit: u32, keep: usize) -> Result<Vec<TxtState>> {
-        // Page over registrations first (the LIMIT counts registrations, not values),
-        // then join their values.
         let rows: Vec<TxtRow> = sqlx::query_as(
-            "SELECT r.subdomain, r.txt_version, v.value FROM \
-               (SELECT id, subdomain, txt_version FROM registrations \
-                WHERE $1 IS NULL OR subdomain > $1 ORDER BY subdomain LIMIT $2) r \
-             LEFT JOIN txt_values v ON v.registration_id = r.id \
-             ORDER BY r.subdomain, v.version DESC",
+            "SELECT subdomain, txt_version, txt_recent FROM registrations \
+             WHERE $1 IS NULL OR subdomain > $1 ORDER BY subdomain LIMIT $2",
         )
         .bind(after.map(|s| *s.as_uuid()))
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;
-        fold_txt_rows(rows, keep)
+        rows.into_iter().map(|r| r.into_state(keep)).collect()
     }
 
     async fn append_audit(&self, e: &NewAuditEvent, at: OffsetDateTime) -> Result<()> {

@@ -415,3 +415,86 @@ mod failed_migration {
         assert_eq!(recorded.0, 0);
     }
 }
+
+/// Migration 0005 moves the TXT values of existing registrations into the
+/// registration row, newest first.
+mod txt_inline_migration {
+    use std::path::Path;
+
+    use sqlx::migrate::Migrator;
+
+    use super::*;
+
+    fn migrations_before_0005(flavour: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations").join(flavour);
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            if name.as_str() < "0005" {
+                std::fs::copy(entry.path(), dir.path().join(&name)).unwrap();
+            }
+        }
+        dir
+    }
+
+    const SEED: [&str; 3] = [
+        "INSERT INTO accounts (id, email, role, status, created_at) VALUES ($1, 'a@example.com', 'customer', 'active', $2)",
+        "INSERT INTO registrations (id, account_id, username, password_hash, subdomain, txt_version, created_at) \
+         VALUES ($3, $1, $4, 'sha256:00', $5, 3, $2)",
+        "INSERT INTO txt_values (registration_id, version, value) VALUES ($3, 2, $6), ($3, 3, $7)",
+    ];
+
+    async fn check(store: Arc<dyn Store>, sub: Subdomain) {
+        let state = store.txt_state(sub, 2).await.unwrap().unwrap();
+        assert_eq!((state.version, state.values), (3, vec![txt(3), txt(2)]));
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let db = TestSqlite::new();
+        let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url())).await.unwrap();
+        Migrator::new(migrations_before_0005("sqlite").path()).await.unwrap().run(&pool).await.unwrap();
+        let (acct, reg, user, sub) =
+            (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        for sql in SEED {
+            sqlx::query(sql)
+                .bind(acct)
+                .bind(now())
+                .bind(reg)
+                .bind(user)
+                .bind(sub)
+                .bind(txt(2).as_str())
+                .bind(txt(3).as_str())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        check(open(db.url()).await, Subdomain::from_uuid(sub)).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let db = TestPostgres::new().await;
+        let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+        Migrator::new(migrations_before_0005("postgres").path()).await.unwrap().run(&pool).await.unwrap();
+        let (acct, reg, user, sub) =
+            (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        for sql in SEED {
+            sqlx::query(sql)
+                .bind(acct)
+                .bind(now())
+                .bind(reg)
+                .bind(user)
+                .bind(sub)
+                .bind(txt(2).as_str())
+                .bind(txt(3).as_str())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        check(open(db.url()).await, Subdomain::from_uuid(sub)).await;
+    }
+}
