@@ -639,8 +639,8 @@ verify_cert() { # LABEL CERT ISSUER-CHAIN
     [ -s "$cert" ] || fail "$label: no certificate at $cert"
     local sans want
     sans="$(openssl x509 -in "$cert" -noout -ext subjectAltName | tail -n +2 | tr ',' '\n' |
-        sed 's/^[[:space:]]*//; s/^DNS://' | grep -v '^$' | sort | tr '\n' ' ')"
-    want="$(printf '%s\n' "${NAMES[@]}" | sort | tr '\n' ' ')"
+        sed 's/^[[:space:]]*//; s/^DNS://' | grep -v '^$' | sort | paste -sd ' ')"
+    want="$(printf '%s\n' "${NAMES[@]}" | sort | paste -sd ' ')"
     [ "$sans" = "$want" ] || fail "$label: SANs are [$sans], want [$want]"
     openssl verify -CAfile "$W/pki/pebble-root.pem" -untrusted "$chain" "$cert" >"$W/verify.out" 2>&1 ||
         fail "$label: chain does not verify to pebble's root: $(cat "$W/verify.out")"
