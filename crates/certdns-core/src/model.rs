@@ -117,6 +117,7 @@ text_enum!(
         EmailVerified = "email.verified",
         LicenseKeyRotated = "license_key.rotated",
         LicenseKeyRenamed = "license_key.renamed",
+        AccountDeleted = "account.deleted",
     }
 );
 

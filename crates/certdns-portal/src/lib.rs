@@ -1,1 +1,168 @@
-//! placeholder
+//! The web portal: accounts and sessions, license keys, registrations with a
+//! CNAME check, the audit log, usage, and the operator's account list.
+//!
+//! Server-rendered (axum + askama, templates and static assets in `web/`), with
+//! a little vanilla JavaScript for copy buttons. [`router`] builds the whole
+//! portal; the binary serves it on its own listener (`[portal] listen`) with
+//! `into_make_service_with_connect_info::<SocketAddr>()`.
+//!
+//! Security model:
+//! * Sessions are HS256 JWTs (jsonwebtoken) in an HttpOnly, SameSite=Lax cookie
+//!   (Secure unless `secure_cookies = false`). Each carries the account's
+//!   `session_version`; logout and password change bump it, which revokes every
+//!   session of the account at once.
+//! * Every state-changing request must carry a CSRF token in its form: the
+//!   session's own token when logged in, otherwise a per-browser token cookie
+//!   (double submit). Cross-site requests (`Sec-Fetch-Site: cross-site`, or an
+//!   `Origin` that is not the portal) are refused before that.
+//! * Every store call is scoped by the logged-in account; ids in URLs are only
+//!   looked up within it.
+
+mod chart;
+pub mod config;
+mod dns_check;
+mod handlers;
+mod mail;
+mod session;
+mod templates;
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::routing::{get, post};
+use certdns_distribution::Distribution;
+use certdns_store::{PortalStore, Store};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use config::{PortalConfig, Signup, SmtpConfig};
+pub use dns_check::{CnameStatus, check_cname};
+
+/// The `[portal]` keys and their descriptions (see [`PortalConfig::DOCS`]).
+pub const DOCS: &[(&str, &str)] = PortalConfig::DOCS;
+
+/// What the portal needs from the process that embeds it.
+pub struct PortalDeps {
+    /// From [`certdns_store::open_portal`]; its [`PortalStore::core`] is the
+    /// [`Store`] the API should share.
+    pub store: Arc<dyn PortalStore>,
+    pub distribution: Arc<dyn Distribution>,
+    pub config: PortalConfig,
+    /// The API's public base URL without credentials, e.g. `https://api.example.net`.
+    pub public_api_url: String,
+    /// The zone; a registration's fulldomain is `<subdomain>.<zone_domain>`.
+    pub zone_domain: String,
+    /// Where the outbox file goes when no SMTP relay is configured.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    #[error("{0}")]
+    Config(String),
+    #[error("store: {0}")]
+    Store(#[from] certdns_store::StoreError),
+    #[error("mail: {0}")]
+    Mail(#[from] mail::MailError),
+}
+
+/// Name under which a generated session secret is kept in the database.
+const SESSION_SECRET_SETTING: &str = "portal.session_secret";
+
+pub(crate) struct AppState {
+    pub store: Arc<dyn PortalStore>,
+    pub core: Arc<dyn Store>,
+    pub distribution: Arc<dyn Distribution>,
+    pub config: PortalConfig,
+    pub api_url: url::Url,
+    pub zone_domain: String,
+    pub base_url: String,
+    pub mailer: mail::Mailer,
+    pub keys: session::Keys,
+    pub login_by_address: DefaultKeyedRateLimiter<std::net::IpAddr>,
+    pub login_by_account: DefaultKeyedRateLimiter<String>,
+}
+
+/// Builds the portal. Loads (or creates and stores) the session secret, so it is async.
+pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
+    deps.config.validate().map_err(PortalError::Config)?;
+    let api_url = url::Url::parse(&deps.public_api_url)
+        .map_err(|e| PortalError::Config(format!("public API URL {:?}: {e}", deps.public_api_url)))?;
+    if api_url.host_str().is_none() || !matches!(api_url.scheme(), "http" | "https") {
+        return Err(PortalError::Config(format!("public API URL {:?}: expected http(s)://host", deps.public_api_url)));
+    }
+    let secret = match &deps.config.session_secret {
+        Some(s) => s.clone(),
+        None => {
+            let fresh = session::random_token(32);
+            deps.store.init_setting(SESSION_SECRET_SETTING, &fresh).await?
+        }
+    };
+    let mailer = mail::Mailer::new(
+        deps.config.smtp.as_ref().map(|s| s.url.as_str()),
+        &deps.config.mail_from,
+        deps.data_dir.join("outbox.eml"),
+    )?;
+    let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+    let state = Arc::new(AppState {
+        core: deps.store.core(),
+        store: deps.store,
+        distribution: deps.distribution,
+        base_url: deps.config.base_url(),
+        login_by_address: RateLimiter::keyed(per_minute(deps.config.login_per_minute_per_address)),
+        login_by_account: RateLimiter::keyed(per_minute(deps.config.login_per_minute_per_account)),
+        keys: session::Keys::new(secret.as_bytes(), deps.config.secure_cookies),
+        config: deps.config,
+        api_url,
+        zone_domain: deps.zone_domain.trim_end_matches('.').to_owned(),
+        mailer,
+    });
+
+    let pages = Router::new()
+        .route("/", get(handlers::home))
+        .route("/signup", get(handlers::signup_page).post(handlers::signup))
+        .route("/login", get(handlers::login_page).post(handlers::login))
+        .route("/logout", post(handlers::logout))
+        .route("/verify-email", get(handlers::verify_email))
+        .route("/verify-email/resend", post(handlers::resend_verification))
+        .route("/forgot-password", get(handlers::forgot_page).post(handlers::forgot))
+        .route("/reset-password", get(handlers::reset_page).post(handlers::reset))
+        .route("/account", get(handlers::account_page))
+        .route("/account/password", post(handlers::change_password))
+        .route("/account/delete", post(handlers::delete_account))
+        .route("/keys", get(handlers::keys_page).post(handlers::create_key))
+        .route("/keys/{id}/revoke", post(handlers::revoke_key))
+        .route("/keys/{id}/rotate", post(handlers::rotate_key))
+        .route("/keys/{id}/rename", post(handlers::rename_key))
+        .route("/registrations", get(handlers::registrations_page))
+        .route("/registrations/{subdomain}", get(handlers::registration_page))
+        .route("/registrations/{subdomain}/delete", post(handlers::delete_registration))
+        .route("/audit", get(handlers::audit_page))
+        .route("/usage", get(handlers::usage_page))
+        .route("/admin/accounts", get(handlers::admin_accounts))
+        .route("/admin/accounts/{id}/suspend", post(handlers::admin_suspend))
+        .route("/admin/accounts/{id}/unsuspend", post(handlers::admin_unsuspend))
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session::guard))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/static/portal.css", get(handlers::css))
+        .route("/static/portal.js", get(handlers::js))
+        .merge(pages)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .with_state(state);
+    Ok(router)
+}

@@ -1,0 +1,166 @@
+//! `[portal]` in certdns.toml.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Whether anyone may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signup {
+    Open,
+    Closed,
+}
+
+/// Outgoing mail over SMTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// lettre's URL form: `smtps://user:password@smtp.example.net:465`,
+    /// `smtp://user:password@smtp.example.net:587?tls=required`, or
+    /// `smtp://127.0.0.1:25` (no TLS; loopback relays only).
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Address of the portal's own HTTP listener (separate from the API's).
+    pub listen: SocketAddr,
+    /// The portal's public URL (used in e-mailed links and to check `Origin`);
+    /// unset = `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Key signing session cookies (at least 32 characters). Unset = generated at
+    /// first start and kept in the database, so every portal instance shares it.
+    pub session_secret: Option<String>,
+    /// Mark cookies `Secure` (sent over HTTPS only). Turn off only for plain-HTTP localhost.
+    pub secure_cookies: bool,
+    /// How long a login lasts, in hours.
+    pub session_hours: u32,
+    /// SMTP relay; unset = mails are written to the log and appended to `<data dir>/outbox.eml`.
+    pub smtp: Option<SmtpConfig>,
+    /// `From:` of the portal's mails.
+    pub mail_from: String,
+    /// Recursive resolver the CNAME check asks.
+    pub resolver: SocketAddr,
+    /// `open`: anyone may sign up; `closed`: operators create accounts (`certdns admin`).
+    pub signup: Signup,
+    /// Login attempts per minute allowed from one client address.
+    pub login_per_minute_per_address: u32,
+    /// Login attempts per minute allowed against one account.
+    pub login_per_minute_per_account: u32,
+    /// After a key rotation, how many hours the old secret keeps working.
+    pub rotation_grace_hours: u32,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            public_url: None,
+            session_secret: None,
+            secure_cookies: true,
+            session_hours: 12,
+            smtp: None,
+            mail_from: "certdns <no-reply@certdns.localhost>".into(),
+            resolver: SocketAddr::from(([127, 0, 0, 1], 53)),
+            signup: Signup::Open,
+            login_per_minute_per_address: 20,
+            login_per_minute_per_account: 10,
+            rotation_grace_hours: 24 * 7,
+        }
+    }
+}
+
+impl PortalConfig {
+    /// Every key of `[portal]` with a one-line description, for `serve --help`.
+    pub const DOCS: &'static [(&'static str, &'static str)] = &[
+        ("listen", "address of the portal's HTTP listener (its own, separate from the API's)"),
+        ("public_url", "public URL of the portal, for e-mailed links and Origin checks; unset = http://<listen>"),
+        ("session_secret", "key signing session cookies (>= 32 chars); unset = generated once, kept in the database"),
+        ("secure_cookies", "mark cookies Secure (HTTPS only); false only for plain-HTTP localhost"),
+        ("session_hours", "how long a login lasts, hours"),
+        ("smtp", "SMTP relay table: { url = \"smtps://user:pass@host:465\" }; unset = log + <data dir>/outbox.eml"),
+        ("mail_from", "From: address of the portal's mails"),
+        ("resolver", "recursive resolver (ip:port) the CNAME check asks"),
+        ("signup", "open | closed: whether anyone may create an account"),
+        ("login_per_minute_per_address", "login attempts per minute from one client address"),
+        ("login_per_minute_per_account", "login attempts per minute against one account"),
+        ("rotation_grace_hours", "after a key rotation, hours the old secret keeps working"),
+    ];
+
+    /// Checks what serde cannot; errors start with `portal.<key>:`.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url).map_err(|e| format!("portal.public_url: {url:?} is not a URL ({e})"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(format!("portal.public_url: {url:?} must be an http(s) URL with a host"));
+            }
+        }
+        if let Some(secret) = &self.session_secret
+            && secret.chars().count() < 32
+        {
+            return Err("portal.session_secret: must be at least 32 characters (or unset to generate one)".into());
+        }
+        if !(1..=24 * 90).contains(&self.session_hours) {
+            return Err("portal.session_hours: must be between 1 and 2160".into());
+        }
+        if let Some(smtp) = &self.smtp {
+            let parsed = url::Url::parse(&smtp.url).map_err(|e| format!("portal.smtp: url is not a URL ({e})"))?;
+            if !matches!(parsed.scheme(), "smtp" | "smtps") {
+                return Err("portal.smtp: url must start with smtp:// or smtps://".into());
+            }
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(format!(
+                "portal.mail_from: {:?} is not a mailbox (\"Name <addr@example.net>\")",
+                self.mail_from
+            ));
+        }
+        if self.login_per_minute_per_address == 0 {
+            return Err("portal.login_per_minute_per_address: must be at least 1".into());
+        }
+        if self.login_per_minute_per_account == 0 {
+            return Err("portal.login_per_minute_per_account: must be at least 1".into());
+        }
+        if self.rotation_grace_hours > 24 * 90 {
+            return Err("portal.rotation_grace_hours: at most 2160 (90 days)".into());
+        }
+        Ok(())
+    }
+
+    /// The portal's public base URL, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_errors_name_the_key() {
+        assert_eq!(PortalConfig::default().validate(), Ok(()));
+        let bad = PortalConfig { session_secret: Some("short".into()), ..Default::default() };
+        assert!(bad.validate().unwrap_err().starts_with("portal.session_secret:"));
+        let bad = PortalConfig { public_url: Some("ftp://x".into()), ..Default::default() };
+        assert!(bad.validate().unwrap_err().starts_with("portal.public_url:"));
+        let bad = PortalConfig { mail_from: "nope".into(), ..Default::default() };
+        assert!(bad.validate().unwrap_err().starts_with("portal.mail_from:"));
+    }
+
+    #[test]
+    fn every_key_is_documented() {
+        let json = serde_json::to_value(PortalConfig::default()).unwrap();
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        for key in &keys {
+            assert!(PortalConfig::DOCS.iter().any(|(k, _)| k == key), "{key} is not in DOCS");
+        }
+        assert_eq!(keys.len(), PortalConfig::DOCS.len());
+    }
+}
