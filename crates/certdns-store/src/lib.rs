@@ -12,8 +12,8 @@
 
 mod error;
 mod open;
-mod sql;
 pub mod portal;
+mod sql;
 mod sql_portal;
 
 use async_trait::async_trait;
@@ -27,8 +27,8 @@ use time::OffsetDateTime;
 
 pub use error::StoreError;
 pub use open::{Backend, open, open_with, redact};
-pub use sql::SqlStore;
 pub use portal::{AccountSummary, PortalStore, RemovedRegistration, TokenKind, UsageDay};
+pub use sql::SqlStore;
 pub use sql_portal::{SqlPortalStore, open_portal, open_portal_with};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -310,14 +310,13 @@ where
         };
         let rotated = SecretHash::from_stored(stored.clone()).rotated(new_hash, grace_until);
         // Compare-and-set on the old value: two rotations racing cannot both win.
-        let done: Option<(String,)> = sqlx::query_as(
-            "UPDATE license_keys SET secret_hash = $3 WHERE id = $1 AND secret_hash = $2 RETURNING id",
-        )
-        .bind(id.as_str())
-        .bind(stored.as_str())
-        .bind(rotated.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let done: Option<(String,)> =
+            sqlx::query_as("UPDATE license_keys SET secret_hash = $3 WHERE id = $1 AND secret_hash = $2 RETURNING id")
+                .bind(id.as_str())
+                .bind(stored.as_str())
+                .bind(rotated.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         if done.is_none() {
             tx.rollback().await?;
             return Err(StoreError::Conflict("a concurrent rotation of this key"));

@@ -162,10 +162,7 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period(store: Arc<dyn Porta
     assert!(!k.secret_hash.verify(old.expose()));
 
     store.core().revoke_license_key(a, &id, t).await.unwrap();
-    assert!(matches!(
-        store.rotate_license_key(a, &id, &Secret::generate().hash(), t).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.rotate_license_key(a, &id, &Secret::generate().hash(), t).await, Err(StoreError::NotFound)));
 }
 
 async fn rename_is_scoped_to_the_account(store: Arc<dyn PortalStore>) {
