@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use certdns_distribution::Replica;
@@ -173,13 +174,21 @@ impl BoundDns {
                     tokio::net::TcpListener::from_std(listener).map_err(|e| DnsError::Serve(e.to_string()))?;
                 server.register_listener(listener, self.tcp_idle, TCP_RESPONSE_BUFFER);
             }
-            // UDP: our own loop per socket (see `udp`).
+            // UDP: a thread per socket (see `udp`). The flag is their stop signal:
+            // a token's `is_cancelled` takes a lock, too much for every packet.
             let responder = Arc::new(self.responder);
+            let stopped = Arc::new(AtomicBool::new(false));
             let mut udp_tasks = tokio::task::JoinSet::new();
             for socket in self.udp {
-                let socket = tokio::net::UdpSocket::from_std(socket).map_err(|e| DnsError::Serve(e.to_string()))?;
-                udp_tasks.spawn(crate::udp::serve(socket, responder.clone(), cancel.clone()));
+                let (responder, stopped) = (responder.clone(), stopped.clone());
+                udp_tasks.spawn_blocking(move || crate::udp::serve(socket, responder, stopped));
             }
+            let flag = stopped.clone();
+            let raise_flag = cancel.clone();
+            tokio::spawn(async move {
+                raise_flag.cancelled().await;
+                flag.store(true, Ordering::Relaxed);
+            });
             let shutdown = server.shutdown_token().clone();
             let rrl = self.rrl;
             let housekeeping = cancel.clone();

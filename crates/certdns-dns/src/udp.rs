@@ -1,19 +1,25 @@
-//! The UDP receive loop: one task per socket, each packet parsed and answered in
-//! place.
+//! The UDP receive loop: one thread per socket, each packet parsed and answered
+//! in place.
 //!
 //! hickory's `Server` spawns a task per UDP packet and routes every answer
 //! through a channel to a sender task; for an authoritative server whose answers
-//! are computed without waiting on anything, that is most of the cost. Here a
-//! socket's task receives, answers through the same [`RequestHandler`] and sends,
-//! with one buffer reused across packets. Several sockets share the port
-//! (SO_REUSEPORT), so the kernel spreads packets over the runtime's cores. TCP
-//! stays with hickory's `Server`.
+//! never wait on anything (the replica is in memory), that machinery is most of
+//! the cost. Here each socket has a thread doing blocking `recv_from`, running
+//! the same [`RequestHandler`] to completion in one poll (nothing in it can be
+//! pending: the lookup is lock-free and the send is a plain blocking `send_to`),
+//! and sending, with one receive buffer reused across packets. Several sockets
+//! share the port (SO_REUSEPORT), so the kernel spreads packets over the cores.
+//! TCP stays with hickory's `Server`.
 
 use std::io;
+use std::net::UdpSocket;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use hickory_proto::op::{Header, MessageType, ResponseCode};
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
@@ -22,8 +28,6 @@ use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol as NetProtocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
-use tokio::net::UdpSocket;
-use tokio_util::sync::CancellationToken;
 
 use crate::handler::Responder;
 
@@ -32,17 +36,22 @@ use crate::handler::Responder;
 const MAX_QUERY: usize = 4096;
 /// Room for an answer of the largest size we ever send over UDP.
 const ANSWER_CAPACITY: usize = 1280;
+/// How often an idle socket thread checks for shutdown.
+const STOP_CHECK: Duration = Duration::from_millis(200);
+const SEND_TIMEOUT: Duration = Duration::from_millis(100);
 
-pub(crate) async fn serve(socket: UdpSocket, responder: Arc<Responder>, cancel: CancellationToken) -> io::Result<()> {
+pub(crate) fn serve(socket: UdpSocket, responder: Arc<Responder>, stopped: Arc<AtomicBool>) -> io::Result<()> {
+    socket.set_nonblocking(false)?;
+    // Wake up now and then to notice a shutdown.
+    socket.set_read_timeout(Some(STOP_CHECK))?;
+    // A full send buffer must not stall the thread for long; the answer is dropped.
+    socket.set_write_timeout(Some(SEND_TIMEOUT))?;
     let socket = Arc::new(socket);
     let mut buf = vec![0u8; MAX_QUERY];
-    loop {
-        let received = tokio::select! {
-            () = cancel.cancelled() => return Ok(()),
-            received = socket.recv_from(&mut buf) => received,
-        };
-        let (len, src) = match received {
+    while !stopped.load(Ordering::Relaxed) {
+        let (len, src) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
             // ICMP errors from earlier sends and the like surface here; they are
             // about someone else's packet, not this socket.
             Err(e) if !matches!(e.kind(), io::ErrorKind::NotConnected | io::ErrorKind::ConnectionAborted) => {
@@ -54,10 +63,15 @@ pub(crate) async fn serve(socket: UdpSocket, responder: Arc<Responder>, cancel: 
         if !answerable(src) {
             continue;
         }
-        if let Some(packet) = buf.get(..len) {
-            answer(packet, src, &socket, &responder).await;
+        if let Some(packet) = buf.get(..len)
+            && answer(packet, src, &socket, &responder).now_or_never().is_none()
+        {
+            // Cannot happen (see the module comment); if it ever does, that one
+            // query goes unanswered rather than the loop blocking on it.
+            tracing::warn!("a UDP answer did not complete in one poll and was dropped");
         }
     }
+    Ok(())
 }
 
 /// Never answer to port 0, an unspecified or a broadcast address.
@@ -124,13 +138,7 @@ impl ResponseHandler for Reply {
         encoder.set_max_size(max);
         let info = response.destructive_emit(&mut encoder)?;
         // Try without waiting first: the socket is almost always writable.
-        match self.socket.try_send_to(&bytes, self.dst) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.socket.send_to(&bytes, self.dst).await?;
-            }
-            Err(e) => return Err(e.into()),
-        }
+        self.socket.send_to(&bytes, self.dst)?;
         Ok(info)
     }
 }
