@@ -8,8 +8,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use certdns_core::{
-    AccountId, AccountStatus, AuditKind, Registration, RegistrationId, Secret, SecretHash, Subdomain, TxtState,
-    TxtValue, Username,
+    AccountId, AccountStatus, AuditKind, NewAuditEvent, Registration, RegistrationId, Secret, SecretHash, Subdomain,
+    TxtState, TxtValue, Username,
 };
 use certdns_distribution::Change;
 use certdns_store::StoreError;
@@ -172,24 +172,26 @@ async fn register_inner(state: &Arc<AppState>, req: Request) -> Result<Response,
         created_at: certdns_core::now(),
         last_update_at: None,
     };
-    state.store.create_registration(&registration).await.map_err(|e| store_failure(&e))?;
+    let event = NewAuditEvent {
+        account_id: Some(owner.account),
+        kind: AuditKind::RegistrationCreated,
+        client_addr: incoming.ip,
+        detail: serde_json::json!({
+            "subdomain": registration.subdomain.to_string(),
+            "key_id": owner.key.as_ref().map(|k| k.as_str()),
+        }),
+    };
+    state
+        .store
+        .create_registration_audited(&registration, &event, registration.created_at)
+        .await
+        .map_err(|e| store_failure(&e))?;
     // Version 0, no values: the name exists (NODATA rather than NXDOMAIN) at once.
     state.publish(Change::Upsert(TxtState { subdomain: registration.subdomain, version: 0, values: Vec::new() })).await;
     metrics::counter!("certdns_api_registrations_total").increment(1);
     if let Some(key) = &owner.key {
         state.key_used(key, owner.account, incoming.ip);
     }
-    state
-        .audit(
-            Some(owner.account),
-            AuditKind::RegistrationCreated,
-            incoming.ip,
-            serde_json::json!({
-                "subdomain": registration.subdomain.to_string(),
-                "key_id": owner.key.as_ref().map(|k| k.as_str()),
-            }),
-        )
-        .await;
     tracing::info!(account = %owner.account, subdomain = %registration.subdomain, "registration created");
 
     let response = RegisterResponse {

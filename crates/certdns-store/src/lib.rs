@@ -76,6 +76,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a registration with no TXT values yet (version 0).
     async fn create_registration(&self, registration: &Registration) -> Result<()>;
+    /// Inserts a registration and its audit event. On Postgres both are one
+    /// statement (one commit, atomic); on SQLite two, since its single writer
+    /// makes extra statements cost more than a second (unsynced) commit.
+    async fn create_registration_audited(
+        &self,
+        registration: &Registration,
+        event: &NewAuditEvent,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        self.create_registration(registration).await?;
+        self.append_audit(event, at).await
+    }
     async fn registration_by_username(&self, username: Username) -> Result<Option<Registration>>;
     /// The registration with `username` and the status of the account owning it, in
     /// one round trip (the `/update` hot path).

@@ -384,6 +384,39 @@ where
         Ok(())
     }
 
+    async fn create_registration_audited(&self, r: &Registration, e: &NewAuditEvent, at: OffsetDateTime) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            self.create_registration(r).await?;
+            return self.append_audit(e, at).await;
+        }
+        sqlx::query(
+            "WITH r AS (INSERT INTO registrations (id, account_id, license_key_id, username, password_hash, subdomain, \
+             allow_from, subject, txt_version, created_at, last_update_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10) RETURNING id) \
+             INSERT INTO audit_log (at, account_id, kind, client_addr, detail) \
+             SELECT $11, $12, $13, $14, $15 FROM r",
+        )
+        .bind(*r.id.as_uuid())
+        .bind(*r.account_id.as_uuid())
+        .bind(r.license_key_id.as_ref().map(KeyId::as_str))
+        .bind(*r.username.as_uuid())
+        .bind(r.password_hash.as_str())
+        .bind(*r.subdomain.as_uuid())
+        .bind(r.allow_from.to_json().as_str())
+        .bind(r.subject.as_deref())
+        .bind(r.created_at)
+        .bind(r.last_update_at)
+        .bind(at)
+        .bind(e.account_id.map(|a| *a.as_uuid()))
+        .bind(e.kind.as_str())
+        .bind(e.client_addr.map(|a| a.to_string()).as_deref())
+        .bind(e.detail.to_string().as_str())
+        .execute(&self.write)
+        .await
+        .map_err(conflict_as("a registration with this username or subdomain"))?;
+        Ok(())
+    }
+
     async fn registration_by_username(&self, username: Username) -> Result<Option<Registration>> {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE username = $1"));
         let row: Option<RegistrationRow> =

@@ -52,6 +52,7 @@ both_backends!(
     registration_for_update_carries_the_account_status,
     versioned_delete_returns_the_last_version,
     license_key_addresses_are_new_once,
+    registrations_are_created_with_their_audit_event,
 );
 
 async fn open(url: &str) -> Arc<dyn Store> {
@@ -331,6 +332,29 @@ async fn versioned_delete_returns_the_last_version(store: Arc<dyn Store>) {
     assert_eq!(store.delete_registration_versioned(a.id, r.id).await.unwrap(), (r.subdomain, 3));
     assert_eq!(store.txt_state(r.subdomain, 2).await.unwrap(), None);
     assert!(matches!(store.delete_registration_versioned(a.id, r.id).await, Err(StoreError::NotFound)));
+}
+
+async fn registrations_are_created_with_their_audit_event(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    store.create_account(&a).await.unwrap();
+    let r = registration(a.id, None);
+    let event = NewAuditEvent {
+        account_id: Some(a.id),
+        kind: AuditKind::RegistrationCreated,
+        client_addr: Some("192.0.2.1".parse().unwrap()),
+        detail: serde_json::json!({ "subdomain": r.subdomain.to_string() }),
+    };
+    store.create_registration_audited(&r, &event, now()).await.unwrap();
+    assert_eq!(store.registration_by_username(r.username).await.unwrap(), Some(r.clone()));
+    let events = store.audit_events(a.id, None, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].kind, events[0].client_addr), (AuditKind::RegistrationCreated, event.client_addr));
+    assert_eq!(events[0].detail["subdomain"], r.subdomain.to_string());
+    // A clash writes neither.
+    let mut clash = registration(a.id, None);
+    clash.username = r.username;
+    assert!(matches!(store.create_registration_audited(&clash, &event, now()).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.audit_events(a.id, None, 10).await.unwrap().len(), 1);
 }
 
 async fn license_key_addresses_are_new_once(store: Arc<dyn Store>) {
