@@ -5,6 +5,12 @@
 #
 #   loadtest/api/run.sh                # DURATION=5 REPEAT=3
 #   DURATION=10 REPEAT=5 loadtest/api/run.sh
+#   NOSYNC_PG=1 loadtest/api/run.sh    # also: a throwaway Postgres with fsync=off
+#
+# The system Postgres commits with fsync; on a slow virtual disk (fdatasync of a
+# few ms) that bounds /update on Postgres, whatever the API does. NOSYNC_PG=1
+# adds a third deployment on a temporary cluster (initdb, as user postgres) with
+# fsync=off, to show what the API itself costs on a fast disk.
 #
 # Needs wrk (apt-get install wrk), a PostgreSQL server and a Redis server (the
 # test servers: CERTDNS_TEST_POSTGRES_URL, CERTDNS_TEST_REDIS_URL), psql and
@@ -24,7 +30,10 @@ PG_DB="certdns_bench_$$"
 REDIS_PREFIX="certdns-bench-$$:"
 SERVER_PID=""
 
+NOSYNC_DIR=""
 cleanup() {
+  [ -n "$NOSYNC_DIR" ] && runuser -u postgres -- pg_ctl -D "$NOSYNC_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+  [ -n "$NOSYNC_DIR" ] && rm -rf "$NOSYNC_DIR"
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
   psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
   redis-cli -u "$REDIS_URL" --scan --pattern "${REDIS_PREFIX}*" 2>/dev/null | xargs -r redis-cli -u "$REDIS_URL" DEL >/dev/null 2>&1 || true
@@ -36,12 +45,12 @@ command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; ex
 (cd "$ROOT" && cargo build --release -q -p certdns-api --example api-bench-server)
 BIN="$ROOT/target/release/examples/api-bench-server"
 
-start_server() { # $1 = database url, $2 = redis url or ""
+start_server() { # $1 = database url, $2 = redis url or "", $3 = store pool size
   local creds="$WORK/creds"
   rm -f "$creds"
   local extra=()
   [ -n "$2" ] && extra=(--redis-url "$2" --redis-prefix "$REDIS_PREFIX")
-  "$BIN" --database-url "$1" "${extra[@]}" --registrations 256 --creds-out "$creds" 2>"$WORK/server.log" &
+  "$BIN" --database-url "$1" "${extra[@]}" --max-connections "$3" --registrations 256 --creds-out "$creds" 2>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do [ -f "$creds" ] && break; sleep 0.1; done
   [ -f "$creds" ] || { cat "$WORK/server.log" >&2; exit 1; }
@@ -112,12 +121,25 @@ echo
 echo "| deployment | endpoint | clients | req/s | p50 ms | p99 ms | vs /health | non-2xx |"
 echo "|---|---|---|---|---|---|---|---|"
 
-start_server "sqlite://$WORK/bench.sqlite3" ""
+# SQLite: a small read pool (each connection is a thread; 2 cores). Postgres: 16.
+start_server "sqlite://$WORK/bench.sqlite3" "" 4
 run_deployment "SQLite + in-process"
 stop_server
 
 psql -q "$PG_ADMIN" -c "CREATE DATABASE $PG_DB" >/dev/null
 PG_URL=$(echo "$PG_ADMIN" | sed -E "s#/[^/?]*(\?|$)#/$PG_DB\1#")
-start_server "$PG_URL" "$REDIS_URL"
+start_server "$PG_URL" "$REDIS_URL" 16
 run_deployment "Postgres + Redis"
 stop_server
+
+if [ "${NOSYNC_PG:-0}" = 1 ]; then
+  NOSYNC_DIR=$(mktemp -d /tmp/certdns-bench-pg.XXXXXX)
+  chown postgres "$NOSYNC_DIR"
+  runuser -u postgres -- initdb -D "$NOSYNC_DIR/data" -U postgres --auth=trust >/dev/null
+  runuser -u postgres -- pg_ctl -D "$NOSYNC_DIR/data" -l "$NOSYNC_DIR/log" -w \
+    -o "-p 55432 -k $NOSYNC_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  NOSYNC_URL="postgres://postgres@127.0.0.1:55432/postgres"
+  start_server "$NOSYNC_URL" "$REDIS_URL" 16
+  run_deployment "Postgres (fsync=off) + Redis"
+  stop_server
+fi
