@@ -111,14 +111,14 @@ async fn verify_password(pw: String, stored: Option<String>) -> bool {
 
 fn password_rules(pw: &str, email: &str) -> Result<(), String> {
     let len = pw.chars().count();
-    if len < password::MIN_LEN || len > password::MAX_LEN {
+    if !(password::MIN_LEN..=password::MAX_LEN).contains(&len) {
         return Err(format!(
             "Choose a password of {} to {} characters. A few unrelated words make a good one.",
             password::MIN_LEN,
             password::MAX_LEN
         ));
     }
-    if pw.eq_ignore_ascii_case(email) || pw.chars().all(|c| Some(c) == pw.chars().next()) {
+    if pw.eq_ignore_ascii_case(email) || pw.chars().all(|c| pw.starts_with(c)) {
         return Err("That password is too easy to guess. Pick something you do not use elsewhere.".into());
     }
     Ok(())

@@ -49,7 +49,7 @@ impl Mailer {
             Mailer::Smtp { from, .. } | Mailer::Outbox { from, .. } => from.clone(),
         };
         let message = Message::builder()
-            .from(from)
+            .from(from.clone())
             .to(to.clone())
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
@@ -64,8 +64,13 @@ impl Mailer {
                 // No SMTP relay configured (self-hosting): the operator reads the
                 // mail here, so the body goes to the log on purpose.
                 tracing::info!(to = %to.email, subject, outbox = %path.display(), body = %body, "mail (no SMTP configured)");
-                let mut bytes = message.formatted();
-                bytes.extend_from_slice(b"\r\n");
+                // Readable as is (no transfer encoding): links must be copyable.
+                let _ = message;
+                let date = time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc2822)
+                    .unwrap_or_default();
+                let bytes =
+                    format!("From: {from}\nTo: {to}\nDate: {date}\nSubject: {subject}\n\n{body}\n\n").into_bytes();
                 let mut file = tokio::fs::OpenOptions::new()
                     .create(true)
                     .append(true)

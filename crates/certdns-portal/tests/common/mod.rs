@@ -1,0 +1,238 @@
+//! A portal, the acme-dns API and a tiny DNS resolver stand-in, all on loopback,
+//! over one store (SQLite or Postgres) and an in-process distribution.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use certdns_distribution::{Distribution, InProcess};
+use certdns_portal::{PortalConfig, PortalDeps};
+use certdns_store::PortalStore;
+use certdns_testkit::{TestPostgres, TestSqlite};
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::{CNAME, TXT};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::net::{TcpListener, UdpSocket};
+
+pub const ZONE: &str = "auth.certdns.test";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// Records the fake resolver knows: (lower-case name without trailing dot, type) → data.
+pub type Zone = Arc<Mutex<HashMap<(String, RecordType), Vec<RData>>>>;
+
+pub struct Env {
+    pub portal: String,
+    pub api: String,
+    pub store: Arc<dyn PortalStore>,
+    pub distribution: Arc<dyn Distribution>,
+    pub dns: Zone,
+    pub data_dir: tempfile::TempDir,
+    _sqlite: Option<TestSqlite>,
+    _postgres: Option<TestPostgres>,
+}
+
+impl Env {
+    pub fn outbox(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("outbox.eml")).unwrap_or_default()
+    }
+
+    pub fn set_dns(&self, name: &str, rtype: RecordType, data: Vec<RData>) {
+        self.dns.lock().unwrap().insert((name.trim_end_matches('.').to_lowercase(), rtype), data);
+    }
+}
+
+pub async fn start(kind: Kind) -> Env {
+    start_with(kind, |_| {}).await
+}
+
+pub async fn start_with(kind: Kind, tweak: impl FnOnce(&mut PortalConfig)) -> Env {
+    let (url, sqlite, postgres) = match kind {
+        Kind::Sqlite => {
+            let db = TestSqlite::new();
+            (db.url().to_owned(), Some(db), None)
+        }
+        Kind::Postgres => {
+            let db = TestPostgres::new().await;
+            (db.url().to_owned(), None, Some(db))
+        }
+    };
+    let store = certdns_store::open_portal(&url).await.unwrap();
+    store.core().migrate().await.unwrap();
+    let distribution: Arc<dyn Distribution> = Arc::new(InProcess::new());
+    let dns: Zone = Arc::default();
+    let resolver = spawn_dns(dns.clone()).await;
+
+    let api_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = api_listener.local_addr().unwrap();
+    let api = certdns_api::router(certdns_api::ApiDeps {
+        store: store.core(),
+        distribution: distribution.clone(),
+        config: certdns_api::ApiConfig::default(),
+        zone_domain: ZONE.into(),
+    });
+    tokio::spawn(async move {
+        axum::serve(api_listener, api.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = PortalConfig {
+        listen: addr,
+        public_url: Some(format!("http://{addr}")),
+        secure_cookies: false,
+        resolver,
+        ..PortalConfig::default()
+    };
+    tweak(&mut config);
+    let router = certdns_portal::router(PortalDeps {
+        store: store.clone(),
+        distribution: distribution.clone(),
+        config,
+        public_api_url: format!("http://{api_addr}"),
+        zone_domain: ZONE.into(),
+        data_dir: data_dir.path().to_owned(),
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    Env {
+        portal: format!("http://{addr}"),
+        api: format!("http://{api_addr}"),
+        store,
+        distribution,
+        dns,
+        data_dir,
+        _sqlite: sqlite,
+        _postgres: postgres,
+    }
+}
+
+/// A stand-in recursive resolver: answers from `zone`, NXDOMAIN for unknown names.
+pub async fn spawn_dns(zone: Zone) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else { return };
+            let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+            let Some(q) = query.queries.first().cloned() else { continue };
+            let mut response = Message::new(query.metadata.id, MessageType::Response, query.metadata.op_code);
+            response.metadata.recursion_desired = query.metadata.recursion_desired;
+            response.metadata.recursion_available = true;
+            response.add_query(q.clone());
+            let name = q.name().to_ascii().trim_end_matches('.').to_lowercase();
+            let (exists, answers) = {
+                let zone = zone.lock().unwrap();
+                let exists = zone.keys().any(|(n, _)| *n == name);
+                let answers = zone.get(&(name.clone(), q.query_type())).cloned().unwrap_or_default();
+                (exists, answers)
+            };
+            if !exists {
+                response.metadata.response_code = ResponseCode::NXDomain;
+            }
+            for data in answers {
+                response.answers.push(Record::from_rdata(q.name().clone(), 60, data));
+            }
+            if let Ok(bytes) = response.to_vec() {
+                let _ = socket.send_to(&bytes, peer).await;
+            }
+        }
+    });
+    addr
+}
+
+pub fn cname(target: &str) -> RData {
+    RData::CNAME(CNAME(Name::from_ascii(format!("{}.", target.trim_end_matches('.'))).unwrap()))
+}
+
+pub fn txt(value: &str) -> RData {
+    RData::TXT(TXT::new(vec![value.to_owned()]))
+}
+
+/// A browser-like client: cookies, no automatic redirects (tests look at them).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The CSRF token of the first form on a page.
+pub fn csrf(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("page has a csrf field") + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+pub async fn get(c: &reqwest::Client, url: &str) -> (u16, String, Option<String>) {
+    let r = c.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+    (status, r.text().await.unwrap(), location)
+}
+
+pub async fn post(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+    let r = c.post(url).form(form).send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+    (status, r.text().await.unwrap(), location)
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Signs up `email` in a fresh client; returns the client (logged in).
+pub async fn signup(env: &Env, email: &str) -> reqwest::Client {
+    let c = client();
+    let (_, page, _) = get(&c, &format!("{}/signup", env.portal)).await;
+    let token = csrf(&page);
+    let (status, body, location) = post(
+        &c,
+        &format!("{}/signup", env.portal),
+        &[("csrf", &token), ("email", email), ("password", PASSWORD), ("password_confirm", PASSWORD)],
+    )
+    .await;
+    assert_eq!(status, 303, "signup failed: {body}");
+    assert_eq!(location.as_deref(), Some("/keys?notice=welcome"));
+    c
+}
+
+/// The CSRF token of a logged-in client (from the keys page).
+pub async fn token(env: &Env, c: &reqwest::Client) -> String {
+    let (status, page, _) = get(c, &format!("{}/keys", env.portal)).await;
+    assert_eq!(status, 200);
+    csrf(&page)
+}
+
+/// Creates a key; returns (key id, base URL with credentials).
+pub async fn create_key(env: &Env, c: &reqwest::Client, name: &str) -> (String, String) {
+    let t = token(env, c).await;
+    let (status, page, _) = post(c, &format!("{}/keys", env.portal), &[("csrf", &t), ("name", name)]).await;
+    assert_eq!(status, 200, "{page}");
+    let marker = "id=\"base-url\" class=\"mono\" readonly value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let end = page[start..].find('"').unwrap() + start;
+    let url = page[start..end].to_owned();
+    let id = url.split("//").nth(1).unwrap().split(':').next().unwrap().to_owned();
+    (id, url)
+}
+
+/// Registers through the real API with a base URL carrying the key; returns the JSON.
+pub async fn register(base_url: &str, subject: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base_url}/register"))
+        .json(&serde_json::json!({ "subject": subject }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
