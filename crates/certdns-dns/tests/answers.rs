@@ -351,3 +351,24 @@ async fn bind_reports_a_taken_address_and_bad_config_in_one_line() {
     assert!(err.to_string().starts_with("dns.listen:"), "{err}");
     r.stop().await;
 }
+
+#[tokio::test]
+async fn serves_ipv4_and_ipv6_addresses_together() {
+    let mut dns = dns_config();
+    dns.listen = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+    let bound = certdns_dns::bind(&dns, &zone_config(), Replica::new()).await.expect("bind v4 and v6");
+    let addrs = bound.local_addrs();
+    assert_eq!(addrs.len(), 4, "UDP and TCP per address: {addrs:?}");
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(bound.run(cancel.clone()));
+    for (protocol, addr) in addrs {
+        let q = query("auth.example.org.", RecordType::SOA);
+        let reply = match protocol {
+            certdns_dns::Protocol::Udp => udp(addr, &q).await,
+            certdns_dns::Protocol::Tcp => tcp(addr, &q).await,
+        };
+        assert_eq!(reply.answers.len(), 1, "{protocol} {addr}");
+    }
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -108,7 +108,8 @@ pub fn with_opcode(mut m: Message, op: OpCode) -> Message {
 }
 
 pub async fn udp_raw(server: SocketAddr, packet: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = if server.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" };
+    let socket = UdpSocket::bind(local).await.unwrap();
     socket.send_to(packet, server).await.unwrap();
     let mut buf = vec![0u8; 65_535];
     match tokio::time::timeout(wait, socket.recv(&mut buf)).await {
