@@ -200,8 +200,9 @@ step() {
     say "── $STEP"
 }
 
+FAIL_MSG=""
 fail() {
-    echo "e2e: FAILED at step: $STEP: $*" >&2
+    FAIL_MSG="$*"
     exit 1
 }
 
@@ -212,7 +213,9 @@ on_exit() {
     exec 1>&3 2>&4
     if [ "$rc" != 0 ]; then
         echo
-        if [ "$rc" = 143 ]; then
+        if [ -n "$FAIL_MSG" ]; then
+            echo "e2e: FAILED at step: $STEP: $FAIL_MSG"
+        elif [ "$rc" = 143 ]; then
             echo "e2e: FAILED at step: $STEP (terminated: the hard timeout of ${CERTDNS_E2E_TIMEOUT:-480}s?)"
         else
             echo "e2e: FAILED at step: $STEP (exit $rc${LAST_CMD:+; last command: $LAST_CMD})"
