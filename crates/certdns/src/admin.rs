@@ -7,30 +7,32 @@ use anyhow::{Context, bail};
 use certdns_core::{
     Account, AccountId, AccountRole, AccountStatus, AuditKind, Email, KeyId, LicenseKey, NewAuditEvent, Secret, now,
 };
-use certdns_store::{Store, StoreError};
+use certdns_store::{PortalStore, Store, StoreError};
 
 use crate::cli::{AccountCommand, AdminArgs, AdminCommand, ConfigArgs, KeyCommand};
 use crate::config::{self, Config};
 
-/// Opens the configured store and applies pending migrations.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the configured store and applies pending migrations. The portal's
+/// interface is a superset; `core()` is the [`Store`] the API and CLI use.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn PortalStore>> {
     let url = config.database_url();
     let redacted = certdns_store::redact(&url);
-    let store = certdns_store::open(&url).await.with_context(|| format!("database_url: cannot open {redacted}"))?;
-    store.migrate().await.with_context(|| format!("database_url: migrating {redacted}"))?;
+    let store =
+        certdns_store::open_portal(&url).await.with_context(|| format!("database_url: cannot open {redacted}"))?;
+    store.core().migrate().await.with_context(|| format!("database_url: migrating {redacted}"))?;
     Ok(store)
 }
 
 pub async fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
     let config = config::load(args.config.as_deref(), args.overrides()).map_err(anyhow::Error::msg)?;
-    let store = open_store(&config).await?;
+    let store = open_store(&config).await?.core();
     println!("migrations applied ({} at {})", store.backend().as_str(), certdns_store::redact(&config.database_url()));
     Ok(())
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let config = config::load(args.config.config.as_deref(), args.config.overrides()).map_err(anyhow::Error::msg)?;
-    let store = open_store(&config).await?;
+    let store = open_store(&config).await?.core();
     match args.command {
         AdminCommand::Account(cmd) => account(&*store, cmd).await,
         AdminCommand::Key(cmd) => key(&*store, &config, cmd).await,

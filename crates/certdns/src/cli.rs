@@ -64,7 +64,7 @@ impl ConfigArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// A role to run; repeat for several (default: api and dns) [key: roles].
+    /// A role to run; repeat for several (default: api, dns and portal) [key: roles].
     #[arg(long = "role", value_enum, value_name = "ROLE")]
     pub roles: Vec<Role>,
     /// Redis URL for TXT distribution between processes [key: redis_url].
@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// Public base URL of the API, no path [key: public_api_url].
     #[arg(long, value_name = "URL")]
     pub public_api_url: Option<String>,
+    /// Portal listen address [key: portal.listen].
+    #[arg(long, value_name = "ADDR")]
+    pub portal_listen: Option<SocketAddr>,
     /// Log format [key: log_format].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -93,6 +96,7 @@ impl ServeArgs {
         o.log_format = self.log_format;
         o.http.listen = self.http_listen;
         o.dns.listen = (!self.dns_listen.is_empty()).then(|| self.dns_listen.clone());
+        o.portal.listen = self.portal_listen;
         o
     }
 }

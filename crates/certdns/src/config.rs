@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use certdns_api::ApiConfig;
 use certdns_dns::{DnsConfig, ZoneConfig};
+use certdns_portal::PortalConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -84,12 +85,13 @@ pub struct Config {
     pub dns: DnsConfig,
     pub zone: ZoneConfig,
     pub api: ApiConfig,
+    pub portal: PortalConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            roles: vec![Role::Api, Role::Dns],
+            roles: vec![Role::Api, Role::Dns, Role::Portal],
             data_dir: PathBuf::from("."),
             database_url: None,
             redis_url: None,
@@ -101,6 +103,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             zone: ZoneConfig::default(),
             api: ApiConfig::default(),
+            portal: PortalConfig::default(),
         }
     }
 }
@@ -108,7 +111,7 @@ impl Default for Config {
 /// Top-level keys and `[http]`, described for `--help` (the sections owned by other
 /// crates describe themselves: `ZoneConfig::DOCS`, …).
 const TOP_DOCS: &[(&str, &str)] = &[
-    ("roles", "roles this process runs: api, dns (portal: not in this build yet)"),
+    ("roles", "roles this process runs: api, dns, portal"),
     ("data_dir", "directory of the embedded SQLite database"),
     ("database_url", "sqlite:<path> or postgres://user:pass@host/db (default: <data_dir>/certdns.sqlite3)"),
     ("redis_url", "redis://host:port for TXT distribution between processes (default: in-process)"),
@@ -174,6 +177,8 @@ pub struct Overrides {
     pub http: ListenOverride<SocketAddr>,
     #[serde(skip_serializing_if = "ListenOverride::is_empty")]
     pub dns: ListenOverride<Vec<SocketAddr>>,
+    #[serde(skip_serializing_if = "ListenOverride::is_empty")]
+    pub portal: ListenOverride<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -233,10 +238,7 @@ fn one_line(s: &str) -> String {
 impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.roles.is_empty() {
-            return Err("roles: at least one role is needed (api, dns)".into());
-        }
-        if self.roles.contains(&Role::Portal) {
-            return Err("roles: the portal role is not in this build yet; run api and/or dns".into());
+            return Err("roles: at least one role is needed (api, dns, portal)".into());
         }
         let split = !(self.roles.contains(&Role::Api) && self.roles.contains(&Role::Dns));
         if split && self.redis_url.is_none() {
@@ -264,6 +266,13 @@ impl Config {
         self.zone.validate()?;
         self.dns.validate()?;
         self.api.validate()?;
+        self.portal.validate()?;
+        if self.runs(Role::Portal) && self.portal.listen == self.http.listen && self.http.listen.port() != 0 {
+            return Err(format!(
+                "portal.listen: {} is already http.listen; the portal needs its own",
+                self.http.listen
+            ));
+        }
         Ok(())
     }
 
@@ -275,6 +284,11 @@ impl Config {
     pub fn public_api_url(&self) -> String {
         let url = self.public_api_url.clone().unwrap_or_else(|| format!("http://{}", self.http.listen));
         url.trim_end_matches('/').to_owned()
+    }
+
+    /// Whether this process needs the database (the dns role does not).
+    pub fn needs_store(&self) -> bool {
+        self.runs(Role::Api) || self.runs(Role::Portal)
     }
 
     pub fn runs(&self, role: Role) -> bool {

@@ -24,10 +24,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = telemetry::init_metrics()?;
     let cancel = CancellationToken::new();
 
-    let store = match config.runs(Role::Api) {
+    let portal_store = match config.needs_store() {
         true => Some(admin::open_store(&config).await?),
         false => None,
     };
+    let store = portal_store.as_ref().map(|p| p.core());
     let distribution: Arc<dyn Distribution> = match &config.redis_url {
         Some(url) => Arc::new(
             RedisDistribution::connect(url, &config.redis_prefix)
@@ -51,13 +52,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(store) => bootstrap::first_start(&**store, &config.zone.domain, &public_api_url).await?,
         None => None,
     };
+    let portal = match &portal_store {
+        Some(portal_store) if config.runs(Role::Portal) => {
+            Some(start_portal(&config, portal_store.clone(), distribution.clone(), &public_api_url).await?)
+        }
+        _ => None,
+    };
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut http = axum::Router::new();
     // Held for the life of the process: the reconciler stops when its last handle goes.
     let mut _reconciler = None;
 
-    if let Some(store) = &store {
+    if let Some(store) = store.as_ref().filter(|_| config.runs(Role::Api)) {
         let keep = config.api.txt_values;
         // The in-process distribution starts empty: fill it before DNS starts so the
         // first answers already carry every stored value.
@@ -111,18 +118,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         degraded_after: Duration::from_secs(config.dns.degraded_after_secs),
     };
     http = http.merge(ops::router(ops, !config.runs(Role::Api)));
-    tasks.spawn({
-        let cancel = cancel.clone();
-        async move {
-            axum::serve(listener, http.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { cancel.cancelled().await })
-                .await
-                .context("HTTP server")?;
-            anyhow::Ok("HTTP server")
-        }
-    });
+    tasks.spawn(serve_http(listener, http, cancel.clone(), "HTTP server"));
 
-    print_banner(&config, http_addr, &dns_addrs, distribution.kind(), first_start.as_ref());
+    let portal_addr = match portal {
+        Some((listener, router)) => {
+            let addr = listener.local_addr()?;
+            tasks.spawn(serve_http(listener, router, cancel.clone(), "portal"));
+            Some(addr)
+        }
+        None => None,
+    };
+
+    print_banner(&config, http_addr, portal_addr, &dns_addrs, distribution.kind(), first_start.as_ref());
     tracing::info!(roles = ?config.roles, %http_addr, "certdns started");
 
     tokio::select! {
@@ -145,9 +152,49 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    cancel: CancellationToken,
+    name: &'static str,
+) -> anyhow::Result<&'static str> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+        .context(name)?;
+    Ok(name)
+}
+
+/// Binds the portal's own listener and builds its router.
+async fn start_portal(
+    config: &Config,
+    store: Arc<dyn certdns_store::PortalStore>,
+    distribution: Arc<dyn Distribution>,
+    public_api_url: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, axum::Router)> {
+    let listener = tokio::net::TcpListener::bind(config.portal.listen)
+        .await
+        .with_context(|| format!("portal.listen: cannot listen on {}", config.portal.listen))?;
+    let mut portal_config = config.portal.clone();
+    if portal_config.public_url.is_none() {
+        portal_config.public_url = Some(format!("http://{}", listener.local_addr()?));
+    }
+    let router = certdns_portal::router(certdns_portal::PortalDeps {
+        store,
+        distribution,
+        config: portal_config,
+        public_api_url: public_api_url.to_owned(),
+        zone_domain: config.zone.domain.trim_end_matches('.').to_owned(),
+        data_dir: config.data_dir.clone(),
+    })
+    .await?;
+    Ok((listener, router))
+}
+
 fn print_banner(
     config: &Config,
     http: SocketAddr,
+    portal: Option<SocketAddr>,
     dns: &[(certdns_dns::Protocol, SocketAddr)],
     distribution: &str,
     first_start: Option<&bootstrap::FirstStart>,
@@ -169,14 +216,17 @@ fn print_banner(
         served.splice(0..0, ["/register", "/update", "/health"]);
     }
     println!("  HTTP  http://{http}  ({})", served.join(" "));
-    if config.runs(Role::Api) {
+    if let Some(portal) = portal {
+        println!("  Portal http://{portal}");
+    }
+    if config.needs_store() {
         println!("  store {}", certdns_store::redact(&config.database_url()));
     }
     println!("  TXT distribution: {distribution}");
     if let Some(first) = first_start {
         println!();
         println!("First start: created an operator account and a license key. Shown once; keep them safe.");
-        println!("  operator login     {}", first.login);
+        println!("  operator login     {} (portal)", first.login);
         println!("  operator password  {}", first.password);
         println!("  ACME client base URL (acme-dns API, license key embedded):");
         println!("    {}", first.base_url);

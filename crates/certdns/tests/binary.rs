@@ -43,9 +43,10 @@ async fn update(http: &str, reg: &Value, txt: &str) {
 #[tokio::test]
 async fn embedded_default_serves_api_and_dns_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["serve", "--http-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0"];
+    let args =
+        ["serve", "--http-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--portal-listen", "127.0.0.1:0"];
     let server = Certdns::start(dir.path(), &args, &[]).await;
-    assert!(server.banner.contains("serving roles: api, dns"), "{}", server.banner);
+    assert!(server.banner.contains("serving roles: api, dns, portal"), "{}", server.banner);
     assert!(server.banner.contains("TXT distribution: in-process"), "{}", server.banner);
     assert!(dir.path().join("certdns.sqlite3").exists(), "SQLite file in the working directory");
     let base_url = server.first_start_base_url().expect("first start prints a base URL");
@@ -56,6 +57,10 @@ async fn embedded_default_serves_api_and_dns_and_survives_a_restart() {
     assert_eq!(ready["ready"], true, "{ready}");
     let metrics = reqwest::get(format!("{http}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("certdns_replica_entries"), "{metrics}");
+
+    let portal = server.portal_url();
+    let login = reqwest::get(format!("{portal}/login")).await.unwrap();
+    assert_eq!(login.status(), 200, "the portal serves its login page");
 
     let soa = dns_query(server.dns_udp(), ZONE, RecordType::SOA).await;
     assert_eq!(soa.metadata.response_code, ResponseCode::NoError);

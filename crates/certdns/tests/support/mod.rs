@@ -70,6 +70,11 @@ impl Certdns {
         line.split_whitespace().next().expect("URL").to_owned()
     }
 
+    pub fn portal_url(&self) -> String {
+        let line = self.banner_field("Portal").expect("Portal line in banner");
+        line.split_whitespace().next().expect("URL").to_owned()
+    }
+
     pub fn dns_udp(&self) -> SocketAddr {
         let line = self.banner_field("DNS").expect("DNS line in banner");
         let addr = line.split("udp ").nth(1).expect("udp listener").split([',', ' ']).next().expect("address");
