@@ -19,7 +19,7 @@ mod sql_portal;
 use async_trait::async_trait;
 use certdns_core::{
     Account, AccountId, AccountStatus, AuditEvent, KeyId, LicenseKey, NewAuditEvent, Registration, RegistrationId,
-    Subdomain, TxtState, TxtValue, Username,
+    SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use std::net::IpAddr;
 
@@ -115,6 +115,23 @@ pub trait Store: Send + Sync + 'static {
         keep: usize,
         at: OffsetDateTime,
     ) -> Result<TxtState>;
+
+    /// The `/update` fast path: records `value` on the registration with this
+    /// username and subdomain only if its stored password hash equals
+    /// `password_hash`, it has no `allow_from` restriction, its account is active
+    /// (and is `account`, when given), in one statement. `None` when any condition
+    /// fails; the caller then takes the checked path to find out which.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_txt_if_authorized(
+        &self,
+        username: Username,
+        password_hash: &SecretHash,
+        subdomain: Subdomain,
+        account: Option<AccountId>,
+        value: &TxtValue,
+        keep: usize,
+        at: OffsetDateTime,
+    ) -> Result<Option<TxtState>>;
 
     /// Current state of one subdomain (at most `keep` values, newest first).
     async fn txt_state(&self, subdomain: Subdomain, keep: usize) -> Result<Option<TxtState>>;

@@ -509,6 +509,40 @@ where
         row.ok_or(StoreError::NotFound)?.into_state(keep)
     }
 
+    async fn put_txt_if_authorized(
+        &self,
+        username: Username,
+        password_hash: &SecretHash,
+        subdomain: Subdomain,
+        account: Option<AccountId>,
+        value: &TxtValue,
+        keep: usize,
+        at: OffsetDateTime,
+    ) -> Result<Option<TxtState>> {
+        let keep = keep.max(1);
+        // Comparing hashes of 240-bit random secrets in SQL leaks nothing useful
+        // through timing (learning bytes of a SHA-256 digest does not help find
+        // its preimage), so this may be a plain equality.
+        let row: Option<TxtRow> = sqlx::query_as(
+            "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2, \
+             txt_recent = substr(CASE WHEN txt_recent = '' THEN $3 ELSE $3 || ' ' || txt_recent END, 1, CAST($4 AS INTEGER)) \
+             WHERE username = $1 AND password_hash = $5 AND subdomain = $6 AND allow_from = '[]' \
+             AND ($7 IS NULL OR account_id = $7) \
+             AND account_id IN (SELECT id FROM accounts WHERE status = 'active') \
+             RETURNING subdomain, txt_version, txt_recent",
+        )
+        .bind(*username.as_uuid())
+        .bind(at)
+        .bind(value.as_str())
+        .bind(to_i64((keep * TXT_SLOT - 1) as u64, "keep")?)
+        .bind(password_hash.as_str())
+        .bind(*subdomain.as_uuid())
+        .bind(account.map(|a| *a.as_uuid()))
+        .fetch_optional(&self.write)
+        .await?;
+        row.map(|r| r.into_state(keep)).transpose()
+    }
+
     async fn txt_state(&self, subdomain: Subdomain, keep: usize) -> Result<Option<TxtState>> {
         let row: Option<TxtRow> =
             sqlx::query_as("SELECT subdomain, txt_version, txt_recent FROM registrations WHERE subdomain = $1")

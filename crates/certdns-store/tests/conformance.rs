@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use certdns_core::{
     Account, AccountId, AccountRole, AccountStatus, AllowFrom, AuditKind, Email, KeyId, LicenseKey, NewAuditEvent,
-    Registration, RegistrationId, Secret, Subdomain, TxtValue, Username, now,
+    Registration, RegistrationId, Secret, SecretHash, Subdomain, TxtValue, Username, now,
 };
 use certdns_store::{Store, StoreError};
 use certdns_testkit::{TestPostgres, TestSqlite};
@@ -53,6 +53,7 @@ both_backends!(
     versioned_delete_returns_the_last_version,
     license_key_addresses_are_new_once,
     registrations_are_created_with_their_audit_event,
+    fast_txt_write_checks_every_condition,
 );
 
 async fn open(url: &str) -> Arc<dyn Store> {
@@ -355,6 +356,37 @@ async fn registrations_are_created_with_their_audit_event(store: Arc<dyn Store>)
     clash.username = r.username;
     assert!(matches!(store.create_registration_audited(&clash, &event, now()).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.audit_events(a.id, None, 10).await.unwrap().len(), 1);
+}
+
+async fn fast_txt_write_checks_every_condition(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    let b = account("b@example.com");
+    store.create_account(&a).await.unwrap();
+    store.create_account(&b).await.unwrap();
+    let secret = Secret::generate();
+    let mut r = registration(a.id, None);
+    r.password_hash = secret.hash();
+    r.allow_from = AllowFrom::default();
+    store.create_registration(&r).await.unwrap();
+    let mut restricted = registration(a.id, None);
+    restricted.password_hash = secret.hash();
+    store.create_registration(&restricted).await.unwrap();
+    let h = secret.hash();
+    let put = |user, hash: SecretHash, sub, acct| {
+        let store = store.clone();
+        async move { store.put_txt_if_authorized(user, &hash, sub, acct, &txt(1), 2, now()).await.unwrap() }
+    };
+    assert_eq!(put(r.username, Secret::generate().hash(), r.subdomain, None).await, None, "wrong secret");
+    assert_eq!(put(r.username, h.clone(), restricted.subdomain, None).await, None, "other subdomain");
+    assert_eq!(put(Username::generate(), h.clone(), r.subdomain, None).await, None, "unknown user");
+    assert_eq!(put(r.username, h.clone(), r.subdomain, Some(b.id)).await, None, "other account");
+    assert_eq!(put(restricted.username, h.clone(), restricted.subdomain, None).await, None, "allow-from set");
+    assert_eq!(store.txt_state(r.subdomain, 2).await.unwrap().unwrap().version, 0, "nothing written");
+    let state = put(r.username, h.clone(), r.subdomain, Some(a.id)).await.unwrap();
+    assert_eq!((state.version, state.values), (1, vec![txt(1)]));
+    assert_eq!(put(r.username, h.clone(), r.subdomain, None).await.unwrap().values, [txt(1), txt(1)]);
+    store.set_account_status(a.id, AccountStatus::Suspended).await.unwrap();
+    assert_eq!(put(r.username, h, r.subdomain, None).await, None, "suspended account");
 }
 
 async fn license_key_addresses_are_new_once(store: Arc<dyn Store>) {
