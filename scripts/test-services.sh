@@ -81,3 +81,12 @@ fi
 export CERTDNS_TEST_POSTGRES_URL="$pg_url"
 export CERTDNS_TEST_REDIS_URL="$redis_url"
 echo "test-services: PostgreSQL at $pg_url, Redis at $redis_url"
+
+# --- Browser (portal tests) -----------------------------------------------------
+# crates/certdns-portal/tests/browser.rs drives headless Chromium through
+# chromedriver (fantoccini). Debian packages: chromium, chromium-driver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "test-services: installing chromium and chromium-driver (portal browser tests)"
+    apt_install chromium chromium-driver
+fi
+echo "test-services: chromium $(chromium --version 2>/dev/null | awk '{print $2}'), $(chromedriver --version 2>/dev/null | awk '{print $1, $2}')"
