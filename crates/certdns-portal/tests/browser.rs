@@ -40,9 +40,7 @@ fn find_binary(env: &str, candidates: &[&str]) -> Option<PathBuf> {
     }
     candidates.iter().map(PathBuf::from).find(|p| p.exists()).or_else(|| {
         let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path)
-            .flat_map(|dir| candidates.iter().map(move |c| dir.join(c)))
-            .find(|p| p.is_file())
+        std::env::split_paths(&path).flat_map(|dir| candidates.iter().map(move |c| dir.join(c))).find(|p| p.is_file())
     })
 }
 
@@ -50,20 +48,20 @@ async fn start_driver() -> Driver {
     let driver = find_binary("CERTDNS_TEST_CHROMEDRIVER", &["/usr/bin/chromedriver", "chromedriver"])
         .unwrap_or_else(|| panic!("chromedriver not found: {HOW_TO_INSTALL}"));
     let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(&driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {} ({e}): {HOW_TO_INSTALL}", driver.display()));
-    let url = format!("http://127.0.0.1:{port}");
+    let spawned =
+        Command::new(&driver).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    // Owned by the guard from here on, so it is killed and reaped on every path.
+    let started = Driver {
+        child: spawned.unwrap_or_else(|e| panic!("cannot start {} ({e}): {HOW_TO_INSTALL}", driver.display())),
+        url: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Driver { child, url };
+            return started;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("chromedriver did not listen on {url}: {HOW_TO_INSTALL}");
+    panic!("chromedriver did not listen on {}: {HOW_TO_INSTALL}", started.url);
 }
 
 async fn browser(driver: &Driver) -> Client {
@@ -174,7 +172,9 @@ async fn flow(env: &Env, c: &Client) {
     let key_id: certdns_core::KeyId = url.split("//").nth(1).unwrap().split(':').next().unwrap().parse().unwrap();
     let today = certdns_core::now().date();
     let usage: Vec<_> = (0..30u32)
-        .map(|i| (key_id.clone(), today - time::Duration::days(i64::from(i)), (i * 7 + 3) % 11 + u32::from(i % 5 == 0) * 6))
+        .map(|i| {
+            (key_id.clone(), today - time::Duration::days(i64::from(i)), (i * 7 + 3) % 11 + u32::from(i % 5 == 0) * 6)
+        })
         .collect();
     env.store.add_usage(&usage).await.unwrap();
 
