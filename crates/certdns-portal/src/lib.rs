@@ -84,6 +84,7 @@ pub(crate) struct AppState {
     pub keys: session::Keys,
     pub login_by_address: DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub login_by_account: DefaultKeyedRateLimiter<String>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Builds the portal. Loads (or creates and stores) the session secret, so it is async.
@@ -115,6 +116,7 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
         login_by_address: RateLimiter::keyed(per_minute(deps.config.login_per_minute_per_address)),
         login_by_account: RateLimiter::keyed(per_minute(deps.config.login_per_minute_per_account)),
         keys: session::Keys::new(secret.as_bytes(), deps.config.secure_cookies),
+        trusted_proxies: deps.config.trusted_nets(),
         config: deps.config,
         api_url,
         zone_domain: deps.zone_domain.trim_end_matches('.').to_owned(),

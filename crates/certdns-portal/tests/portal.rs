@@ -45,6 +45,7 @@ both_backends!(
     password_change_revokes_other_sessions,
     reset_and_verification_links_by_mail,
     login_attempts_are_limited,
+    login_limits_per_forwarded_address,
     account_deletion,
     operator_pages_and_suspension,
     audit_log_is_paginated_newest_first,
@@ -568,6 +569,44 @@ async fn login_attempts_are_limited(kind: Kind) {
     .await;
     assert_eq!(status, 429);
     assert!(page.contains("Too many sign-in attempts"));
+}
+
+async fn login_limits_per_forwarded_address(kind: Kind) {
+    let env = start_with(kind, |c| {
+        c.login_per_minute_per_address = 2;
+        c.client_ip_header = Some("X-Forwarded-For".into());
+    })
+    .await;
+    let c = client();
+    let (_, page, _) = get(&c, &format!("{}/login", env.portal)).await;
+    let t = csrf(&page);
+    let attempt = |xff: &'static str, email: &'static str| {
+        let c = c.clone();
+        let url = format!("{}/login", env.portal);
+        let t = t.clone();
+        async move {
+            c.post(url)
+                .header("x-forwarded-for", xff)
+                .form(&[("csrf", t.as_str()), ("email", email), ("password", "wrong password")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Behind a trusted (loopback) proxy, each forwarded client has its own budget.
+    assert_eq!(attempt("198.51.100.1", "u1@example.com").await, 401);
+    assert_eq!(attempt("198.51.100.1", "u2@example.com").await, 401);
+    assert_eq!(attempt("198.51.100.1", "u3@example.com").await, 429);
+    assert_eq!(attempt("203.0.113.9, 198.51.100.7", "u4@example.com").await, 401);
+    // Audit entries carry the forwarded address.
+    let _ = signup(&env, "olga@example.com").await;
+    let me = env.store.core().account_by_email("olga@example.com").await.unwrap().unwrap();
+    assert_eq!(attempt("192.0.2.44", "olga@example.com").await, 401);
+    let events = env.store.core().audit_events(me.id, None, 10).await.unwrap();
+    let failed = events.iter().find(|e| e.kind == AuditKind::LoginFailed).unwrap();
+    assert_eq!(failed.client_addr, Some("192.0.2.44".parse().unwrap()));
 }
 
 async fn account_deletion(kind: Kind) {
