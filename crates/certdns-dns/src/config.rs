@@ -103,7 +103,13 @@ impl DnsConfig {
         ("degraded_after_secs", "seconds without the TXT change stream before the responder reports degraded"),
         ("udp_sockets", "UDP sockets per listen address (SO_REUSEPORT); 0 = one per core"),
         ("tcp_idle_secs", "seconds an idle DNS-over-TCP connection is kept open"),
-        ("rrl", "response-rate limiting of UDP answers per client prefix (table [dns.rrl], see its keys)"),
+        ("rrl", "response-rate limiting of UDP answers per client prefix (table [dns.rrl], keys below)"),
+        ("rrl.enabled", "limit UDP answers per client prefix (off by default)"),
+        ("rrl.responses_per_second", "sustained UDP answers per second per client prefix"),
+        ("rrl.burst", "answers a prefix may get at once above the sustained rate"),
+        ("rrl.slip", "every n-th limited answer is sent truncated (TC) so resolvers retry over TCP; 0 = drop all"),
+        ("rrl.ipv4_prefix", "IPv4 clients are grouped by this prefix length"),
+        ("rrl.ipv6_prefix", "IPv6 clients are grouped by this prefix length"),
     ];
 
     /// Checks what serde cannot: the error names the offending key first.
@@ -197,5 +203,40 @@ impl RrlConfig {
 impl Default for RrlConfig {
     fn default() -> Self {
         Self { enabled: false, responses_per_second: 20, burst: 40, slip: 2, ipv4_prefix: 24, ipv6_prefix: 56 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_rrl_keys_are_documented_in_dns_docs() {
+        for (key, help) in RrlConfig::DOCS {
+            let nested = format!("rrl.{key}");
+            assert!(DnsConfig::DOCS.iter().any(|(k, h)| *k == nested && h == help), "{nested}");
+        }
+    }
+
+    #[test]
+    fn dns_validation_names_the_key() {
+        DnsConfig::default().validate().unwrap();
+        let mut c = DnsConfig::default();
+        c.listen.push(c.listen[0]);
+        assert!(c.validate().unwrap_err().starts_with("dns.listen:"));
+        let mut c = DnsConfig::default();
+        c.rrl.ipv4_prefix = 33;
+        assert!(c.validate().unwrap_err().starts_with("dns.rrl.ipv4_prefix:"));
+        let mut c = DnsConfig::default();
+        c.tcp_idle_secs = 0;
+        assert!(c.validate().unwrap_err().starts_with("dns.tcp_idle_secs:"));
+    }
+
+    #[test]
+    fn dns_config_reads_from_toml_with_defaults() {
+        let c: DnsConfig = toml::from_str("listen = [\"[::1]:53\"]\n[rrl]\nenabled = true\n").unwrap();
+        assert!(c.rrl.enabled);
+        assert_eq!(c.rrl.burst, RrlConfig::default().burst);
+        assert!(toml::from_str::<DnsConfig>("nope = 1").is_err(), "unknown keys are refused");
     }
 }
