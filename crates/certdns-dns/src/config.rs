@@ -227,8 +227,7 @@ mod tests {
         let mut c = DnsConfig::default();
         c.rrl.ipv4_prefix = 33;
         assert!(c.validate().unwrap_err().starts_with("dns.rrl.ipv4_prefix:"));
-        let mut c = DnsConfig::default();
-        c.tcp_idle_secs = 0;
+        let c = DnsConfig { tcp_idle_secs: 0, ..DnsConfig::default() };
         assert!(c.validate().unwrap_err().starts_with("dns.tcp_idle_secs:"));
     }
 
