@@ -237,4 +237,51 @@ async fn flow(env: &Env, c: &Client) {
     c.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
     wait_css(c, "form[action='/login']").await;
     shot(c, "login").await;
+
+    // An operator signs in and sees the account list.
+    let operator = certdns_core::Account {
+        id: certdns_core::AccountId::generate(),
+        email: certdns_core::Email::parse("ops@example.com").unwrap(),
+        role: certdns_core::AccountRole::Operator,
+        status: certdns_core::AccountStatus::Active,
+        password_hash: Some(certdns_core::password::hash(PASSWORD).unwrap()),
+        created_at: certdns_core::now(),
+    };
+    env.store.core().create_account(&operator).await.unwrap();
+    fill(c, "#email", "ops@example.com").await;
+    fill(c, "#password", PASSWORD).await;
+    c.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_css(c, "#key-name").await;
+    c.find(Locator::LinkText("Accounts")).await.unwrap().click().await.unwrap();
+    let suspend = wait_css(c, "form[action$='/suspend'] button").await;
+    assert!(c.source().await.unwrap().contains("browser@example.com"));
+    shot(c, "admin-accounts").await;
+    suspend.click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//*[contains(text(), 'Account suspended')]"))
+        .await
+        .expect("suspension notice");
+}
+
+/// With the default `secure_cookies = true` (`__Host-` cookies, `Secure`), a
+/// browser on plain-HTTP loopback still keeps the session: loopback counts as a
+/// secure context, so the single binary's default works on localhost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_cookies_work_on_loopback() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let env = start_with(Kind::Sqlite, |c| c.secure_cookies = true).await;
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    c.goto(&format!("{}/signup", env.portal)).await.unwrap();
+    fill(&c, "#email", "secure@example.com").await;
+    fill(&c, "#password", PASSWORD).await;
+    fill(&c, "#password_confirm", PASSWORD).await;
+    c.find(Locator::Css("form[action='/signup'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_css(&c, "#key-name").await;
+    c.goto(&format!("{}/account", env.portal)).await.unwrap();
+    let source = c.source().await.unwrap();
+    let _ = c.close().await;
+    assert!(source.contains("Change password"), "still signed in with Secure cookies on loopback");
 }
