@@ -46,6 +46,7 @@ both_backends!(
     reset_and_verification_links_by_mail,
     login_attempts_are_limited,
     login_limits_per_forwarded_address,
+    generated_session_secret_survives_a_restart,
     account_deletion,
     operator_pages_and_suspension,
     audit_log_is_paginated_newest_first,
@@ -81,6 +82,13 @@ async fn pages_need_a_login(kind: Kind) {
     assert!(body.contains(":root"));
     let (status, _, _) = get(&c, &format!("{}/nope", env.portal)).await;
     assert_eq!(status, 404);
+    let (status, _, location) = get(&c, &format!("{}/", env.portal)).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/login")));
+    let user = signup(&env, "home@example.com").await;
+    let (status, _, location) = get(&user, &format!("{}/", env.portal)).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/keys")));
+    let (status, _, location) = get(&user, &format!("{}/login", env.portal)).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/keys")), "signed-in users skip the login page");
 }
 
 async fn signup_logout_and_revocation(kind: Kind) {
@@ -317,6 +325,12 @@ async fn tenancy_between_accounts(kind: Kind) {
     }
     let (status, _, _) = post(&b, &format!("{}/registrations/{sub}/delete", env.portal), &[("csrf", &tb)]).await;
     assert_eq!(status, 404);
+    let account_b = env.store.core().account_by_email("b@example.com").await.unwrap().unwrap().id;
+    let (status, _, _) =
+        post(&b, &format!("{}/admin/accounts/{account_a}/suspend", env.portal), &[("csrf", &tb)]).await;
+    assert_eq!(status, 403, "customers cannot suspend anyone");
+    assert_eq!(env.store.core().account(account_a).await.unwrap().unwrap().status, AccountStatus::Active);
+    let _ = account_b;
     // Nothing changed for A.
     let key = env.store.core().license_key(&key_a.parse().unwrap()).await.unwrap().unwrap();
     assert!(key.is_active());
@@ -501,6 +515,14 @@ async fn reset_and_verification_links_by_mail(kind: Kind) {
     let verify = link_in(&outbox, "/verify-email?token=");
     let (_, page, _) = get(&c, &format!("{}/keys", env.portal)).await;
     assert!(page.contains("Please confirm your e-mail"));
+    // Asking for a new link replaces the first one.
+    let (_, page, _) = get(&c, &format!("{}/account", env.portal)).await;
+    let t = csrf(&page);
+    let (status, _, location) = post(&c, &format!("{}/verify-email/resend", env.portal), &[("csrf", &t)]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/account?notice=verification_sent")));
+    let (status, _, _) = get(&c, &format!("{}{verify}", env.portal)).await;
+    assert_eq!(status, 400, "the older link is void");
+    let verify = link_in(&env.outbox(), "/verify-email?token=");
     let (status, page, _) = get(&c, &format!("{}{verify}", env.portal)).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("E-mail confirmed"));
@@ -607,6 +629,55 @@ async fn login_limits_per_forwarded_address(kind: Kind) {
     let events = env.store.core().audit_events(me.id, None, 10).await.unwrap();
     let failed = events.iter().find(|e| e.kind == AuditKind::LoginFailed).unwrap();
     assert_eq!(failed.client_addr, Some("192.0.2.44".parse().unwrap()));
+}
+
+async fn generated_session_secret_survives_a_restart(kind: Kind) {
+    let env = start(kind).await;
+    let _ = signup(&env, "pat@example.com").await;
+    let cookie = session_cookie(&env, "pat@example.com").await;
+    let secret = env.store.setting("portal.session_secret").await.unwrap().expect("generated and stored");
+    assert!(secret.len() >= 40);
+    // A second portal over the same database (a restart, or another instance).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = certdns_portal::router(certdns_portal::PortalDeps {
+        store: env.store.clone(),
+        distribution: env.distribution.clone(),
+        config: certdns_portal::PortalConfig { secure_cookies: false, ..Default::default() },
+        public_api_url: env.api.clone(),
+        zone_domain: ZONE.into(),
+        data_dir: env.data_dir.path().to_owned(),
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+    });
+    let r = client().get(format!("http://{addr}/keys")).header("cookie", cookie.as_str()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the session is valid on the restarted portal");
+    assert_eq!(env.store.setting("portal.session_secret").await.unwrap(), Some(secret));
+    // A configured secret replaces it: old sessions are then invalid.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = certdns_portal::router(certdns_portal::PortalDeps {
+        store: env.store.clone(),
+        distribution: env.distribution.clone(),
+        config: certdns_portal::PortalConfig {
+            secure_cookies: false,
+            session_secret: Some("x".repeat(40)),
+            ..Default::default()
+        },
+        public_api_url: env.api.clone(),
+        zone_domain: ZONE.into(),
+        data_dir: env.data_dir.path().to_owned(),
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+    });
+    let r = client().get(format!("http://{addr}/keys")).header("cookie", cookie.as_str()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
 }
 
 async fn account_deletion(kind: Kind) {
