@@ -10,6 +10,7 @@
 //! the tenant's [`AccountId`] and filters by it in SQL, so a caller cannot reach
 //! another account's data by knowing an id.
 
+mod batch;
 mod error;
 mod open;
 pub mod portal;

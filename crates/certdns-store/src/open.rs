@@ -68,7 +68,8 @@ pub async fn open_with(url: &str, max_connections: u32) -> Result<Arc<dyn Store>
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options.read_only(true))
                 .await?;
-            Ok(Arc::new(SqlStore::new(Backend::Sqlite, read, write)))
+            let batcher = crate::batch::Batcher::spawn(write.clone());
+            Ok(Arc::new(SqlStore::new(Backend::Sqlite, read, write).with_batcher(batcher)))
         }
         Some(Backend::Postgres) => {
             let options = PgConnectOptions::from_str(url).map_err(bad_url)?;

@@ -54,6 +54,7 @@ both_backends!(
     license_key_addresses_are_new_once,
     registrations_are_created_with_their_audit_event,
     fast_txt_write_checks_every_condition,
+    concurrent_fast_writes_are_serialised,
 );
 
 async fn open(url: &str) -> Arc<dyn Store> {
@@ -387,6 +388,42 @@ async fn fast_txt_write_checks_every_condition(store: Arc<dyn Store>) {
     assert_eq!(put(r.username, h.clone(), r.subdomain, None).await.unwrap().values, [txt(1), txt(1)]);
     store.set_account_status(a.id, AccountStatus::Suspended).await.unwrap();
     assert_eq!(put(r.username, h, r.subdomain, None).await, None, "suspended account");
+}
+
+/// On SQLite the fast path is batched; writes to one registration must still be
+/// serialised and writes to different ones must each land.
+async fn concurrent_fast_writes_are_serialised(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    store.create_account(&a).await.unwrap();
+    let secret = Secret::generate();
+    let mut regs = Vec::new();
+    for _ in 0..4 {
+        let mut r = registration(a.id, None);
+        r.password_hash = secret.hash();
+        r.allow_from = AllowFrom::default();
+        store.create_registration(&r).await.unwrap();
+        regs.push(r);
+    }
+    let writers: Vec<_> = (0..48)
+        .map(|i| {
+            let (store, r, h) = (store.clone(), regs[i % 4].clone(), secret.hash());
+            tokio::spawn(async move {
+                let s = store.put_txt_if_authorized(r.username, &h, r.subdomain, None, &txt(i), 2, now()).await;
+                (i % 4, s.unwrap().expect("authorized").version, i)
+            })
+        })
+        .collect();
+    let mut versions = vec![std::collections::BTreeMap::new(); 4];
+    for w in writers {
+        let (reg, version, i) = w.await.unwrap();
+        assert!(versions[reg].insert(version, i).is_none(), "version {version} handed out twice");
+    }
+    for (reg, by_version) in regs.iter().zip(&versions) {
+        assert_eq!(by_version.keys().copied().collect::<Vec<_>>(), (1..=12).collect::<Vec<u64>>());
+        let state = store.txt_state(reg.subdomain, 2).await.unwrap().unwrap();
+        let newest: Vec<_> = by_version.values().rev().take(2).map(|i| txt(*i)).collect();
+        assert_eq!((state.version, state.values), (12, newest));
+    }
 }
 
 async fn license_key_addresses_are_new_once(store: Arc<dyn Store>) {
