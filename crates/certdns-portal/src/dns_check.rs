@@ -57,6 +57,9 @@ async fn ask(resolver: SocketAddr, name: &Name, rtype: RecordType) -> Result<Mes
                 Ok(Ok(n)) => {
                     let Ok(answer) = Message::from_vec(&buf[..n]) else { continue };
                     if answer.metadata.id == id && answer.metadata.message_type == MessageType::Response {
+                        if answer.metadata.truncation {
+                            return ask_tcp(resolver, &bytes, id).await;
+                        }
                         return Ok(answer);
                     }
                 }
@@ -64,6 +67,31 @@ async fn ask(resolver: SocketAddr, name: &Name, rtype: RecordType) -> Result<Mes
         }
     }
     Err(format!("resolver {resolver} did not answer"))
+}
+
+/// The same question over TCP, for answers too big for UDP.
+async fn ask_tcp(resolver: SocketAddr, query: &[u8], id: u16) -> Result<Message, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(resolver).await?;
+        let len = u16::try_from(query.len()).map_err(std::io::Error::other)?;
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(query);
+        stream.write_all(&framed).await?;
+        let answer_len = stream.read_u16().await?;
+        let mut answer = vec![0u8; usize::from(answer_len)];
+        stream.read_exact(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let bytes = tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("resolver {resolver} did not answer over TCP"))?
+        .map_err(|e| format!("resolver {resolver} over TCP: {e}"))?;
+    let answer = Message::from_vec(&bytes).map_err(|e| format!("resolver {resolver}: bad answer ({e})"))?;
+    if answer.metadata.id != id {
+        return Err(format!("resolver {resolver}: mismatched answer"));
+    }
+    Ok(answer)
 }
 
 fn same_name(a: &Name, b: &str) -> bool {

@@ -102,11 +102,21 @@ async fn hash_password(pw: String) -> Result<String, String> {
 }
 
 async fn verify_password(pw: String, stored: Option<String>) -> bool {
-    // Unknown accounts cost the same as wrong passwords.
-    let stored = stored.unwrap_or_else(|| {
-        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3sCk0bcmrjCAD5cOwz+KVeqrsTeRSqvnRAQyVXJcg4w".into()
-    });
-    tokio::task::spawn_blocking(move || password::verify(&pw, &stored)).await.unwrap_or(false)
+    tokio::task::spawn_blocking(move || {
+        // Unknown accounts (and accounts without a password) cost the same as a
+        // wrong password: verify against a real hash made once.
+        static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let decoy = || DECOY.get_or_init(|| password::hash("certdns decoy password, never valid").unwrap_or_default());
+        match stored {
+            Some(hash) => password::verify(&pw, &hash),
+            None => {
+                let _ = password::verify(&pw, decoy());
+                false
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
 }
 
 fn password_rules(pw: &str, email: &str) -> Result<(), String> {

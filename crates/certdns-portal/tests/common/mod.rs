@@ -117,39 +117,70 @@ pub async fn start_with(kind: Kind, tweak: impl FnOnce(&mut PortalConfig)) -> En
     }
 }
 
-/// A stand-in recursive resolver: answers from `zone`, NXDOMAIN for unknown names.
+/// A stand-in recursive resolver on UDP and TCP (same port): answers from
+/// `zone`, NXDOMAIN for unknown names. Over UDP, names starting with `big.` get
+/// an empty truncated answer, so the client must retry over TCP.
 pub async fn spawn_dns(zone: Zone) -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
+    let tcp = TcpListener::bind(addr).await.unwrap();
+    let udp_zone = zone.clone();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         loop {
             let Ok((n, peer)) = socket.recv_from(&mut buf).await else { return };
-            let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
-            let Some(q) = query.queries.first().cloned() else { continue };
-            let mut response = Message::new(query.metadata.id, MessageType::Response, query.metadata.op_code);
-            response.metadata.recursion_desired = query.metadata.recursion_desired;
-            response.metadata.recursion_available = true;
-            response.add_query(q.clone());
-            let name = q.name().to_ascii().trim_end_matches('.').to_lowercase();
-            let (exists, answers) = {
-                let zone = zone.lock().unwrap();
-                let exists = zone.keys().any(|(n, _)| *n == name);
-                let answers = zone.get(&(name.clone(), q.query_type())).cloned().unwrap_or_default();
-                (exists, answers)
-            };
-            if !exists {
-                response.metadata.response_code = ResponseCode::NXDomain;
-            }
-            for data in answers {
-                response.answers.push(Record::from_rdata(q.name().clone(), 60, data));
-            }
-            if let Ok(bytes) = response.to_vec() {
+            if let Some(bytes) = answer(&udp_zone, &buf[..n], true) {
                 let _ = socket.send_to(&bytes, peer).await;
             }
         }
     });
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut stream, _)) = tcp.accept().await else { return };
+            let zone = zone.clone();
+            tokio::spawn(async move {
+                let Ok(len) = stream.read_u16().await else { return };
+                let mut buf = vec![0u8; usize::from(len)];
+                if stream.read_exact(&mut buf).await.is_err() {
+                    return;
+                }
+                if let Some(bytes) = answer(&zone, &buf, false) {
+                    let mut framed = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+                    framed.extend_from_slice(&bytes);
+                    let _ = stream.write_all(&framed).await;
+                }
+            });
+        }
+    });
     addr
+}
+
+fn answer(zone: &Zone, packet: &[u8], udp: bool) -> Option<Vec<u8>> {
+    let query = Message::from_vec(packet).ok()?;
+    let q = query.queries.first().cloned()?;
+    let mut response = Message::new(query.metadata.id, MessageType::Response, query.metadata.op_code);
+    response.metadata.recursion_desired = query.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.add_query(q.clone());
+    let name = q.name().to_ascii().trim_end_matches('.').to_lowercase();
+    if udp && name.starts_with("_acme-challenge.big.") {
+        response.metadata.truncation = true;
+        return response.to_vec().ok();
+    }
+    let (exists, answers) = {
+        let zone = zone.lock().unwrap();
+        let exists = zone.keys().any(|(n, _)| *n == name);
+        let answers = zone.get(&(name.clone(), q.query_type())).cloned().unwrap_or_default();
+        (exists, answers)
+    };
+    if !exists {
+        response.metadata.response_code = ResponseCode::NXDomain;
+    }
+    for data in answers {
+        response.answers.push(Record::from_rdata(q.name().clone(), 60, data));
+    }
+    response.to_vec().ok()
 }
 
 pub fn cname(target: &str) -> RData {
