@@ -78,7 +78,8 @@ pub async fn open_with(url: &str, max_connections: u32) -> Result<Arc<dyn Store>
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?;
-            Ok(Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool)))
+            let batcher = crate::batch::Batcher::spawn(pool.clone());
+            Ok(Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool).with_batcher(batcher)))
         }
         None => Err(StoreError::Unavailable(format!(
             "unsupported database URL {:?}: expected sqlite:<path> or postgres://…",
