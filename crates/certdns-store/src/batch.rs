@@ -1,17 +1,19 @@
-//! Write batching for the `/update` fast path.
+//! SQLite write batching for the `/update` fast path.
 //!
 //! SQLite has one writer, and every statement sqlx sends it is a hand-off to the
-//! connection's worker thread and back; on Postgres every autocommit statement
-//! waits for its own WAL flush. Under load those, not the work, bound `/update`. The batcher gathers the fast-path writes that are waiting
+//! connection's worker thread and back. Under load that hand-off, not SQLite,
+//! bounds `/update`. The batcher gathers the fast-path writes that are waiting
 //! and applies up to [`MAX_BATCH`] of them in one `UPDATE … FROM (…)` statement.
 //! A statement updates a row at most once, so writes to the same registration go
 //! into successive statements, in arrival order: each still sees the previous
-//! one's values and gets the next version.
+//! one's values and gets the next version. Postgres does not batch: batches from
+//! several API instances could deadlock on each other's row locks, and group
+//! commit already shares WAL flushes between concurrent statements.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use sqlx::{AssertSqlSafe, FromRow, PgPool, SqlitePool};
+use sqlx::{AssertSqlSafe, FromRow, SqlitePool};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -47,9 +49,9 @@ pub(crate) struct Batcher {
 }
 
 impl Batcher {
-    pub fn spawn(pool: impl Into<AnyPool>) -> Self {
+    pub fn spawn(pool: SqlitePool) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(pool.into(), rx));
+        tokio::spawn(run(pool, rx));
         Self { tx }
     }
 
@@ -64,24 +66,7 @@ impl Batcher {
     }
 }
 
-pub(crate) enum AnyPool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
-impl From<SqlitePool> for AnyPool {
-    fn from(p: SqlitePool) -> Self {
-        AnyPool::Sqlite(p)
-    }
-}
-
-impl From<PgPool> for AnyPool {
-    fn from(p: PgPool) -> Self {
-        AnyPool::Postgres(p)
-    }
-}
-
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<FastWrite>) {
+async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<FastWrite>) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         pending.push(first);
@@ -100,7 +85,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<FastWrite>) {
     }
 }
 
-async fn execute(pool: &AnyPool, round: Vec<FastWrite>) {
+async fn execute(pool: &SqlitePool, round: Vec<FastWrite>) {
     let mut sql = String::from(
         "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = v.at, \
          txt_recent = substr(CASE WHEN registrations.txt_recent = '' THEN v.value \
@@ -110,18 +95,9 @@ async fn execute(pool: &AnyPool, round: Vec<FastWrite>) {
         if i > 0 {
             sql.push_str(" UNION ALL ");
         }
-        let n = i * 7;
         let _ = write!(
             sql,
-            "SELECT ${} AS username, ${} AS hash, ${} AS sub, ${} AS account, ${} AS value, ${} AS at, \
-             CAST(${} AS INTEGER) AS lim",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6,
-            n + 7
+            "SELECT ? AS username, ? AS hash, ? AS sub, ? AS account, ? AS value, ? AS at, CAST(? AS INTEGER) AS lim"
         );
     }
     sql.push_str(
@@ -129,30 +105,20 @@ async fn execute(pool: &AnyPool, round: Vec<FastWrite>) {
          AND registrations.subdomain = v.sub AND registrations.allow_from = '[]' \
          AND (v.account IS NULL OR registrations.account_id = v.account) \
          AND registrations.account_id IN (SELECT id FROM accounts WHERE status = 'active') \
-         RETURNING registrations.username AS username, registrations.subdomain AS subdomain, \
-         registrations.txt_version AS txt_version, registrations.txt_recent AS txt_recent",
+         RETURNING username, subdomain, txt_version, txt_recent",
     );
-    macro_rules! run_on {
-        ($db:ty, $pool:expr) => {{
-            let mut query = sqlx::query_as::<$db, ReturnedRow>(AssertSqlSafe(sql));
-            for w in &round {
-                query = query
-                    .bind(w.username)
-                    .bind(w.password_hash.as_str())
-                    .bind(w.subdomain)
-                    .bind(w.account)
-                    .bind(w.value.as_str())
-                    .bind(w.at)
-                    .bind(w.limit);
-            }
-            query.fetch_all($pool).await
-        }};
+    let mut query = sqlx::query_as::<_, ReturnedRow>(AssertSqlSafe(sql));
+    for w in &round {
+        query = query
+            .bind(w.username)
+            .bind(w.password_hash.as_str())
+            .bind(w.subdomain)
+            .bind(w.account)
+            .bind(w.value.as_str())
+            .bind(w.at)
+            .bind(w.limit);
     }
-    let result = match pool {
-        AnyPool::Sqlite(p) => run_on!(sqlx::Sqlite, p),
-        AnyPool::Postgres(p) => run_on!(sqlx::Postgres, p),
-    };
-    match result {
+    match query.fetch_all(pool).await {
         Ok(rows) => {
             let mut by_user: HashMap<Uuid, ReturnedRow> = rows.into_iter().map(|r| (r.username, r)).collect();
             for w in round {

@@ -78,8 +78,10 @@ pub async fn open_with(url: &str, max_connections: u32) -> Result<Arc<dyn Store>
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?;
-            let batcher = crate::batch::Batcher::spawn(pool.clone());
-            Ok(Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool).with_batcher(batcher)))
+            // No batching on Postgres: one statement locking many rows could
+            // deadlock against another API instance's batch, and group commit
+            // already shares WAL flushes between concurrent statements.
+            Ok(Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool)))
         }
         None => Err(StoreError::Unavailable(format!(
             "unsupported database URL {:?}: expected sqlite:<path> or postgres://…",
