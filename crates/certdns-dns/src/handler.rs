@@ -75,6 +75,10 @@ impl Responder {
         Self { zone, replica, rrl, metrics: Metrics::register() }
     }
 
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Answers one well-formed question.
     fn answer<'z>(&'z self, query: &LowerQuery) -> Reply<'z> {
         let qtype = query.query_type();

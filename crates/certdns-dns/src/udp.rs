@@ -87,7 +87,13 @@ async fn answer(packet: &[u8], src: SocketAddr, socket: &Arc<UdpSocket>, respond
     let reply = Reply { socket: socket.clone(), dst: src };
     let request = match Request::from_bytes(packet.to_vec(), src, NetProtocol::Udp) {
         Ok(request) => request,
-        Err(_) => return form_error(packet, reply).await,
+        Err(_) => {
+            let started = std::time::Instant::now();
+            if form_error(packet, reply).await {
+                responder.metrics().answered(None, ResponseCode::FormErr, started.elapsed());
+            }
+            return;
+        }
     };
     // Never answer a response: that is how reflection loops start.
     if request.metadata.message_type == MessageType::Response {
@@ -97,16 +103,21 @@ async fn answer(packet: &[u8], src: SocketAddr, socket: &Arc<UdpSocket>, respond
 }
 
 /// A packet with a readable header but an unreadable body: FORMERR, as hickory's
-/// server does. Shorter than a header, or a response: nothing.
-async fn form_error(packet: &[u8], mut reply: Reply) {
-    let Ok(header) = Header::read(&mut BinDecoder::new(packet)) else { return };
+/// server does. Shorter than a header, or a response: nothing. Returns whether
+/// a FORMERR was sent.
+async fn form_error(packet: &[u8], mut reply: Reply) -> bool {
+    let Ok(header) = Header::read(&mut BinDecoder::new(packet)) else { return false };
     if header.metadata.message_type == MessageType::Response {
-        return;
+        return false;
     }
-    let Ok(no_queries) = Queries::read(&mut BinDecoder::new(&[]), 0) else { return };
+    let Ok(no_queries) = Queries::read(&mut BinDecoder::new(&[]), 0) else { return false };
     let response = MessageResponseBuilder::new(&no_queries, None).error_msg(&header.metadata, ResponseCode::FormErr);
-    if let Err(error) = reply.send_response(response).await {
-        tracing::debug!(%error, "could not send FORMERR");
+    match reply.send_response(response).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::debug!(%error, "could not send FORMERR");
+            false
+        }
     }
 }
 
