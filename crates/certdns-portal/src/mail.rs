@@ -77,7 +77,10 @@ impl Mailer {
                     .open(path)
                     .await
                     .map_err(|e| MailError::Send(format!("{}: {e}", path.display())))?;
+                // tokio hands writes to a blocking thread: flush, or the mail may
+                // not be in the file yet when the response goes out.
                 file.write_all(&bytes).await.map_err(|e| MailError::Send(format!("{}: {e}", path.display())))?;
+                file.flush().await.map_err(|e| MailError::Send(format!("{}: {e}", path.display())))?;
             }
         }
         Ok(())

@@ -121,9 +121,14 @@ pub async fn start_with(kind: Kind, tweak: impl FnOnce(&mut PortalConfig)) -> En
 /// `zone`, NXDOMAIN for unknown names. Over UDP, names starting with `big.` get
 /// an empty truncated answer, so the client must retry over TCP.
 pub async fn spawn_dns(zone: Zone) -> SocketAddr {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // A UDP port whose TCP twin is free too.
+    let (socket, tcp) = loop {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        if let Ok(tcp) = TcpListener::bind(socket.local_addr().unwrap()).await {
+            break (socket, tcp);
+        }
+    };
     let addr = socket.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
     let udp_zone = zone.clone();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
