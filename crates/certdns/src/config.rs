@@ -98,7 +98,7 @@ impl Default for Config {
             redis_prefix: "certdns:".into(),
             public_api_url: None,
             log_format: LogFormat::Text,
-            log_level: "info".into(),
+            log_level: "info,hickory_server=warn".into(),
             http: HttpConfig::default(),
             dns: DnsConfig::default(),
             zone: ZoneConfig::default(),
