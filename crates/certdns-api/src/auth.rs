@@ -125,7 +125,8 @@ impl KeyCache {
             SecretHash::decoy().verify(&creds.secret);
             return Ok((KeyCheck::Invalid, None));
         };
-        if !key.secret_hash.verify(&creds.secret) {
+        // The current secret, or the previous one of a rotation within its grace period.
+        if !key.verify_secret(&creds.secret, certdns_core::now()) {
             return Ok((KeyCheck::Invalid, None));
         }
         let verdict = if !key.is_active() {
