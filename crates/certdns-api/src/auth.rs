@@ -107,9 +107,11 @@ impl KeyCache {
         if !Secret::is_well_formed(&creds.secret) {
             return Ok((KeyCheck::Invalid, None));
         }
+        let now = certdns_core::now();
         let found = match self.get(&id) {
-            Some(hit) => Some(hit),
-            None => match store.license_key(&id).await? {
+            // A cached key that does not match may have been rotated since: look again.
+            Some(hit) if hit.0.verify_secret(&creds.secret, now) => Some(hit),
+            _ => match store.license_key(&id).await? {
                 Some(key) => {
                     let status = match store.account(key.account_id).await? {
                         Some(account) => account.status,
@@ -126,7 +128,7 @@ impl KeyCache {
             return Ok((KeyCheck::Invalid, None));
         };
         // The current secret, or the previous one of a rotation within its grace period.
-        if !key.verify_secret(&creds.secret, certdns_core::now()) {
+        if !key.verify_secret(&creds.secret, now) {
             return Ok((KeyCheck::Invalid, None));
         }
         let verdict = if !key.is_active() {

@@ -351,6 +351,13 @@ async fn update_inner(state: &Arc<AppState>, req: Request) -> Result<Response, A
     if status != AccountStatus::Active {
         return Err(ApiError::AccountSuspended);
     }
+    // Revoking a key retires what was registered with it (a leaked key's
+    // registrations may be the attacker's); rotation keeps the key id instead.
+    if let Some(key_id) = &reg.license_key_id
+        && state.store.license_key(key_id).await.map_err(|e| store_failure(&e))?.is_some_and(|k| !k.is_active())
+    {
+        return Err(ApiError::LicenseKeyRevoked);
+    }
     if parsed.subdomain != reg.subdomain.to_string() {
         return Err(
             auth_failed(state, incoming.ip, Some(reg.username), Some(reg.account_id), "update", "subdomain").await

@@ -552,10 +552,23 @@ async fn update_refuses_revoked_keys_and_suspended_accounts(kind: Kind) {
     env.store.revoke_license_key(env.account, &env.key, certdns_core::now()).await.unwrap();
     tokio::time::sleep(certdns_api::KEY_CACHE_TTL).await;
     expect_error(with_basic(Some(env.basic())).await.unwrap(), 403, "license_key_revoked").await;
-    // Without the key, the registration's own credentials still work (key rotation).
-    assert_eq!(with_basic(None).await.unwrap().status(), 200);
+    // A revoked key's registrations stop working too, even with only their own
+    // credentials (rotation, which keeps the key id, is how keys are replaced).
+    expect_error(with_basic(None).await.unwrap(), 403, "license_key_revoked").await;
+
+    // A suspended account: every registration of it, key or not.
+    let env = Env::start(kind).await;
+    let reg = env.register().await;
+    let update = || {
+        env.post("/update")
+            .header("X-Api-User", &reg.username)
+            .header("X-Api-Key", &reg.password)
+            .body(format!(r#"{{"subdomain":"{}","txt":"{}"}}"#, reg.subdomain, txt(2)))
+            .send()
+    };
+    assert_eq!(update().await.unwrap().status(), 200);
     env.store.set_account_status(env.account, AccountStatus::Suspended).await.unwrap();
-    expect_error(with_basic(None).await.unwrap(), 403, "account_suspended").await;
+    expect_error(update().await.unwrap(), 403, "account_suspended").await;
 }
 
 /// Key A cannot update, read or delete key B's registrations, even knowing them.

@@ -105,6 +105,8 @@ async fn execute(pool: &SqlitePool, round: Vec<FastWrite>) {
          AND registrations.subdomain = v.sub AND registrations.allow_from = '[]' \
          AND (v.account IS NULL OR registrations.account_id = v.account) \
          AND registrations.account_id IN (SELECT id FROM accounts WHERE status = 'active') \
+         AND (registrations.license_key_id IS NULL \
+              OR registrations.license_key_id IN (SELECT id FROM license_keys WHERE revoked_at IS NULL)) \
          RETURNING username, subdomain, txt_version, txt_recent",
     );
     let mut query = sqlx::query_as::<_, ReturnedRow>(AssertSqlSafe(sql));

@@ -552,6 +552,7 @@ where
              WHERE username = $1 AND password_hash = $5 AND subdomain = $6 AND allow_from = '[]' \
              AND ($7 IS NULL OR account_id = $7) \
              AND account_id IN (SELECT id FROM accounts WHERE status = 'active') \
+             AND (license_key_id IS NULL OR license_key_id IN (SELECT id FROM license_keys WHERE revoked_at IS NULL)) \
              RETURNING subdomain, txt_version, txt_recent",
         )
         .bind(*username.as_uuid())
