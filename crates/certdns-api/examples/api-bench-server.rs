@@ -105,7 +105,13 @@ async fn main() -> anyhow::Result<()> {
         },
         ..ApiConfig::default()
     };
-    let router = certdns_api::router(ApiDeps { store, distribution, config, zone_domain: "auth.bench.test".into() });
+    let router = certdns_api::router(ApiDeps {
+        store,
+        distribution,
+        config,
+        zone_domain: "auth.bench.test".into(),
+        usage: None,
+    });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     let creds = format!("addr {addr}\nkey {}:{}\n{regs}", key.id, secret.expose());

@@ -373,7 +373,7 @@ async fn update_inner(state: &Arc<AppState>, req: Request) -> Result<Response, A
         Err(StoreError::NotFound) => return Err(ApiError::Forbidden),
         Err(e) => return Err(store_failure(&e)),
     };
-    Ok(updated(state, &reg.subdomain, txt_state, &value).await)
+    Ok(updated(state, reg.username, &reg.subdomain, txt_state, &value).await)
 }
 
 /// The common case in one statement: well-formed credentials, a valid value for
@@ -420,14 +420,23 @@ async fn fast_update(
     if let Some(key) = &license {
         state.key_used(&key.id, key.account_id, incoming.ip);
     }
-    Ok(Some(updated(state, &subdomain, txt_state, &value).await))
+    Ok(Some(updated(state, user, &subdomain, txt_state, &value).await))
 }
 
 /// After a durable TXT write: publish, count, answer.
-async fn updated(state: &Arc<AppState>, subdomain: &Subdomain, txt_state: TxtState, value: &TxtValue) -> Response {
+async fn updated(
+    state: &Arc<AppState>,
+    username: Username,
+    subdomain: &Subdomain,
+    txt_state: TxtState,
+    value: &TxtValue,
+) -> Response {
     tracing::debug!(%subdomain, version = txt_state.version, "TXT updated");
     state.publish(Change::Upsert(txt_state)).await;
     metrics::counter!("certdns_api_updates_total").increment(1);
+    if let Some(usage) = &state.usage {
+        usage.record(username);
+    }
     // Hand-built like acme-dns's (`{"txt": "…"}`, a space after each colon); the
     // value is [A-Za-z0-9_-] only, so it needs no escaping.
     let body = format!(

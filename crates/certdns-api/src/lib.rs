@@ -24,6 +24,7 @@ pub mod openapi;
 mod reconcile;
 mod routing;
 mod state;
+mod usage;
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub use auth::KEY_CACHE_TTL;
 pub use config::{ApiConfig, Rate, RateLimits, RegistrationMode};
 pub use reconcile::{PERIODIC as RECONCILE_PERIOD, ReconcileError, ReconcileHandle, ReconcileReport};
 pub use reconcile::{reconcile, spawn_reconciler};
+pub use usage::FLUSH_EVERY as USAGE_FLUSH_EVERY;
 
 use crate::state::AppState;
 
@@ -52,6 +54,8 @@ pub struct ApiDeps {
     pub config: ApiConfig,
     /// The zone; `fulldomain` = `<subdomain>.<zone_domain>`, written as configured.
     pub zone_domain: String,
+    /// Where per-key update counts go (the portal's usage view); `None` counts nothing.
+    pub usage: Option<Arc<dyn certdns_store::PortalStore>>,
 }
 
 /// The API's routes and middleware. Has no fallback of its own beyond path

@@ -16,6 +16,7 @@ use crate::client_ip::ClientIpSource;
 use crate::config::ApiConfig;
 use crate::limits::Limits;
 use crate::reconcile::{self, ReconcileHandle};
+use crate::usage::{self, UsageRecorder};
 
 /// `last_used_at` is written at most this often per key.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
@@ -34,6 +35,8 @@ pub struct AppState {
     seen_addresses: Mutex<HashSet<(KeyId, IpAddr)>>,
     open_owner: OnceCell<AccountId>,
     republisher: OnceLock<ReconcileHandle>,
+    /// Present when usage is recorded (`ApiDeps::usage`).
+    pub usage: Option<Arc<UsageRecorder>>,
 }
 
 impl AppState {
@@ -46,7 +49,13 @@ impl AppState {
                 .and_then(|h| axum::http::HeaderName::from_bytes(h.as_bytes()).ok()),
             trusted: deps.config.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect(),
         };
+        let usage = deps.usage.map(|sink| {
+            let recorder = Arc::new(UsageRecorder::default());
+            usage::spawn_flusher(Arc::downgrade(&recorder), deps.store.clone(), sink);
+            recorder
+        });
         Self {
+            usage,
             limits: Limits::new(&deps.config.rate_limits),
             store: deps.store,
             distribution: deps.distribution,

@@ -51,6 +51,7 @@ both_backends!(
     operator_pages_and_suspension,
     audit_log_is_paginated_newest_first,
     usage_chart_counts_per_key,
+    updates_through_the_api_are_counted,
 );
 
 async fn pages_need_a_login(kind: Kind) {
@@ -828,4 +829,38 @@ async fn usage_chart_counts_per_key(kind: Kind) {
     assert!(page.contains("first &lt;key&gt;") || page.contains("first &#60;key&#62;"));
     assert!(!page.contains("first <key>"));
     let _ = TxtValue::try_from("a".repeat(43)).unwrap();
+}
+
+/// The API counts each successful /update against the license key the
+/// registration was made with, and the usage page shows it.
+async fn updates_through_the_api_are_counted(kind: Kind) {
+    let env = start(kind).await;
+    let c = signup(&env, "olga@example.com").await;
+    let (_, url) = create_key(&env, &c, "counted").await;
+    let (status, reg) = register(&url, "count.example.com").await;
+    assert_eq!(status, 201);
+    for i in 0..3 {
+        let r = client()
+            .post(format!("{}/update", env.api))
+            .header("X-Api-User", reg["username"].as_str().unwrap())
+            .header("X-Api-Key", reg["password"].as_str().unwrap())
+            .body(format!(
+                r#"{{"subdomain":"{}","txt":"{}"}}"#,
+                reg["subdomain"].as_str().unwrap(),
+                format!("{i}").repeat(43)
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let deadline = std::time::Instant::now() + certdns_api::USAGE_FLUSH_EVERY * 4;
+    loop {
+        let (_, page, _) = get(&c, &format!("{}/usage", env.portal)).await;
+        if page.contains("3 updates in 30 days") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "usage never showed the 3 updates");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

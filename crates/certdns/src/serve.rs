@@ -85,6 +85,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             distribution: distribution.clone(),
             config: config.api.clone(),
             zone_domain: config.zone.domain.trim_end_matches('.').to_owned(),
+            usage: portal_store.clone(),
         }));
     }
 

@@ -107,6 +107,7 @@ impl Env {
             distribution: dist.clone(),
             config: config.clone(),
             zone_domain: ZONE.into(),
+            usage: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -76,6 +76,7 @@ pub async fn start_with(kind: Kind, tweak: impl FnOnce(&mut PortalConfig)) -> En
         distribution: distribution.clone(),
         config: certdns_api::ApiConfig::default(),
         zone_domain: ZONE.into(),
+        usage: Some(store.clone()),
     });
     tokio::spawn(async move {
         axum::serve(api_listener, api.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
