@@ -2,8 +2,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{SqlStore, Store, StoreError};
 
@@ -44,6 +44,33 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// SQLite read pool; SQLite writes always go through one connection, which queues
 /// writers in the pool (fair, async) instead of in SQLite's sleeping busy handler.
 pub async fn open_with(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(connect(url, max_connections).await?.core())
+}
+
+/// The connection pools behind a store; shared by [`open_with`] and
+/// [`crate::open_portal_with`], so both views sit on the same connections.
+pub(crate) enum Pools {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+impl Pools {
+    /// The core [`Store`] over these pools.
+    pub(crate) fn core(&self) -> Arc<dyn Store> {
+        match self {
+            Pools::Sqlite { read, write } => {
+                let batcher = crate::batch::Batcher::spawn(write.clone());
+                Arc::new(SqlStore::new(Backend::Sqlite, read.clone(), write.clone()).with_batcher(batcher))
+            }
+            // No batching on Postgres: one statement locking many rows could
+            // deadlock against another API instance's batch, and group commit
+            // already shares WAL flushes between concurrent statements.
+            Pools::Postgres(pool) => Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool.clone())),
+        }
+    }
+}
+
+pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Pools, StoreError> {
     let bad_url = |e: sqlx::Error| StoreError::Unavailable(format!("invalid database URL: {e}"));
     match Backend::of_url(url) {
         Some(Backend::Sqlite) => {
@@ -68,8 +95,7 @@ pub async fn open_with(url: &str, max_connections: u32) -> Result<Arc<dyn Store>
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options.read_only(true))
                 .await?;
-            let batcher = crate::batch::Batcher::spawn(write.clone());
-            Ok(Arc::new(SqlStore::new(Backend::Sqlite, read, write).with_batcher(batcher)))
+            Ok(Pools::Sqlite { read, write })
         }
         Some(Backend::Postgres) => {
             let options = PgConnectOptions::from_str(url).map_err(bad_url)?;
@@ -78,10 +104,7 @@ pub async fn open_with(url: &str, max_connections: u32) -> Result<Arc<dyn Store>
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?;
-            // No batching on Postgres: one statement locking many rows could
-            // deadlock against another API instance's batch, and group commit
-            // already shares WAL flushes between concurrent statements.
-            Ok(Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool)))
+            Ok(Pools::Postgres(pool))
         }
         None => Err(StoreError::Unavailable(format!(
             "unsupported database URL {:?}: expected sqlite:<path> or postgres://…",

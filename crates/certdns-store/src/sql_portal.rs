@@ -1,22 +1,17 @@
 //! [`PortalStore`] over sqlx, generic over the database like [`SqlStore`], and
 //! [`open_portal`], which opens both over one set of pools.
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use certdns_core::{Account, AccountId, Email, KeyId, SecretHash, Subdomain};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::open::{Pools, connect};
 use crate::portal::{AccountSummary, PortalStore, RemovedRegistration, TokenKind, UsageDay};
-use crate::{Backend, Result, SqlStore, Store, StoreError, redact};
-
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::{Result, Store, StoreError};
 
 /// Opens the store a URL names (like [`crate::open`]) and returns the portal's
 /// view of it; [`PortalStore::core`] is the [`Store`] over the same pools.
@@ -26,44 +21,12 @@ pub async fn open_portal(url: &str) -> Result<Arc<dyn PortalStore>> {
 
 /// [`open_portal`] with a pool size (see [`crate::open_with`]).
 pub async fn open_portal_with(url: &str, max_connections: u32) -> Result<Arc<dyn PortalStore>> {
-    let bad_url = |e: sqlx::Error| StoreError::Unavailable(format!("invalid database URL: {e}"));
-    match Backend::of_url(url) {
-        Some(Backend::Sqlite) => {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(bad_url)?
-                .create_if_missing(true)
-                .foreign_keys(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5));
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options.clone())
-                .await?;
-            let read = SqlitePoolOptions::new()
-                .max_connections(max_connections.max(1))
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options.read_only(true))
-                .await?;
-            let core: Arc<dyn Store> = Arc::new(SqlStore::new(Backend::Sqlite, read.clone(), write.clone()));
-            Ok(Arc::new(SqlPortalStore { core, read, write }))
-        }
-        Some(Backend::Postgres) => {
-            let options = PgConnectOptions::from_str(url).map_err(bad_url)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections.max(1))
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options)
-                .await?;
-            let core: Arc<dyn Store> = Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool.clone()));
-            Ok(Arc::new(SqlPortalStore { core, read: pool.clone(), write: pool }))
-        }
-        None => Err(StoreError::Unavailable(format!(
-            "unsupported database URL {:?}: expected sqlite:<path> or postgres://…",
-            redact(url)
-        ))),
-    }
+    let pools = connect(url, max_connections).await?;
+    let core = pools.core();
+    Ok(match pools {
+        Pools::Sqlite { read, write } => Arc::new(SqlPortalStore { core, read, write }),
+        Pools::Postgres(pool) => Arc::new(SqlPortalStore { core, read: pool.clone(), write: pool }),
+    })
 }
 
 /// The portal's store: its own handles on the pools of `core`.
