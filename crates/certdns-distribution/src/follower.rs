@@ -58,6 +58,8 @@ impl FollowerHealth {
     }
 
     fn set_down(&self, down: bool) {
+        // 1 while the change stream answers; 0 while the replica may be going stale.
+        metrics::gauge!("certdns_replica_stream_up").set(if down { 0.0 } else { 1.0 });
         let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
         match (down, since.is_some()) {
             (true, false) => *since = Some(Instant::now()),
@@ -65,6 +67,10 @@ impl FollowerHealth {
             _ => {}
         }
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 pub struct Follower {
@@ -113,6 +119,7 @@ impl Follower {
         self.health.snapshots.fetch_add(1, Ordering::Relaxed);
         self.health.set_down(false);
         metrics::gauge!("certdns_replica_entries").set(self.replica.len() as f64);
+        metrics::gauge!("certdns_replica_snapshot_timestamp_seconds").set(unix_now());
         tracing::info!(
             entries,
             took_ms = started.elapsed().as_millis() as u64,
@@ -131,6 +138,8 @@ impl Follower {
             if !changes.is_empty() {
                 metrics::counter!("certdns_replica_changes_total").increment(changes.len() as u64);
                 metrics::gauge!("certdns_replica_entries").set(self.replica.len() as f64);
+                // When this replica last applied a change: compare across responders to spot a laggard.
+                metrics::gauge!("certdns_replica_last_change_timestamp_seconds").set(unix_now());
             }
             self.health.set_down(false);
             cursor = next;

@@ -56,7 +56,11 @@ async fn embedded_default_serves_api_and_dns_and_survives_a_restart() {
     let ready: Value = reqwest::get(format!("{http}/ready")).await.unwrap().json().await.unwrap();
     assert_eq!(ready["ready"], true, "{ready}");
     let metrics = reqwest::get(format!("{http}/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("certdns_replica_entries"), "{metrics}");
+    for series in
+        ["certdns_replica_entries", "certdns_replica_stream_up 1", "certdns_replica_snapshot_timestamp_seconds"]
+    {
+        assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");
+    }
 
     let portal = server.portal_url();
     let login = reqwest::get(format!("{portal}/login")).await.unwrap();
