@@ -13,7 +13,7 @@ pub struct ZoneConfig {
     /// `<subdomain>.<domain>`.
     pub domain: String,
     /// Host names of the zone's name servers (the apex NS set). The first is the
-    /// SOA MNAME.
+    /// SOA MNAME. Empty means `ns1.<domain>`.
     pub nameservers: Vec<String>,
     /// SOA RNAME: a mailbox, as `hostmaster@example.net` or already in DNS form
     /// (`hostmaster.example.net`).
@@ -41,7 +41,7 @@ impl ZoneConfig {
     /// A test in the binary checks that no key is missing.
     pub const DOCS: &'static [(&'static str, &'static str)] = &[
         ("domain", "zone served; registrations answer at <subdomain>.<domain>"),
-        ("nameservers", "apex NS host names; the first is the SOA MNAME"),
+        ("nameservers", "apex NS host names; the first is the SOA MNAME (empty: ns1.<domain>)"),
         ("hostmaster", "SOA RNAME, as hostmaster@example.net or hostmaster.example.net"),
         ("records", "static records, one zone-file line each (\"ns1.auth.example.net. A 192.0.2.53\")"),
         ("txt_ttl", "TTL of TXT answers, seconds"),
@@ -64,9 +64,10 @@ impl Default for ZoneConfig {
     fn default() -> Self {
         Self {
             domain: "auth.certdns.localhost".into(),
-            nameservers: vec!["ns1.auth.certdns.localhost".into()],
+            // Derived from `domain` (ns1.<domain>) so that changing the domain alone works.
+            nameservers: Vec::new(),
             hostmaster: "hostmaster@certdns.localhost".into(),
-            records: vec!["ns1.auth.certdns.localhost. A 127.0.0.1".into()],
+            records: Vec::new(),
             txt_ttl: 1,
             static_ttl: 3600,
             negative_ttl: 60,

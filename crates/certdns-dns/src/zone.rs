@@ -106,11 +106,11 @@ impl Zone {
                 return Err(format!("{key}: {v} is larger than {}", i32::MAX));
             }
         }
-        if cfg.nameservers.is_empty() {
-            return Err("zone.nameservers: at least one name server is needed (the first is the SOA MNAME)".into());
-        }
-        let mut ns_names = Vec::with_capacity(cfg.nameservers.len());
-        for (i, ns) in cfg.nameservers.iter().enumerate() {
+        // Unset: one name server inside the zone, so changing only `domain` works.
+        let derived = [format!("ns1.{}", cfg.domain.trim_end_matches('.'))];
+        let nameservers: &[String] = if cfg.nameservers.is_empty() { &derived } else { &cfg.nameservers };
+        let mut ns_names = Vec::with_capacity(nameservers.len());
+        for (i, ns) in nameservers.iter().enumerate() {
             let name = parse_name(ns).map_err(|e| format!("zone.nameservers[{i}]: {ns:?} {e}"))?;
             if name.is_root() {
                 return Err(format!("zone.nameservers[{i}]: {ns:?} is not a host name"));
@@ -376,7 +376,9 @@ mod tests {
         };
         assert_eq!(bad(&|c| c.domain = "a..b".into()), "zone.domain: \"a..b\" is not a valid domain name");
         assert!(bad(&|c| c.domain = String::new()).starts_with("zone.domain:"));
-        assert!(bad(&|c| c.nameservers.clear()).starts_with("zone.nameservers:"));
+        let mut unset = cfg();
+        unset.nameservers.clear();
+        assert!(Zone::compile(&unset).is_ok(), "no name servers: ns1.<domain> is derived");
         assert!(bad(&|c| c.nameservers[1] = "bad name".into()).starts_with("zone.nameservers[1]:"));
         assert!(bad(&|c| c.hostmaster = "@x".into()).starts_with("zone.hostmaster:"));
         let e = bad(&|c| c.records.push("foo.auth.example.org. A not-an-ip".into()));

@@ -219,3 +219,23 @@ fn help_documents_every_key_with_its_environment_name() {
     assert!(out.stdout.contains("serve") && out.stdout.contains("admin") && out.stdout.contains("migrate"));
     let _ = Duration::ZERO;
 }
+
+/// An operator changing only the zone's domain gets a valid configuration: the
+/// name server defaults follow the domain.
+#[tokio::test]
+async fn changing_only_the_zone_domain_is_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("CERTDNS_ZONE__DOMAIN", "auth.example.net")];
+    let out = run_cli(dir.path(), &["config"], &env, None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains("domain = \"auth.example.net\""), "{}", out.stdout);
+
+    let args =
+        ["serve", "--http-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--portal-listen", "127.0.0.1:0"];
+    let server = Certdns::start(dir.path(), &args, &env).await;
+    let ns = dns_query(server.dns_udp(), "auth.example.net", RecordType::NS).await;
+    assert_eq!(ns.metadata.response_code, ResponseCode::NoError);
+    let names: Vec<String> = ns.answers.iter().map(|r| r.data.to_string()).collect();
+    assert_eq!(names, ["ns1.auth.example.net."]);
+    server.stop().await;
+}
