@@ -75,6 +75,23 @@ update() { # registration-json value
     rm -f "$body"
 }
 
+# Like lego's own propagation check (which asks the authoritative servers
+# directly, never the CA's resolver): wait until every certdns responder named in
+# E2E_AUTH_PORTS answers the new value. With split roles the API answers 200
+# before the responders have applied the change (milliseconds later); a check
+# through the CA's own resolver in that window would leave the old answer in its
+# cache for the TXT TTL and fail the validation.
+wait_authoritative() { # fulldomain value
+    local port tries
+    for port in ${E2E_AUTH_PORTS:-}; do
+        for tries in $(seq 1 100); do
+            dig +short +norecurse +time=1 +tries=1 -p "$port" @127.0.0.1 TXT "$1" | grep -q -- "$2" && break
+            [ "$tries" = 100 ] && die "responder 127.0.0.1:$port never answered the new value for $1"
+            sleep 0.1
+        done
+    done
+}
+
 cmd="${1:-}"
 case "$cmd" in
 register)
@@ -95,6 +112,7 @@ present)
         die "new registration for $domain: create the CNAME \"$cname\" and run again"
     fi
     update "$reg" "$3"
+    wait_authoritative "$(jq -r .fulldomain <<<"$reg")" "$3"
     ;;
 cleanup)
     ;;

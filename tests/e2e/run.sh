@@ -716,7 +716,7 @@ lego_cmd() { # DIR args…
     # name; unbound may keep the previous answer for its 1 s TTL, so wait longer
     # than that between them (lego's own default is 60 s).
     LEGO_CA_CERTIFICATES="$CA_BUNDLE" EXEC_PATH="$HOOK" EXEC_POLLING_INTERVAL=1 EXEC_PROPAGATION_TIMEOUT=30 \
-        EXEC_SEQUENCE_INTERVAL=3 ACME_DNS_API_BASE="$BASE_URL" ACME_DNS_STORAGE_PATH="$dir/acmedns.json" \
+        EXEC_SEQUENCE_INTERVAL=3 E2E_AUTH_PORTS="${CD_DNS[*]}" ACME_DNS_API_BASE="$BASE_URL" ACME_DNS_STORAGE_PATH="$dir/acmedns.json" \
         timeout --foreground 120 lego --server "$ACME_DIR" --accept-tos --email "e2e@$CUSTOMER" --path "$dir" \
         --dns exec --dns.resolvers "127.0.0.1:$UNBOUND_PORT" --dns.disable-cp "$@"
 }
