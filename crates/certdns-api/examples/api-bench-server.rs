@@ -23,6 +23,10 @@ use certdns_core::{
 use certdns_distribution::{Distribution, InProcess, RedisDistribution};
 use clap::Parser;
 
+// The allocator of the certdns binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// `sqlite:<path>` or `postgres://…`

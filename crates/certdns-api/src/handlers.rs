@@ -12,7 +12,7 @@ use certdns_core::{
     TxtState, TxtValue, Username,
 };
 use certdns_distribution::Change;
-use certdns_store::StoreError;
+use certdns_store::{AuthorizedWrite, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -373,7 +373,7 @@ async fn update_inner(state: &Arc<AppState>, req: Request) -> Result<Response, A
         Err(StoreError::NotFound) => return Err(ApiError::Forbidden),
         Err(e) => return Err(store_failure(&e)),
     };
-    Ok(updated(state, reg.username, &reg.subdomain, txt_state, &value).await)
+    Ok(updated(state, reg.username, txt_state, &value).await)
 }
 
 /// The common case in one statement: well-formed credentials, a valid value for
@@ -403,36 +403,31 @@ async fn fast_update(
         },
         _ => None,
     };
-    let written = state
-        .store
-        .put_txt_if_authorized(
-            user,
-            &SecretHash::of(key),
-            subdomain,
-            license.as_ref().map(|k| k.account_id),
-            &value,
-            state.keep(),
-            certdns_core::now(),
-        )
-        .await
-        .map_err(|e| store_failure(&e))?;
+    let write = AuthorizedWrite {
+        username: user,
+        password_hash: SecretHash::of(key),
+        subdomain,
+        account: license.as_ref().map(|k| k.account_id),
+        value: value.clone(),
+    };
+    // Written and published together with the other updates waiting now.
+    let written = state.updates.submit(write).await.map_err(|e| store_failure(&e))?;
     let Some(txt_state) = written else { return Ok(None) };
     if let Some(key) = &license {
         state.key_used(&key.id, key.account_id, incoming.ip);
     }
-    Ok(Some(updated(state, user, &subdomain, txt_state, &value).await))
+    Ok(Some(answer_update(state, user, &txt_state, &value)))
 }
 
-/// After a durable TXT write: publish, count, answer.
-async fn updated(
-    state: &Arc<AppState>,
-    username: Username,
-    subdomain: &Subdomain,
-    txt_state: TxtState,
-    value: &TxtValue,
-) -> Response {
-    tracing::debug!(%subdomain, version = txt_state.version, "TXT updated");
-    state.publish(Change::Upsert(txt_state)).await;
+/// After a durable TXT write on the checked path: publish, count, answer.
+async fn updated(state: &Arc<AppState>, username: Username, txt_state: TxtState, value: &TxtValue) -> Response {
+    state.publish(Change::Upsert(txt_state.clone())).await;
+    answer_update(state, username, &txt_state, value)
+}
+
+/// The answer to a TXT write that is durable and published.
+fn answer_update(state: &AppState, username: Username, txt_state: &TxtState, value: &TxtValue) -> Response {
+    tracing::debug!(subdomain = %txt_state.subdomain, version = txt_state.version, "TXT updated");
     metrics::counter!("certdns_api_updates_total").increment(1);
     if let Some(usage) = &state.usage {
         usage.record(username);
@@ -446,7 +441,6 @@ async fn updated(
     );
     json_response(StatusCode::OK, body)
 }
-
 /// Extension: delete a registration, so nothing stale stays answerable.
 #[utoipa::path(
     post, path = "/deregister",

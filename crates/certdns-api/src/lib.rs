@@ -21,9 +21,11 @@ mod handlers;
 mod limits;
 mod middleware;
 pub mod openapi;
+mod publish;
 mod reconcile;
 mod routing;
 mod state;
+mod update_batch;
 mod usage;
 
 use std::sync::Arc;

@@ -2,11 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use certdns_core::{AccountId, AccountRole, AuditKind, KeyId, NewAuditEvent};
-use certdns_distribution::{Change, Distribution};
+use certdns_distribution::Change;
 use certdns_store::Store;
 use tokio::sync::OnceCell;
 
@@ -15,7 +15,8 @@ use crate::auth::KeyCache;
 use crate::client_ip::ClientIpSource;
 use crate::config::ApiConfig;
 use crate::limits::Limits;
-use crate::reconcile::{self, ReconcileHandle};
+use crate::publish::Publisher;
+use crate::update_batch::UpdateBatcher;
 use crate::usage::{self, UsageRecorder};
 
 /// `last_used_at` is written at most this often per key.
@@ -25,7 +26,6 @@ const SEEN_MAX: usize = 100_000;
 
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub distribution: Arc<dyn Distribution>,
     pub config: ApiConfig,
     pub zone_domain: String,
     pub client_ip: ClientIpSource,
@@ -34,7 +34,9 @@ pub struct AppState {
     touched: Mutex<HashMap<KeyId, Instant>>,
     seen_addresses: Mutex<HashSet<(KeyId, IpAddr)>>,
     open_owner: OnceCell<AccountId>,
-    republisher: OnceLock<ReconcileHandle>,
+    publisher: Arc<Publisher>,
+    /// The `/update` fast path's batching (see `update_batch`).
+    pub updates: UpdateBatcher,
     /// Present when usage is recorded (`ApiDeps::usage`).
     pub usage: Option<Arc<UsageRecorder>>,
 }
@@ -54,11 +56,14 @@ impl AppState {
             usage::spawn_flusher(Arc::downgrade(&recorder), deps.store.clone(), sink);
             recorder
         });
+        let publisher = Arc::new(Publisher::new(deps.store.clone(), deps.distribution.clone(), deps.config.txt_values));
+        let updates = UpdateBatcher::spawn(deps.store.clone(), publisher.clone(), deps.config.txt_values);
         Self {
             usage,
+            publisher,
+            updates,
             limits: Limits::new(&deps.config.rate_limits),
             store: deps.store,
-            distribution: deps.distribution,
             zone_domain: deps.zone_domain,
             client_ip,
             config: deps.config,
@@ -66,7 +71,6 @@ impl AppState {
             touched: Mutex::default(),
             seen_addresses: Mutex::default(),
             open_owner: OnceCell::new(),
-            republisher: OnceLock::new(),
         }
     }
 
@@ -74,16 +78,9 @@ impl AppState {
         self.config.txt_values
     }
 
-    /// Publishes a change that is already durable. A failure is not the client's
-    /// problem: it is logged, counted, and repaired by a reconcile.
+    /// Publishes a change that is already durable (see [`Publisher`]).
     pub async fn publish(&self, change: Change) {
-        if let Err(e) = self.distribution.publish(std::slice::from_ref(&change)).await {
-            metrics::counter!("certdns_api_publish_failures_total").increment(1);
-            tracing::warn!(error = %e, subdomain = %change.subdomain(), "publishing a TXT change failed; a reconcile will republish it");
-            self.republisher
-                .get_or_init(|| reconcile::on_demand(self.store.clone(), self.distribution.clone(), self.keep()))
-                .poke();
-        }
+        self.publisher.publish(std::slice::from_ref(&change)).await;
     }
 
     /// Appends an audit event; failures are logged, never surfaced to the client.

@@ -8,6 +8,12 @@
 //!
 //! Both are written by one Lua script, so the hash and the stream never disagree
 //! and the newest-version-wins check is atomic in Redis too.
+//!
+//! Concurrent publishes are coalesced: one task runs the script, and the changes
+//! that arrive while it runs go out together in its next call. Under load that is
+//! one round trip and one script run per batch instead of per `/update`; alone, a
+//! change goes out at once. Order inside a batch does not matter, since the
+//! script keeps the newest version whatever order it sees them in.
 
 use std::time::Duration;
 
@@ -15,7 +21,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::StreamReadReply;
 use redis::{AsyncConnectionConfig, Client, Script};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::encoding::{decode, encode};
 use crate::{Change, Cursor, DistError, Distribution, Result, Snapshot};
@@ -52,7 +58,61 @@ pub struct RedisDistribution {
     reader: Mutex<Option<MultiplexedConnection>>,
     states_key: String,
     stream_key: String,
-    publish: Script,
+    /// To the publishing task; it ends when this is dropped.
+    publisher: mpsc::Sender<Publish>,
+}
+
+/// Changes to publish, and where to say how it went.
+struct Publish {
+    changes: Vec<Change>,
+    done: oneshot::Sender<std::result::Result<(), String>>,
+}
+
+/// The one task that runs the publish script; see the module comment.
+struct Publisher {
+    conn: ConnectionManager,
+    script: Script,
+    states_key: String,
+    stream_key: String,
+}
+
+impl Publisher {
+    async fn run(self, mut rx: mpsc::Receiver<Publish>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            let mut count = batch[0].changes.len();
+            while count < PUBLISH_CHUNK {
+                match rx.try_recv() {
+                    Ok(p) => {
+                        count += p.changes.len();
+                        batch.push(p);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let changes: Vec<&Change> = batch.iter().flat_map(|p| &p.changes).collect();
+            let outcome = self.apply(&changes).await.map_err(|e| match e {
+                DistError::Unavailable(message) => message,
+                other => other.to_string(),
+            });
+            for p in batch {
+                let _ = p.done.send(outcome.clone());
+            }
+        }
+    }
+
+    async fn apply(&self, changes: &[&Change]) -> Result<()> {
+        let mut conn = self.conn.clone();
+        for chunk in changes.chunks(PUBLISH_CHUNK) {
+            let mut invocation = self.script.key(&self.states_key);
+            invocation.key(&self.stream_key).arg(STREAM_MAXLEN);
+            for change in chunk {
+                invocation.arg(change.subdomain().to_string()).arg(change.version()).arg(encode(change));
+            }
+            let _applied: u64 = invocation.invoke_async(&mut conn).await?;
+        }
+        Ok(())
+    }
 }
 
 impl RedisDistribution {
@@ -65,14 +125,17 @@ impl RedisDistribution {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2);
         let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
-        Ok(Self {
-            client,
-            conn,
-            reader: Mutex::new(None),
-            states_key: format!("{prefix}txt"),
-            stream_key: format!("{prefix}changes"),
-            publish: Script::new(PUBLISH_LUA),
-        })
+        let states_key = format!("{prefix}txt");
+        let stream_key = format!("{prefix}changes");
+        let (publisher, rx) = mpsc::channel(1024);
+        let task = Publisher {
+            conn: conn.clone(),
+            script: Script::new(PUBLISH_LUA),
+            states_key: states_key.clone(),
+            stream_key: stream_key.clone(),
+        };
+        tokio::spawn(task.run(rx));
+        Ok(Self { client, conn, reader: Mutex::new(None), states_key, stream_key, publisher })
     }
 
     async fn reader(&self, wait: Duration) -> Result<MultiplexedConnection> {
@@ -115,16 +178,13 @@ impl Distribution for RedisDistribution {
     }
 
     async fn publish(&self, changes: &[Change]) -> Result<()> {
-        let mut conn = self.conn.clone();
-        for chunk in changes.chunks(PUBLISH_CHUNK) {
-            let mut invocation = self.publish.key(&self.states_key);
-            invocation.key(&self.stream_key).arg(STREAM_MAXLEN);
-            for change in chunk {
-                invocation.arg(change.subdomain().to_string()).arg(change.version()).arg(encode(change));
-            }
-            let _applied: u64 = invocation.invoke_async(&mut conn).await?;
+        if changes.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let gone = || DistError::Unavailable("the Redis publishing task stopped".into());
+        let (done, outcome) = oneshot::channel();
+        self.publisher.send(Publish { changes: changes.to_vec(), done }).await.map_err(|_| gone())?;
+        outcome.await.map_err(|_| gone())?.map_err(DistError::Unavailable)
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {

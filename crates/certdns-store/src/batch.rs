@@ -1,38 +1,35 @@
-//! SQLite write batching for the `/update` fast path.
+//! The `/update` fast path as one statement for many writes.
 //!
-//! SQLite has one writer, and every statement sqlx sends it is a hand-off to the
-//! connection's worker thread and back. Under load that hand-off, not SQLite,
-//! bounds `/update`. The batcher gathers the fast-path writes that are waiting
-//! and applies up to [`MAX_BATCH`] of them in one `UPDATE … FROM (…)` statement.
+//! Each write is a conditional update: credentials, subdomain, no allow-from list,
+//! active account and unrevoked key are all in the `WHERE`. Sent one by one, the
+//! per-statement costs dominate (on SQLite the hand-off to the connection's worker
+//! thread; on Postgres the round trip, executor start-up and commit), so the API
+//! gathers concurrent writes (`certdns-api`'s `update_batch`) and applies them
+//! here together.
+//!
 //! A statement updates a row at most once, so writes to the same registration go
-//! into successive statements, in arrival order: each still sees the previous
-//! one's values and gets the next version. Postgres does not batch: batches from
-//! several API instances could deadlock on each other's row locks, and group
-//! commit already shares WAL flushes between concurrent statements.
+//! into successive statements ("rounds"), in order, inside one transaction: each
+//! sees the previous one's values and gets the next version, and the batch commits
+//! whole or not at all.
+//!
+//! Postgres: every statement locks its rows in username order, so batches running
+//! at once — from this process or another API instance — always wait for each
+//! other in one order and cannot deadlock. A batch that still fails with a
+//! deadlock or serialization error (against some other multi-row writer) wrote
+//! nothing and is retried.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
-use sqlx::{AssertSqlSafe, FromRow, SqlitePool};
+use sqlx::{AssertSqlSafe, Connection, FromRow, PgConnection, PgPool, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::AuthorizedWrite;
 use crate::sql::TxtRow;
-use crate::{Result, StoreError};
 
-const MAX_BATCH: usize = 32;
-
-pub(crate) struct FastWrite {
-    pub username: Uuid,
-    pub password_hash: String,
-    pub subdomain: Uuid,
-    pub account: Option<Uuid>,
-    pub value: String,
-    pub limit: i64,
-    pub at: OffsetDateTime,
-    pub reply: oneshot::Sender<Result<Option<TxtRow>>>,
-}
+/// Attempts of a Postgres batch that failed with a deadlock or serialization error.
+const PG_ATTEMPTS: usize = 3;
 
 #[derive(FromRow)]
 struct ReturnedRow {
@@ -42,101 +39,204 @@ struct ReturnedRow {
     txt_recent: String,
 }
 
-/// Handle to the batching writer task; the task ends when every handle is dropped.
+/// The pool batches are written through, typed by backend.
 #[derive(Clone)]
-pub(crate) struct Batcher {
-    tx: mpsc::Sender<FastWrite>,
+pub(crate) enum BatchWriter {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
 }
 
-impl Batcher {
-    pub fn spawn(pool: SqlitePool) -> Self {
-        let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(pool, rx));
-        Self { tx }
-    }
-
-    pub async fn submit(
+impl BatchWriter {
+    /// Applies `writes`; one entry per write, in order: the new row, or `None` if
+    /// the write was not authorized. `limit` is the length `txt_recent` keeps.
+    pub async fn write(
         &self,
-        write: FastWrite,
-        reply: oneshot::Receiver<Result<Option<TxtRow>>>,
-    ) -> Result<Option<TxtRow>> {
-        let gone = || StoreError::Unavailable("the SQLite write batcher stopped".into());
-        self.tx.send(write).await.map_err(|_| gone())?;
-        reply.await.map_err(|_| gone())?
-    }
-}
-
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<FastWrite>) {
-    let mut pending = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        pending.push(first);
-        while pending.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(w) => pending.push(w),
-                Err(_) => break,
+        writes: &[AuthorizedWrite],
+        limit: i64,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Option<TxtRow>>, sqlx::Error> {
+        let rounds = rounds(writes);
+        let mut rows = Vec::with_capacity(writes.len());
+        match self {
+            BatchWriter::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                if rounds.len() == 1 {
+                    rows.extend(sqlite_round(&mut conn, &rounds[0], limit, at).await?);
+                } else {
+                    let mut tx = conn.begin().await?;
+                    for round in &rounds {
+                        rows.extend(sqlite_round(&mut tx, round, limit, at).await?);
+                    }
+                    tx.commit().await?;
+                }
+            }
+            BatchWriter::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                let mut attempt = 1;
+                loop {
+                    match postgres_rounds(&mut conn, &rounds, limit, at).await {
+                        Ok(all) => break rows.extend(all),
+                        Err(e) if attempt < PG_ATTEMPTS && is_lock_conflict(&e) => attempt += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         }
-        while !pending.is_empty() {
-            let mut seen = HashSet::new();
-            let (round, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|w| seen.insert(w.username));
-            execute(&pool, round).await;
-            pending = rest;
+        // Back into the callers' order.
+        let mut by_position: Vec<Option<TxtRow>> = (0..writes.len()).map(|_| None).collect();
+        for (position, row) in rows {
+            by_position[position] = row;
         }
+        Ok(by_position)
     }
 }
 
-async fn execute(pool: &SqlitePool, round: Vec<FastWrite>) {
-    let mut sql = String::from(
-        "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = v.at, \
-         txt_recent = substr(CASE WHEN registrations.txt_recent = '' THEN v.value \
-         ELSE v.value || ' ' || registrations.txt_recent END, 1, v.lim) FROM (",
+/// The writes split into rounds of distinct usernames: the k-th write to a
+/// registration goes into round k. Each entry keeps its position in the batch.
+fn rounds(writes: &[AuthorizedWrite]) -> Vec<Vec<(usize, &AuthorizedWrite)>> {
+    let mut seen: HashMap<Uuid, usize> = HashMap::with_capacity(writes.len());
+    let mut rounds: Vec<Vec<(usize, &AuthorizedWrite)>> = Vec::new();
+    for (position, write) in writes.iter().enumerate() {
+        let round = seen.entry(*write.username.as_uuid()).or_insert(0);
+        if *round == rounds.len() {
+            rounds.push(Vec::new());
+        }
+        rounds[*round].push((position, write));
+        *round += 1;
+    }
+    rounds
+}
+
+/// Matches the rows a round's statement returned back to the round's writes.
+fn match_rows(round: &[(usize, &AuthorizedWrite)], returned: Vec<ReturnedRow>) -> Vec<(usize, Option<TxtRow>)> {
+    let mut by_user: HashMap<Uuid, ReturnedRow> = returned.into_iter().map(|r| (r.username, r)).collect();
+    round
+        .iter()
+        .map(|(position, w)| {
+            let row = by_user.remove(w.username.as_uuid()).map(|r| TxtRow {
+                subdomain: r.subdomain,
+                txt_version: r.txt_version,
+                txt_recent: r.txt_recent,
+            });
+            (*position, row)
+        })
+        .collect()
+}
+
+/// Postgres `deadlock_detected` or `serialization_failure`.
+fn is_lock_conflict(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
+}
+
+/// The checks every fast-path write makes, shared by both statements; `v` is the
+/// batch's row for a registration. Each check is an index lookup of this row's
+/// account and key (`IN (SELECT …)` would hash every active account per
+/// statement). `NOT EXISTS` on revoked keys also passes a registration without one.
+const AUTHORIZED: &str = "registrations.username = v.username AND registrations.password_hash = v.hash \
+     AND registrations.subdomain = v.sub AND registrations.allow_from = '[]' \
+     AND (v.account IS NULL OR registrations.account_id = v.account) \
+     AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = registrations.account_id AND a.status = 'active') \
+     AND NOT EXISTS (SELECT 1 FROM license_keys k \
+                     WHERE k.id = registrations.license_key_id AND k.revoked_at IS NOT NULL)";
+
+/// The new `txt_recent`: the value in front, cut to `lim` characters (whole values).
+const NEW_RECENT: &str = "substr(CASE WHEN registrations.txt_recent = '' THEN v.value \
+     ELSE v.value || ' ' || registrations.txt_recent END, 1, v.lim)";
+
+async fn sqlite_round(
+    conn: &mut SqliteConnection,
+    round: &[(usize, &AuthorizedWrite)],
+    limit: i64,
+    at: OffsetDateTime,
+) -> Result<Vec<(usize, Option<TxtRow>)>, sqlx::Error> {
+    let mut sql = format!(
+        "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = v.at, txt_recent = {NEW_RECENT} \
+         FROM ("
     );
     for i in 0..round.len() {
         if i > 0 {
             sql.push_str(" UNION ALL ");
         }
-        let _ = write!(
-            sql,
-            "SELECT ? AS username, ? AS hash, ? AS sub, ? AS account, ? AS value, ? AS at, CAST(? AS INTEGER) AS lim"
+        sql.push_str(
+            "SELECT ? AS username, ? AS hash, ? AS sub, ? AS account, ? AS value, ? AS at, CAST(? AS INTEGER) AS lim",
         );
     }
-    sql.push_str(
-        ") AS v WHERE registrations.username = v.username AND registrations.password_hash = v.hash \
-         AND registrations.subdomain = v.sub AND registrations.allow_from = '[]' \
-         AND (v.account IS NULL OR registrations.account_id = v.account) \
-         AND registrations.account_id IN (SELECT id FROM accounts WHERE status = 'active') \
-         AND (registrations.license_key_id IS NULL \
-              OR registrations.license_key_id IN (SELECT id FROM license_keys WHERE revoked_at IS NULL)) \
-         RETURNING username, subdomain, txt_version, txt_recent",
-    );
+    sql.push_str(") AS v WHERE ");
+    sql.push_str(AUTHORIZED);
+    sql.push_str(" RETURNING username, subdomain, txt_version, txt_recent");
     let mut query = sqlx::query_as::<_, ReturnedRow>(AssertSqlSafe(sql));
-    for w in &round {
+    for (_, w) in round {
         query = query
-            .bind(w.username)
+            .bind(*w.username.as_uuid())
             .bind(w.password_hash.as_str())
-            .bind(w.subdomain)
-            .bind(w.account)
+            .bind(*w.subdomain.as_uuid())
+            .bind(w.account.map(|a| *a.as_uuid()))
             .bind(w.value.as_str())
-            .bind(w.at)
-            .bind(w.limit);
+            .bind(at)
+            .bind(limit);
     }
-    match query.fetch_all(pool).await {
-        Ok(rows) => {
-            let mut by_user: HashMap<Uuid, ReturnedRow> = rows.into_iter().map(|r| (r.username, r)).collect();
-            for w in round {
-                let row = by_user.remove(&w.username).map(|r| TxtRow {
-                    subdomain: r.subdomain,
-                    txt_version: r.txt_version,
-                    txt_recent: r.txt_recent,
-                });
-                let _ = w.reply.send(Ok(row));
-            }
-        }
-        Err(e) => {
-            let message = e.to_string();
-            for w in round {
-                let _ = w.reply.send(Err(StoreError::Unavailable(message.clone())));
-            }
-        }
+    Ok(match_rows(round, query.fetch_all(conn).await?))
+}
+
+/// All rounds of a batch, in one transaction when there is more than one.
+async fn postgres_rounds(
+    conn: &mut PgConnection,
+    rounds: &[Vec<(usize, &AuthorizedWrite)>],
+    limit: i64,
+    at: OffsetDateTime,
+) -> Result<Vec<(usize, Option<TxtRow>)>, sqlx::Error> {
+    if let [round] = rounds {
+        return postgres_round(conn, round, limit, at).await;
     }
+    let mut tx = conn.begin().await?;
+    let mut rows = Vec::new();
+    for round in rounds {
+        rows.extend(postgres_round(&mut tx, round, limit, at).await?);
+    }
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// One statement for any round size (the writes travel as arrays), so Postgres
+/// plans it once per connection.
+///
+/// The lateral subquery makes the plan independent of table statistics: for each
+/// write in array order, one index lookup by username, checked and locked. The
+/// writes are sorted by username, so every batch locks its rows in one global
+/// order (see the module comment).
+async fn postgres_round(
+    conn: &mut PgConnection,
+    round: &[(usize, &AuthorizedWrite)],
+    limit: i64,
+    at: OffsetDateTime,
+) -> Result<Vec<(usize, Option<TxtRow>)>, sqlx::Error> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH authorized AS MATERIALIZED ( \
+                 SELECT r.id, v.value, v.lim FROM \
+                     (SELECT *, $6::int4 AS lim FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], \
+                         $5::text[]) AS t(username, hash, sub, account, value)) v \
+                 CROSS JOIN LATERAL (SELECT registrations.id FROM registrations \
+                     WHERE {AUTHORIZED} FOR UPDATE OF registrations) r) \
+             UPDATE registrations SET txt_version = registrations.txt_version + 1, last_update_at = $7, \
+                 txt_recent = {NEW_RECENT} \
+             FROM authorized v WHERE registrations.id = v.id \
+             RETURNING registrations.username, registrations.subdomain, registrations.txt_version, \
+                 registrations.txt_recent"
+        )
+    });
+    let mut sorted = round.to_vec();
+    sorted.sort_unstable_by_key(|(_, w)| *w.username.as_uuid());
+    let round = sorted.as_slice();
+    let returned = sqlx::query_as::<_, ReturnedRow>(AssertSqlSafe(SQL.as_str()))
+        .bind(round.iter().map(|(_, w)| *w.username.as_uuid()).collect::<Vec<_>>())
+        .bind(round.iter().map(|(_, w)| w.password_hash.as_str()).collect::<Vec<_>>())
+        .bind(round.iter().map(|(_, w)| *w.subdomain.as_uuid()).collect::<Vec<_>>())
+        .bind(round.iter().map(|(_, w)| w.account.map(|a| *a.as_uuid())).collect::<Vec<_>>())
+        .bind(round.iter().map(|(_, w)| w.value.as_str()).collect::<Vec<_>>())
+        .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind(at)
+        .fetch_all(conn)
+        .await?;
+    Ok(match_rows(round, returned))
 }

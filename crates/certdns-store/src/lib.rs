@@ -34,6 +34,17 @@ pub use sql_portal::{SqlPortalStore, open_portal, open_portal_with};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// One write of the `/update` fast path; see [`Store::put_txts_if_authorized`].
+#[derive(Debug, Clone)]
+pub struct AuthorizedWrite {
+    pub username: Username,
+    pub password_hash: SecretHash,
+    pub subdomain: Subdomain,
+    /// The account of the license key the request carried, if it carried one.
+    pub account: Option<AccountId>,
+    pub value: TxtValue,
+}
+
 /// Persistence behind one object-safe trait; used as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -117,22 +128,22 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<TxtState>;
 
-    /// The `/update` fast path: records `value` on the registration with this
-    /// username and subdomain only if its stored password hash equals
-    /// `password_hash`, it has no `allow_from` restriction, its account is active
-    /// (and is `account`, when given), in one statement. `None` when any condition
-    /// fails; the caller then takes the checked path to find out which.
-    #[allow(clippy::too_many_arguments)]
-    async fn put_txt_if_authorized(
+    /// The `/update` fast path, for a batch of writes in one statement: records
+    /// each write's value on the registration with its username and subdomain only
+    /// if the stored password hash equals the write's, the registration has no
+    /// `allow_from` restriction, its account is active (and is the write's
+    /// `account`, when given) and its license key, if any, is not revoked.
+    ///
+    /// Returns one entry per write, in order: the new state, or `None` when any
+    /// condition fails (the caller then takes the checked path to find out which).
+    /// Writes to one registration apply in batch order, each on the previous one.
+    /// The batch commits whole or not at all.
+    async fn put_txts_if_authorized(
         &self,
-        username: Username,
-        password_hash: &SecretHash,
-        subdomain: Subdomain,
-        account: Option<AccountId>,
-        value: &TxtValue,
+        writes: &[AuthorizedWrite],
         keep: usize,
         at: OffsetDateTime,
-    ) -> Result<Option<TxtState>>;
+    ) -> Result<Vec<Option<TxtState>>>;
 
     /// Current state of one subdomain (at most `keep` values, newest first).
     async fn txt_state(&self, subdomain: Subdomain, keep: usize) -> Result<Option<TxtState>>;

@@ -2,9 +2,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::batch::BatchWriter;
 use crate::{SqlStore, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,11 @@ impl Backend {
 
 /// How long to wait for a connection before calling the database unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A Postgres connection idle for longer than this is pinged before it is handed
+/// out; one used more recently is trusted. (sqlx's default pings on every acquire,
+/// a second round trip per query; a connection that died since is replaced after
+/// its first failed query.)
+const PING_IF_IDLE: Duration = Duration::from_secs(10);
 
 /// Opens the store a URL names, with default pool sizes.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
@@ -59,13 +66,13 @@ impl Pools {
     pub(crate) fn core(&self) -> Arc<dyn Store> {
         match self {
             Pools::Sqlite { read, write } => {
-                let batcher = crate::batch::Batcher::spawn(write.clone());
-                Arc::new(SqlStore::new(Backend::Sqlite, read.clone(), write.clone()).with_batcher(batcher))
+                let batches = BatchWriter::Sqlite(write.clone());
+                Arc::new(SqlStore::new(Backend::Sqlite, read.clone(), write.clone(), batches))
             }
-            // No batching on Postgres: one statement locking many rows could
-            // deadlock against another API instance's batch, and group commit
-            // already shares WAL flushes between concurrent statements.
-            Pools::Postgres(pool) => Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool.clone())),
+            Pools::Postgres(pool) => {
+                let batches = BatchWriter::Postgres(pool.clone());
+                Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool.clone(), batches))
+            }
         }
     }
 }
@@ -85,13 +92,16 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Pools, St
                 // disk's sync rate.
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5));
+            // In-process connections cannot drop, so they are never pinged.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
+                .test_before_acquire(false)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options.read_only(true))
                 .await?;
@@ -102,6 +112,15 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Pools, St
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_IF_IDLE {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await?;
             Ok(Pools::Postgres(pool))

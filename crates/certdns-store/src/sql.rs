@@ -17,9 +17,9 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::batch::{Batcher, FastWrite};
+use crate::batch::BatchWriter;
 use crate::error::conflict_as;
-use crate::{Backend, Result, Store, StoreError};
+use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -30,18 +30,13 @@ pub struct SqlStore<DB: Database> {
     backend: Backend,
     read: Pool<DB>,
     write: Pool<DB>,
-    /// SQLite only: batches the `/update` fast path (see `batch`).
-    batcher: Option<Batcher>,
+    /// The `write` pool again, typed for the backend's batch statement (see `batch`).
+    batches: BatchWriter,
 }
 
 impl<DB: Database> SqlStore<DB> {
-    pub fn new(backend: Backend, read: Pool<DB>, write: Pool<DB>) -> Self {
-        Self { backend, read, write, batcher: None }
-    }
-
-    pub(crate) fn with_batcher(mut self, batcher: Batcher) -> Self {
-        self.batcher = Some(batcher);
-        self
+    pub(crate) fn new(backend: Backend, read: Pool<DB>, write: Pool<DB>, batches: BatchWriter) -> Self {
+        Self { backend, read, write, batches }
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -517,54 +512,22 @@ where
         row.ok_or(StoreError::NotFound)?.into_state(keep)
     }
 
-    async fn put_txt_if_authorized(
+    async fn put_txts_if_authorized(
         &self,
-        username: Username,
-        password_hash: &SecretHash,
-        subdomain: Subdomain,
-        account: Option<AccountId>,
-        value: &TxtValue,
+        writes: &[AuthorizedWrite],
         keep: usize,
         at: OffsetDateTime,
-    ) -> Result<Option<TxtState>> {
+    ) -> Result<Vec<Option<TxtState>>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
         let keep = keep.max(1);
         let limit = to_i64((keep * TXT_SLOT - 1) as u64, "keep")?;
-        if let Some(batcher) = &self.batcher {
-            let (reply, rx) = tokio::sync::oneshot::channel();
-            let write = FastWrite {
-                username: *username.as_uuid(),
-                password_hash: password_hash.as_str().to_owned(),
-                subdomain: *subdomain.as_uuid(),
-                account: account.map(|a| *a.as_uuid()),
-                value: value.as_str().to_owned(),
-                limit,
-                at,
-                reply,
-            };
-            return batcher.submit(write, rx).await?.map(|r| r.into_state(keep)).transpose();
-        }
         // Comparing hashes of 240-bit random secrets in SQL leaks nothing useful
         // through timing (learning bytes of a SHA-256 digest does not help find
-        // its preimage), so this may be a plain equality.
-        let row: Option<TxtRow> = sqlx::query_as(
-            "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2, \
-             txt_recent = substr(CASE WHEN txt_recent = '' THEN $3 ELSE $3 || ' ' || txt_recent END, 1, CAST($4 AS INTEGER)) \
-             WHERE username = $1 AND password_hash = $5 AND subdomain = $6 AND allow_from = '[]' \
-             AND ($7 IS NULL OR account_id = $7) \
-             AND account_id IN (SELECT id FROM accounts WHERE status = 'active') \
-             AND (license_key_id IS NULL OR license_key_id IN (SELECT id FROM license_keys WHERE revoked_at IS NULL)) \
-             RETURNING subdomain, txt_version, txt_recent",
-        )
-        .bind(*username.as_uuid())
-        .bind(at)
-        .bind(value.as_str())
-        .bind(limit)
-        .bind(password_hash.as_str())
-        .bind(*subdomain.as_uuid())
-        .bind(account.map(|a| *a.as_uuid()))
-        .fetch_optional(&self.write)
-        .await?;
-        row.map(|r| r.into_state(keep)).transpose()
+        // its preimage), so the batch's check may be a plain equality.
+        let rows = self.batches.write(writes, limit, at).await?;
+        rows.into_iter().map(|row| row.map(|r| r.into_state(keep)).transpose()).collect()
     }
 
     async fn txt_state(&self, subdomain: Subdomain, keep: usize) -> Result<Option<TxtState>> {

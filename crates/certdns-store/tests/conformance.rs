@@ -14,7 +14,7 @@ use certdns_core::{
     Account, AccountId, AccountRole, AccountStatus, AllowFrom, AuditKind, Email, KeyId, LicenseKey, NewAuditEvent,
     Registration, RegistrationId, Secret, SecretHash, Subdomain, TxtValue, Username, now,
 };
-use certdns_store::{Store, StoreError};
+use certdns_store::{AuthorizedWrite, Store, StoreError};
 use certdns_testkit::{TestPostgres, TestSqlite};
 
 macro_rules! both_backends {
@@ -54,6 +54,7 @@ both_backends!(
     license_key_addresses_are_new_once,
     registrations_are_created_with_their_audit_event,
     fast_txt_write_checks_every_condition,
+    fast_batch_answers_each_write_in_order,
     concurrent_fast_writes_are_serialised,
 );
 
@@ -359,23 +360,40 @@ async fn registrations_are_created_with_their_audit_event(store: Arc<dyn Store>)
     assert_eq!(store.audit_events(a.id, None, 10).await.unwrap().len(), 1);
 }
 
+fn fast(user: Username, hash: &SecretHash, sub: Subdomain, account: Option<AccountId>, i: usize) -> AuthorizedWrite {
+    AuthorizedWrite { username: user, password_hash: hash.clone(), subdomain: sub, account, value: txt(i) }
+}
+
+/// A registration the fast path may write: no allow-from list, this secret.
+async fn fast_registration(store: &dyn Store, account: AccountId, key: Option<KeyId>, secret: &Secret) -> Registration {
+    let mut r = registration(account, key);
+    r.password_hash = secret.hash();
+    r.allow_from = AllowFrom::default();
+    store.create_registration(&r).await.unwrap();
+    r
+}
+
 async fn fast_txt_write_checks_every_condition(store: Arc<dyn Store>) {
     let a = account("a@example.com");
     let b = account("b@example.com");
     store.create_account(&a).await.unwrap();
     store.create_account(&b).await.unwrap();
     let secret = Secret::generate();
-    let mut r = registration(a.id, None);
-    r.password_hash = secret.hash();
-    r.allow_from = AllowFrom::default();
-    store.create_registration(&r).await.unwrap();
+    let r = fast_registration(store.as_ref(), a.id, None, &secret).await;
     let mut restricted = registration(a.id, None);
     restricted.password_hash = secret.hash();
     store.create_registration(&restricted).await.unwrap();
+    let (k, _) = key(a.id);
+    store.create_license_key(&k).await.unwrap();
+    let keyed = fast_registration(store.as_ref(), a.id, Some(k.id.clone()), &secret).await;
     let h = secret.hash();
     let put = |user, hash: SecretHash, sub, acct| {
         let store = store.clone();
-        async move { store.put_txt_if_authorized(user, &hash, sub, acct, &txt(1), 2, now()).await.unwrap() }
+        async move {
+            let mut states = store.put_txts_if_authorized(&[fast(user, &hash, sub, acct, 1)], 2, now()).await.unwrap();
+            assert_eq!(states.len(), 1);
+            states.pop().unwrap()
+        }
     };
     assert_eq!(put(r.username, Secret::generate().hash(), r.subdomain, None).await, None, "wrong secret");
     assert_eq!(put(r.username, h.clone(), restricted.subdomain, None).await, None, "other subdomain");
@@ -386,37 +404,79 @@ async fn fast_txt_write_checks_every_condition(store: Arc<dyn Store>) {
     let state = put(r.username, h.clone(), r.subdomain, Some(a.id)).await.unwrap();
     assert_eq!((state.version, state.values), (1, vec![txt(1)]));
     assert_eq!(put(r.username, h.clone(), r.subdomain, None).await.unwrap().values, [txt(1), txt(1)]);
+    assert!(put(keyed.username, h.clone(), keyed.subdomain, None).await.is_some(), "key not revoked");
+    store.revoke_license_key(a.id, &k.id, now()).await.unwrap();
+    assert_eq!(put(keyed.username, h.clone(), keyed.subdomain, None).await, None, "revoked key");
     store.set_account_status(a.id, AccountStatus::Suspended).await.unwrap();
     assert_eq!(put(r.username, h, r.subdomain, None).await, None, "suspended account");
+    assert_eq!(store.put_txts_if_authorized(&[], 2, now()).await.unwrap(), vec![], "empty batch");
 }
 
-/// On SQLite the fast path is batched; writes to one registration must still be
-/// serialised and writes to different ones must each land.
+/// One batch: an answer per write in the caller's order; writes to one
+/// registration apply in batch order, each on top of the one before.
+async fn fast_batch_answers_each_write_in_order(store: Arc<dyn Store>) {
+    let a = account("a@example.com");
+    store.create_account(&a).await.unwrap();
+    let secret = Secret::generate();
+    let h = secret.hash();
+    let r1 = fast_registration(store.as_ref(), a.id, None, &secret).await;
+    let r2 = fast_registration(store.as_ref(), a.id, None, &secret).await;
+    let wrong = Secret::generate().hash();
+    let batch = [
+        fast(r1.username, &h, r1.subdomain, None, 1),
+        fast(r2.username, &wrong, r2.subdomain, None, 2),
+        fast(r1.username, &h, r1.subdomain, None, 3),
+        fast(r2.username, &h, r2.subdomain, None, 4),
+        fast(r1.username, &h, r1.subdomain, None, 5),
+        fast(Username::generate(), &h, r1.subdomain, None, 6),
+    ];
+    let states = store.put_txts_if_authorized(&batch, 2, now()).await.unwrap();
+    let seen: Vec<_> = states.into_iter().map(|s| s.map(|s| (s.subdomain, s.version, s.values))).collect();
+    assert_eq!(
+        seen,
+        vec![
+            Some((r1.subdomain, 1, vec![txt(1)])),
+            None,
+            Some((r1.subdomain, 2, vec![txt(3), txt(1)])),
+            Some((r2.subdomain, 1, vec![txt(4)])),
+            Some((r1.subdomain, 3, vec![txt(5), txt(3)])),
+            None,
+        ]
+    );
+    assert_eq!(store.txt_state(r1.subdomain, 2).await.unwrap().unwrap().values, [txt(5), txt(3)]);
+}
+
+/// Batches running at once, each with several registrations: writes to one
+/// registration are serialised, every write lands, versions are never reused.
 async fn concurrent_fast_writes_are_serialised(store: Arc<dyn Store>) {
     let a = account("a@example.com");
     store.create_account(&a).await.unwrap();
     let secret = Secret::generate();
     let mut regs = Vec::new();
     for _ in 0..4 {
-        let mut r = registration(a.id, None);
-        r.password_hash = secret.hash();
-        r.allow_from = AllowFrom::default();
-        store.create_registration(&r).await.unwrap();
-        regs.push(r);
+        regs.push(fast_registration(store.as_ref(), a.id, None, &secret).await);
     }
-    let writers: Vec<_> = (0..48)
+    // 24 batches of two writes (registrations i % 4 and (i + 1) % 4): 12 writes each.
+    let writers: Vec<_> = (0..24)
         .map(|i| {
-            let (store, r, h) = (store.clone(), regs[i % 4].clone(), secret.hash());
+            let (store, h) = (store.clone(), secret.hash());
+            let (r, s) = (regs[i % 4].clone(), regs[(i + 1) % 4].clone());
             tokio::spawn(async move {
-                let s = store.put_txt_if_authorized(r.username, &h, r.subdomain, None, &txt(i), 2, now()).await;
-                (i % 4, s.unwrap().expect("authorized").version, i)
+                let batch = [
+                    fast(r.username, &h, r.subdomain, None, 2 * i),
+                    fast(s.username, &h, s.subdomain, None, 2 * i + 1),
+                ];
+                let states = store.put_txts_if_authorized(&batch, 2, now()).await.unwrap();
+                let versions: Vec<u64> = states.iter().map(|s| s.as_ref().expect("authorized").version).collect();
+                [(i % 4, versions[0], 2 * i), ((i + 1) % 4, versions[1], 2 * i + 1)]
             })
         })
         .collect();
     let mut versions = vec![std::collections::BTreeMap::new(); 4];
     for w in writers {
-        let (reg, version, i) = w.await.unwrap();
-        assert!(versions[reg].insert(version, i).is_none(), "version {version} handed out twice");
+        for (reg, version, i) in w.await.unwrap() {
+            assert!(versions[reg].insert(version, i).is_none(), "version {version} handed out twice");
+        }
     }
     for (reg, by_version) in regs.iter().zip(&versions) {
         assert_eq!(by_version.keys().copied().collect::<Vec<_>>(), (1..=12).collect::<Vec<u64>>());
@@ -424,6 +484,64 @@ async fn concurrent_fast_writes_are_serialised(store: Arc<dyn Store>) {
         let newest: Vec<_> = by_version.values().rev().take(2).map(|i| txt(*i)).collect();
         assert_eq!((state.version, state.values), (12, newest));
     }
+}
+
+/// Two API instances (two stores, two pools) writing overlapping batches in
+/// opposite orders at once: every write lands and Postgres reports no deadlock,
+/// because each batch locks its rows in id order.
+#[tokio::test]
+async fn postgres_batches_from_two_instances_never_deadlock() {
+    const TASKS: usize = 6;
+    const BATCHES: usize = 15;
+    let db = TestPostgres::new().await;
+    let (one, two) = (open(db.url()).await, open(db.url()).await);
+    let a = account("a@example.com");
+    one.create_account(&a).await.unwrap();
+    let secret = Secret::generate();
+    let mut regs = Vec::new();
+    for _ in 0..12 {
+        regs.push(fast_registration(one.as_ref(), a.id, None, &secret).await);
+    }
+    let mut tasks = Vec::new();
+    for t in 0..2 * TASKS {
+        let store = if t % 2 == 0 { one.clone() } else { two.clone() };
+        let (h, mut order) = (secret.hash(), regs.clone());
+        if t % 2 == 1 {
+            order.reverse();
+        }
+        order.rotate_left(t);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..BATCHES {
+                let batch: Vec<_> = order.iter().map(|r| fast(r.username, &h, r.subdomain, None, i)).collect();
+                let states = store.put_txts_if_authorized(&batch, 2, now()).await.unwrap();
+                assert!(states.iter().all(Option::is_some), "every write is authorized");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for r in &regs {
+        assert_eq!(one.txt_state(r.subdomain, 2).await.unwrap().unwrap().version, (2 * TASKS * BATCHES) as u64);
+    }
+    // Backends flush their statistics when they exit: close both stores' pools,
+    // wait for their sessions to end, then read the database's deadlock count.
+    drop((one, two));
+    let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+    let others = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    for _ in 0..100 {
+        if sqlx::query_scalar::<_, i64>(others).fetch_one(&pool).await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    sqlx::query("SELECT pg_stat_clear_snapshot()").execute(&pool).await.unwrap();
+    let deadlocks: i64 =
+        sqlx::query_scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(deadlocks, 0);
 }
 
 async fn license_key_addresses_are_new_once(store: Arc<dyn Store>) {
