@@ -21,13 +21,17 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, FromRow, PgConnection, PgPool, SqliteConnection, SqlitePool};
+use tokio::sync::Mutex;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::AuthorizedWrite;
 use crate::sql::TxtRow;
 
+/// How long opening the Postgres batch connection may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Attempts of a Postgres batch that failed with a deadlock or serialization error.
 const PG_ATTEMPTS: usize = 3;
 
@@ -39,14 +43,33 @@ struct ReturnedRow {
     txt_recent: String,
 }
 
-/// The pool batches are written through, typed by backend.
-#[derive(Clone)]
+/// Where batches are written, typed by backend.
 pub(crate) enum BatchWriter {
+    /// The one-connection write pool.
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// A connection of its own (batches are written one at a time), opened on
+    /// first use and again after it fails.
+    ///
+    /// Its planner may not pick sequential scans, hash or merge joins, so the
+    /// batch statement always runs as the index lookups it is written for: the
+    /// plan is cached per connection, and on a small, much-updated table the
+    /// statistics otherwise made some connections cache a plan that scans every
+    /// registration per batch (throughput halved for the life of the connection).
+    Postgres { options: PgConnectOptions, conn: Mutex<Option<PgConnection>> },
 }
 
 impl BatchWriter {
+    pub fn postgres(pool: &PgPool) -> Self {
+        let options = (*pool.connect_options()).clone().options([
+            ("enable_seqscan", "off"),
+            ("enable_hashjoin", "off"),
+            ("enable_mergejoin", "off"),
+            // A stuck batch holds up every /update of this instance.
+            ("statement_timeout", "10s"),
+        ]);
+        BatchWriter::Postgres { options, conn: Mutex::new(None) }
+    }
+
     /// Applies `writes`; one entry per write, in order: the new row, or `None` if
     /// the write was not authorized. `limit` is the length `txt_recent` keeps.
     pub async fn write(
@@ -70,14 +93,29 @@ impl BatchWriter {
                     tx.commit().await?;
                 }
             }
-            BatchWriter::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
+            BatchWriter::Postgres { options, conn } => {
+                let mut slot = conn.lock().await;
+                let conn = match slot.as_mut() {
+                    Some(conn) => conn,
+                    None => {
+                        let connect = PgConnection::connect_with(options);
+                        let timed_out = || sqlx::Error::PoolTimedOut;
+                        slot.insert(tokio::time::timeout(CONNECT_TIMEOUT, connect).await.map_err(|_| timed_out())??)
+                    }
+                };
                 let mut attempt = 1;
                 loop {
-                    match postgres_rounds(&mut conn, &rounds, limit, at).await {
+                    match postgres_rounds(conn, &rounds, limit, at).await {
                         Ok(all) => break rows.extend(all),
                         Err(e) if attempt < PG_ATTEMPTS && is_lock_conflict(&e) => attempt += 1,
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            // A database error leaves the connection usable; anything
+                            // else (I/O, protocol) may not.
+                            if e.as_database_error().is_none() {
+                                *slot = None;
+                            }
+                            return Err(e);
+                        }
                     }
                 }
             }

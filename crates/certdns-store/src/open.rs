@@ -70,7 +70,7 @@ impl Pools {
                 Arc::new(SqlStore::new(Backend::Sqlite, read.clone(), write.clone(), batches))
             }
             Pools::Postgres(pool) => {
-                let batches = BatchWriter::Postgres(pool.clone());
+                let batches = BatchWriter::postgres(pool);
                 Arc::new(SqlStore::new(Backend::Postgres, pool.clone(), pool.clone(), batches))
             }
         }
