@@ -23,8 +23,8 @@ use std::sync::LazyLock;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, FromRow, PgConnection, PgPool, SqliteConnection, SqlitePool};
-use tokio::sync::Mutex;
 use time::OffsetDateTime;
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::AuthorizedWrite;
@@ -55,7 +55,7 @@ pub(crate) enum BatchWriter {
     /// plan is cached per connection, and on a small, much-updated table the
     /// statistics otherwise made some connections cache a plan that scans every
     /// registration per batch (throughput halved for the life of the connection).
-    Postgres { options: PgConnectOptions, conn: Mutex<Option<PgConnection>> },
+    Postgres { options: Box<PgConnectOptions>, conn: Mutex<Option<PgConnection>> },
 }
 
 impl BatchWriter {
@@ -67,7 +67,7 @@ impl BatchWriter {
             // A stuck batch holds up every /update of this instance.
             ("statement_timeout", "10s"),
         ]);
-        BatchWriter::Postgres { options, conn: Mutex::new(None) }
+        BatchWriter::Postgres { options: Box::new(options), conn: Mutex::new(None) }
     }
 
     /// Applies `writes`; one entry per write, in order: the new row, or `None` if
@@ -98,7 +98,7 @@ impl BatchWriter {
                 let conn = match slot.as_mut() {
                     Some(conn) => conn,
                     None => {
-                        let connect = PgConnection::connect_with(options);
+                        let connect = PgConnection::connect_with(options.as_ref());
                         let timed_out = || sqlx::Error::PoolTimedOut;
                         slot.insert(tokio::time::timeout(CONNECT_TIMEOUT, connect).await.map_err(|_| timed_out())??)
                     }
