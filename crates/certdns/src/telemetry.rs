@@ -26,10 +26,14 @@ pub fn init_tracing(format: LogFormat, level: &str) {
 const LATENCY_BUCKETS: &[f64] =
     &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
+/// Writes per `/update` batch (at most 32).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+
 /// Installs the process-wide Prometheus recorder; `/metrics` renders the handle.
 pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full("certdns_api_update_batch_writes".into()), BATCH_BUCKETS)?
         .install_recorder()?;
     Ok(handle)
 }

@@ -78,6 +78,10 @@ async fn embedded_default_serves_api_and_dns_and_survives_a_restart() {
     update(&http, &reg, &valid_txt('b')).await;
     let answer = support::wait_for_txt(server.dns_udp(), &fulldomain, 2).await;
     assert_eq!(txt_values(&answer), [valid_txt('b'), valid_txt('a')]);
+    let metrics = reqwest::get(format!("{http}/metrics")).await.unwrap().text().await.unwrap();
+    for series in ["certdns_api_updates_total 2", "certdns_api_update_batch_writes_bucket{le=\"1\"} 2"] {
+        assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");
+    }
 
     server.stop().await;
 
