@@ -412,22 +412,29 @@ async fn fast_update(
     };
     // Written and published together with the other updates waiting now.
     let written = state.updates.submit(write).await.map_err(|e| store_failure(&e))?;
-    let Some(txt_state) = written else { return Ok(None) };
+    let Some(version) = written else { return Ok(None) };
     if let Some(key) = &license {
         state.key_used(&key.id, key.account_id, incoming.ip);
     }
-    Ok(Some(answer_update(state, user, &txt_state, &value)))
+    Ok(Some(answer_update(state, user, &subdomain, version, &value)))
 }
 
 /// After a durable TXT write on the checked path: publish, count, answer.
 async fn updated(state: &Arc<AppState>, username: Username, txt_state: TxtState, value: &TxtValue) -> Response {
-    state.publish(Change::Upsert(txt_state.clone())).await;
-    answer_update(state, username, &txt_state, value)
+    let (subdomain, version) = (txt_state.subdomain, txt_state.version);
+    state.publish(Change::Upsert(txt_state)).await;
+    answer_update(state, username, &subdomain, version, value)
 }
 
 /// The answer to a TXT write that is durable and published.
-fn answer_update(state: &AppState, username: Username, txt_state: &TxtState, value: &TxtValue) -> Response {
-    tracing::debug!(subdomain = %txt_state.subdomain, version = txt_state.version, "TXT updated");
+fn answer_update(
+    state: &AppState,
+    username: Username,
+    subdomain: &Subdomain,
+    version: u64,
+    value: &TxtValue,
+) -> Response {
+    tracing::debug!(%subdomain, version, "TXT updated");
     metrics::counter!("certdns_api_updates_total").increment(1);
     if let Some(usage) = &state.usage {
         usage.record(username);
@@ -441,6 +448,7 @@ fn answer_update(state: &AppState, username: Username, txt_state: &TxtState, val
     );
     json_response(StatusCode::OK, body)
 }
+
 /// Extension: delete a registration, so nothing stale stays answerable.
 #[utoipa::path(
     post, path = "/deregister",

@@ -18,7 +18,8 @@ use crate::publish::Publisher;
 /// Writes per batch.
 const MAX_BATCH: usize = 32;
 
-type Outcome = Result<Option<TxtState>, String>;
+/// The new version of the registration's TXT state, `None` if not authorized.
+type Outcome = Result<Option<u64>, String>;
 
 struct Job {
     write: AuthorizedWrite,
@@ -37,8 +38,9 @@ impl UpdateBatcher {
         Self { tx }
     }
 
-    /// Writes and publishes `write` if it is authorized; `None` if it is not.
-    pub async fn submit(&self, write: AuthorizedWrite) -> Result<Option<TxtState>, StoreError> {
+    /// Writes and publishes `write` if it is authorized, answering the new
+    /// version; `None` if it is not authorized.
+    pub async fn submit(&self, write: AuthorizedWrite) -> Result<Option<u64>, StoreError> {
         let gone = || StoreError::Unavailable("the /update batcher stopped".into());
         let (reply, outcome) = oneshot::channel();
         self.tx.send(Job { write, reply }).await.map_err(|_| gone())?;
@@ -83,11 +85,12 @@ async fn publish_and_answer(
             return;
         }
     };
-    let changes: Vec<Change> = states.iter().flatten().cloned().map(Change::Upsert).collect();
+    let versions: Vec<Option<u64>> = states.iter().map(|s| s.as_ref().map(|s| s.version)).collect();
+    let changes: Vec<Change> = states.into_iter().flatten().map(Change::Upsert).collect();
     if !changes.is_empty() {
         publisher.publish(&changes).await;
     }
-    for (reply, state) in replies.into_iter().zip(states) {
-        let _ = reply.send(Ok(state));
+    for (reply, version) in replies.into_iter().zip(versions) {
+        let _ = reply.send(Ok(version));
     }
 }

@@ -69,14 +69,14 @@ struct Publish {
 }
 
 /// The one task that runs the publish script; see the module comment.
-struct Publisher {
+struct PublishTask {
     conn: ConnectionManager,
     script: Script,
     states_key: String,
     stream_key: String,
 }
 
-impl Publisher {
+impl PublishTask {
     async fn run(self, mut rx: mpsc::Receiver<Publish>) {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
@@ -128,7 +128,7 @@ impl RedisDistribution {
         let states_key = format!("{prefix}txt");
         let stream_key = format!("{prefix}changes");
         let (publisher, rx) = mpsc::channel(1024);
-        let task = Publisher {
+        let task = PublishTask {
             conn: conn.clone(),
             script: Script::new(PUBLISH_LUA),
             states_key: states_key.clone(),

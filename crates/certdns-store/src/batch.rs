@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::AuthorizedWrite;
-use crate::sql::TxtRow;
+use crate::sql::{TxtRow, prepend_recent};
 
 /// How long opening the Postgres batch connection may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -177,10 +177,6 @@ const AUTHORIZED: &str = "registrations.username = v.username AND registrations.
      AND NOT EXISTS (SELECT 1 FROM license_keys k \
                      WHERE k.id = registrations.license_key_id AND k.revoked_at IS NOT NULL)";
 
-/// The new `txt_recent`: the value in front, cut to `lim` characters (whole values).
-const NEW_RECENT: &str = "substr(CASE WHEN registrations.txt_recent = '' THEN v.value \
-     ELSE v.value || ' ' || registrations.txt_recent END, 1, v.lim)";
-
 async fn sqlite_round(
     conn: &mut SqliteConnection,
     round: &[(usize, &AuthorizedWrite)],
@@ -188,8 +184,8 @@ async fn sqlite_round(
     at: OffsetDateTime,
 ) -> Result<Vec<(usize, Option<TxtRow>)>, sqlx::Error> {
     let mut sql = format!(
-        "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = v.at, txt_recent = {NEW_RECENT} \
-         FROM ("
+        "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = v.at, txt_recent = {} FROM (",
+        prepend_recent("v.value", "v.lim")
     );
     for i in 0..round.len() {
         if i > 0 {
@@ -257,10 +253,11 @@ async fn postgres_round(
                  CROSS JOIN LATERAL (SELECT registrations.id FROM registrations \
                      WHERE {AUTHORIZED} FOR UPDATE OF registrations) r) \
              UPDATE registrations SET txt_version = registrations.txt_version + 1, last_update_at = $7, \
-                 txt_recent = {NEW_RECENT} \
+                 txt_recent = {} \
              FROM authorized v WHERE registrations.id = v.id \
              RETURNING registrations.username, registrations.subdomain, registrations.txt_version, \
-                 registrations.txt_recent"
+                 registrations.txt_recent",
+            prepend_recent("v.value", "v.lim")
         )
     });
     let mut sorted = round.to_vec();

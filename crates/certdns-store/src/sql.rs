@@ -6,6 +6,7 @@
 //! corrupt row is reported rather than trusted.
 
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use certdns_core::{
@@ -13,7 +14,7 @@ use certdns_core::{
     RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use sqlx::migrate::{Migrate, Migrator};
-use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -183,6 +184,21 @@ impl TryFrom<AuditRow> for AuditEvent {
 
 /// Each value is [`TxtValue::LEN`] characters plus one separator.
 const TXT_SLOT: usize = TxtValue::LEN + 1;
+
+/// The length of a `txt_recent` holding `keep` values (and the spaces between).
+fn recent_len(keep: usize) -> Result<i64> {
+    to_i64((keep * TXT_SLOT - 1) as u64, "keep")
+}
+
+/// SQL for the `txt_recent` after writing `value` (an SQL expression): the value
+/// in front, the list cut to `len` characters, so to whole values (see
+/// [`recent_len`]). Shared by the checked write and the batched one.
+pub(crate) fn prepend_recent(value: &str, len: &str) -> String {
+    format!(
+        "substr(CASE WHEN registrations.txt_recent = '' THEN {value} \
+         ELSE {value} || ' ' || registrations.txt_recent END, 1, {len})"
+    )
+}
 
 impl TxtRow {
     fn into_state(self, keep: usize) -> Result<TxtState> {
@@ -498,17 +514,20 @@ where
         // (SQLite) serialises concurrent writers, each computes the new list from
         // the committed one and gets the next version. Truncating to `keep` slots
         // drops the oldest values.
-        let row: Option<TxtRow> = sqlx::query_as(
-            "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2, \
-             txt_recent = substr(CASE WHEN txt_recent = '' THEN $3 ELSE $3 || ' ' || txt_recent END, 1, CAST($4 AS INTEGER)) \
-             WHERE id = $1 RETURNING subdomain, txt_version, txt_recent",
-        )
-        .bind(*registration.as_uuid())
-        .bind(at)
-        .bind(value.as_str())
-        .bind(to_i64((keep * TXT_SLOT - 1) as u64, "keep")?)
-        .fetch_optional(&self.write)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2, txt_recent = {} \
+                 WHERE id = $1 RETURNING subdomain, txt_version, txt_recent",
+                prepend_recent("$3", "CAST($4 AS INTEGER)")
+            )
+        });
+        let row: Option<TxtRow> = sqlx::query_as(AssertSqlSafe(SQL.as_str()))
+            .bind(*registration.as_uuid())
+            .bind(at)
+            .bind(value.as_str())
+            .bind(recent_len(keep)?)
+            .fetch_optional(&self.write)
+            .await?;
         row.ok_or(StoreError::NotFound)?.into_state(keep)
     }
 
@@ -522,7 +541,7 @@ where
             return Ok(Vec::new());
         }
         let keep = keep.max(1);
-        let limit = to_i64((keep * TXT_SLOT - 1) as u64, "keep")?;
+        let limit = recent_len(keep)?;
         // Comparing hashes of 240-bit random secrets in SQL leaks nothing useful
         // through timing (learning bytes of a SHA-256 digest does not help find
         // its preimage), so the batch's check may be a plain equality.
