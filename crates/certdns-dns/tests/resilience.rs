@@ -7,61 +7,16 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use certdns_core::Subdomain;
 use certdns_distribution::{Distribution, Follower, RedisDistribution, Replica};
+use certdns_testkit::PrivateRedis;
 use common::*;
 use hickory_proto::rr::RecordType;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    }
-
-    async fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (Debian package redis-server)");
-        let me = Self { port, child: Some(child) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        me
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 async fn wait_for_values(r: &Running, qname: &str, expected: &[&str]) {
     let expected: Vec<String> = expected.iter().map(|t| value(t).as_str().to_owned()).collect();

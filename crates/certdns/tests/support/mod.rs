@@ -21,14 +21,20 @@ impl Certdns {
     /// Starts `certdns` in `dir` and waits for its banner (the line with the HTTP
     /// address, and the first-start block if there is one).
     pub async fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_with_stderr(dir, args, env, Stdio::inherit()).await
+    }
+
+    /// Like [`Certdns::start`], with the logs (stderr) going to `stderr`; `env`
+    /// may set `RUST_LOG` (default `warn`).
+    pub async fn start_with_stderr(dir: &Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(dir)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn certdns");
         let stdout = child.stdout.take().expect("stdout");
