@@ -46,6 +46,7 @@ both_backends!(
     concurrent_updates_keep_the_newest,
     failed_auth_is_rate_limited,
     registration_is_rate_limited_per_key,
+    registration_is_rate_limited_per_address,
     audit_events_are_written,
     published_state_follows_writes,
     reconcile_repairs_a_failed_publish,
@@ -740,6 +741,22 @@ async fn registration_is_rate_limited_per_key(kind: Kind) {
     let (k2, s2) = create_key(&env.store, env.account).await;
     let r = env.post("/register").header("authorization", basic(k2.as_str(), s2.expose())).send().await.unwrap();
     assert_eq!(r.status(), 201);
+}
+
+/// The per-address limit holds across keys: every request here comes from
+/// 127.0.0.1, so a second key does not escape it.
+async fn registration_is_rate_limited_per_address(kind: Kind) {
+    let mut config = ApiConfig::default();
+    config.rate_limits.register_per_address = Rate::new(1, 2);
+    let env = Env::with_config(kind, config).await;
+    env.register().await;
+    let (k2, s2) = create_key(&env.store, env.account).await;
+    let r = env.post("/register").header("authorization", basic(k2.as_str(), s2.expose())).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let (k3, s3) = create_key(&env.store, env.account).await;
+    let r = env.post("/register").header("authorization", basic(k3.as_str(), s3.expose())).send().await.unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    expect_error(r, 429, "rate_limited").await;
 }
 
 async fn audit_events_are_written(kind: Kind) {
