@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use certdns_core::{Subdomain, TxtState, TxtValue};
-use certdns_distribution::{Change, Replica};
+use certdns_replication::{Change, Replica};
 use certdns_dns::fuzzing::PacketHarness;
 use certdns_dns::{EDNS_PAYLOAD, Protocol, RrlConfig, ZoneConfig};
 use hickory_proto::op::Message;

@@ -20,7 +20,7 @@ use certdns_core::{
     Account, AccountId, AccountRole, AccountStatus, AllowFrom, Email, KeyId, LicenseKey, Registration, RegistrationId,
     Secret, Subdomain, Username, now,
 };
-use certdns_distribution::{Distribution, InProcess, RedisDistribution};
+use certdns_replication::{Distribution, InProcess, RedisDistribution};
 use clap::Parser;
 
 // The allocator of the certdns binary.
@@ -109,13 +109,9 @@ async fn main() -> anyhow::Result<()> {
         },
         ..ApiConfig::default()
     };
-    let router = certdns_api::router(ApiDeps {
-        store,
-        distribution,
-        config,
-        zone_domain: "auth.bench.test".into(),
-        usage: None,
-    });
+    let sync = certdns_sync::TxtSync::new(store.clone(), distribution, config.txt_values);
+    let router =
+        certdns_api::router(ApiDeps { store, sync, config, zone_domain: "auth.bench.test".into(), usage: None });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     let creds = format!("addr {addr}\nkey {}:{}\n{regs}", key.id, secret.expose());

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use certdns_store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -87,6 +88,16 @@ pub fn error_body(code: &str) -> String {
 
 pub fn json_response(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+/// A storage failure is logged here, once, and answered as acme-dns does
+/// (500 `db_error`); callers that give some store errors another meaning
+/// (`NotFound`) match them before using `?`.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage failure");
+        ApiError::DbError
+    }
 }
 
 impl IntoResponse for ApiError {

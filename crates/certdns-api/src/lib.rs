@@ -7,13 +7,12 @@
 //! `into_make_service_with_connect_info::<SocketAddr>()`, which gives the handlers
 //! the peer address. See `docs/api.md` for the wire contract.
 //!
-//! Write path: authenticate → durable write in the [`Store`] → publish to the
-//! [`Distribution`]. A failed publish never fails the request: the write is
-//! durable, and [`reconcile`] republishes it.
+//! Write path: authenticate → durable write in the [`Store`] → publish through
+//! [`TxtSync`]. A failed publish never fails the request: the write is durable,
+//! and the sync layer's reconciler republishes it.
 
 mod auth;
 mod body;
-mod client_ip;
 pub mod config;
 mod cors;
 mod error;
@@ -21,8 +20,6 @@ mod handlers;
 mod limits;
 mod middleware;
 pub mod openapi;
-mod publish;
-mod reconcile;
 mod routing;
 mod state;
 mod update_batch;
@@ -35,16 +32,14 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use certdns_distribution::Distribution;
 use certdns_store::Store;
+use certdns_sync::TxtSync;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub use auth::KEY_CACHE_TTL;
 pub use config::{ApiConfig, Rate, RateLimits, RegistrationMode};
-pub use reconcile::{PERIODIC as RECONCILE_PERIOD, ReconcileError, ReconcileHandle, ReconcileReport};
-pub use reconcile::{reconcile, spawn_reconciler};
 pub use usage::FLUSH_EVERY as USAGE_FLUSH_EVERY;
 
 use crate::state::AppState;
@@ -52,7 +47,8 @@ use crate::state::AppState;
 /// What the API needs from the process that embeds it.
 pub struct ApiDeps {
     pub store: Arc<dyn Store>,
-    pub distribution: Arc<dyn Distribution>,
+    /// Publishes what the API writes (shared with the portal in one process).
+    pub sync: Arc<TxtSync>,
     pub config: ApiConfig,
     /// The zone; `fulldomain` = `<subdomain>.<zone_domain>`, written as configured.
     pub zone_domain: String,

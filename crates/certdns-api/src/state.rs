@@ -6,16 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use certdns_core::{AccountId, AccountRole, AuditKind, KeyId, NewAuditEvent};
-use certdns_distribution::Change;
+use certdns_http::ClientAddrRule;
 use certdns_store::Store;
+use certdns_sync::TxtSync;
 use tokio::sync::OnceCell;
 
 use crate::ApiDeps;
 use crate::auth::KeyCache;
-use crate::client_ip::ClientIpSource;
 use crate::config::ApiConfig;
 use crate::limits::Limits;
-use crate::publish::Publisher;
 use crate::update_batch::UpdateBatcher;
 use crate::usage::{self, UsageRecorder};
 
@@ -28,13 +27,14 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: ApiConfig,
     pub zone_domain: String,
-    pub client_ip: ClientIpSource,
+    pub client_addr: ClientAddrRule,
     pub limits: Limits,
     pub keys: KeyCache,
     touched: Mutex<HashMap<KeyId, Instant>>,
     seen_addresses: Mutex<HashSet<(KeyId, IpAddr)>>,
     open_owner: OnceCell<AccountId>,
-    publisher: Arc<Publisher>,
+    /// Every change to what the DNS answers goes through here.
+    pub sync: Arc<TxtSync>,
     /// The `/update` fast path's batching (see `update_batch`).
     pub updates: UpdateBatcher,
     /// Present when usage is recorded (`ApiDeps::usage`).
@@ -43,29 +43,21 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(deps: ApiDeps) -> Self {
-        let client_ip = ClientIpSource {
-            header: deps
-                .config
-                .client_ip_header
-                .as_deref()
-                .and_then(|h| axum::http::HeaderName::from_bytes(h.as_bytes()).ok()),
-            trusted: deps.config.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect(),
-        };
+        let client_addr = ClientAddrRule::new(deps.config.client_ip_header.as_ref(), &deps.config.trusted_proxies);
         let usage = deps.usage.map(|sink| {
             let recorder = Arc::new(UsageRecorder::default());
             usage::spawn_flusher(Arc::downgrade(&recorder), deps.store.clone(), sink);
             recorder
         });
-        let publisher = Arc::new(Publisher::new(deps.store.clone(), deps.distribution.clone(), deps.config.txt_values));
-        let updates = UpdateBatcher::spawn(deps.store.clone(), publisher.clone(), deps.config.txt_values);
+        let updates = UpdateBatcher::spawn(deps.store.clone(), deps.sync.clone(), deps.config.txt_values);
         Self {
             usage,
-            publisher,
+            sync: deps.sync,
             updates,
             limits: Limits::new(&deps.config.rate_limits),
             store: deps.store,
             zone_domain: deps.zone_domain,
-            client_ip,
+            client_addr,
             config: deps.config,
             keys: KeyCache::default(),
             touched: Mutex::default(),
@@ -76,11 +68,6 @@ impl AppState {
 
     pub fn keep(&self) -> usize {
         self.config.txt_values
-    }
-
-    /// Publishes a change that is already durable (see [`Publisher`]).
-    pub async fn publish(&self, change: Change) {
-        self.publisher.publish(std::slice::from_ref(&change)).await;
     }
 
     /// Appends an audit event; failures are logged, never surfaced to the client.

@@ -9,11 +9,9 @@
 use std::sync::Arc;
 
 use certdns_core::TxtState;
-use certdns_distribution::Change;
 use certdns_store::{AuthorizedWrite, Store, StoreError};
+use certdns_sync::TxtSync;
 use tokio::sync::{mpsc, oneshot};
-
-use crate::publish::Publisher;
 
 /// Writes per batch.
 const MAX_BATCH: usize = 32;
@@ -32,9 +30,9 @@ pub struct UpdateBatcher {
 }
 
 impl UpdateBatcher {
-    pub fn spawn(store: Arc<dyn Store>, publisher: Arc<Publisher>, keep: usize) -> Self {
+    pub fn spawn(store: Arc<dyn Store>, sync: Arc<TxtSync>, keep: usize) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(dispatch(store, publisher, keep, rx));
+        tokio::spawn(dispatch(store, sync, keep, rx));
         Self { tx }
     }
 
@@ -53,7 +51,7 @@ impl UpdateBatcher {
 /// faster here than two (bigger batches, one WAL flush each), and several API
 /// instances still write at once. A batch publishes and answers in a task of its
 /// own while the next batch writes.
-async fn dispatch(store: Arc<dyn Store>, publisher: Arc<Publisher>, keep: usize, mut rx: mpsc::Receiver<Job>) {
+async fn dispatch(store: Arc<dyn Store>, sync: Arc<TxtSync>, keep: usize, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         // The writes that queued up while the previous batch was written.
         let mut batch = vec![first];
@@ -66,12 +64,12 @@ async fn dispatch(store: Arc<dyn Store>, publisher: Arc<Publisher>, keep: usize,
         metrics::histogram!("certdns_api_update_batch_writes").record(batch.len() as f64);
         let (writes, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.write, j.reply)).unzip();
         let written = store.put_txts_if_authorized(&writes, keep, certdns_core::now()).await;
-        tokio::spawn(publish_and_answer(publisher.clone(), written, replies));
+        tokio::spawn(publish_and_answer(sync.clone(), written, replies));
     }
 }
 
 async fn publish_and_answer(
-    publisher: Arc<Publisher>,
+    sync: Arc<TxtSync>,
     written: Result<Vec<Option<TxtState>>, StoreError>,
     replies: Vec<oneshot::Sender<Outcome>>,
 ) {
@@ -86,10 +84,7 @@ async fn publish_and_answer(
         }
     };
     let versions: Vec<Option<u64>> = states.iter().map(|s| s.as_ref().map(|s| s.version)).collect();
-    let changes: Vec<Change> = states.into_iter().flatten().map(Change::Upsert).collect();
-    if !changes.is_empty() {
-        publisher.publish(&changes).await;
-    }
+    sync.publish_states(states.into_iter().flatten().collect()).await;
     for (reply, version) in replies.into_iter().zip(versions) {
         let _ = reply.send(Ok(version));
     }

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certdns_core::{Subdomain, TxtState, TxtValue};
-use certdns_distribution::{Change, Distribution, Follower, RedisDistribution, Replica};
 use certdns_dns::{DnsConfig, Protocol, ZoneConfig};
+use certdns_replication::{Change, Distribution, Follower, RedisDistribution, Replica};
 use tokio_util::sync::CancellationToken;
 
 const ZONE: &str = "auth.bench.test";

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use certdns_distribution::Replica;
+use certdns_replication::Replica;
 use hickory_proto::op::MessageType;
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::BinEncoder;

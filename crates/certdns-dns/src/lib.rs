@@ -3,7 +3,7 @@
 //! [`bind`] validates the `[zone]` and `[dns]` configuration, compiles the zone and
 //! binds every socket; [`BoundDns::run`] serves until cancelled. Answers come from
 //! the compiled zone (SOA, NS, static records) and from a
-//! [`Replica`](certdns_distribution::Replica) of every registration's TXT values,
+//! [`Replica`](certdns_replication::Replica) of every registration's TXT values,
 //! which a `Follower` owned by the caller keeps current. See `docs/dns.md`.
 
 pub mod config;

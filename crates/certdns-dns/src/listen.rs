@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use certdns_distribution::Replica;
+use certdns_replication::Replica;
 use hickory_server::Server;
 use socket2::{Domain, Socket, Type};
 use tokio_util::sync::CancellationToken;

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use certdns_http::{ProxyHeader, ProxyNet};
 use serde::{Deserialize, Serialize};
 
 /// Whether anyone may create an account.
@@ -53,9 +54,9 @@ pub struct PortalConfig {
     pub rotation_grace_hours: u32,
     /// Take the client address from this header (e.g. `X-Forwarded-For`), for
     /// login rate limits and the audit log. Only behind a proxy that sets it.
-    pub client_ip_header: Option<String>,
-    /// Peers (CIDRs) whose `client_ip_header` is believed.
-    pub trusted_proxies: Vec<String>,
+    pub client_ip_header: Option<ProxyHeader>,
+    /// Peers (CIDRs or addresses) whose `client_ip_header` is believed.
+    pub trusted_proxies: Vec<ProxyNet>,
 }
 
 impl Default for PortalConfig {
@@ -74,7 +75,7 @@ impl Default for PortalConfig {
             login_per_minute_per_account: 10,
             rotation_grace_hours: 24 * 7,
             client_ip_header: None,
-            trusted_proxies: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            trusted_proxies: certdns_http::client_addr::loopback(),
         }
     }
 }
@@ -95,7 +96,7 @@ impl PortalConfig {
         ("login_per_minute_per_account", "login attempts per minute against one account"),
         ("rotation_grace_hours", "after a key rotation, hours the old secret keeps working"),
         ("client_ip_header", "take the client address from this header (e.g. X-Forwarded-For); only behind a proxy"),
-        ("trusted_proxies", "CIDRs of proxies whose client_ip_header is believed (default loopback)"),
+        ("trusted_proxies", "CIDRs or addresses of proxies whose client_ip_header is believed (default loopback)"),
     ];
 
     /// Checks what serde cannot; errors start with `portal.<key>:`.
@@ -132,30 +133,10 @@ impl PortalConfig {
         if self.login_per_minute_per_account == 0 {
             return Err("portal.login_per_minute_per_account: must be at least 1".into());
         }
-        if let Some(h) = &self.client_ip_header
-            && axum::http::HeaderName::from_bytes(h.as_bytes()).is_err()
-        {
-            return Err(format!("portal.client_ip_header: {h:?} is not a header name"));
-        }
-        for p in &self.trusted_proxies {
-            if p.parse::<ipnet::IpNet>().is_err() && p.parse::<std::net::IpAddr>().is_err() {
-                return Err(format!("portal.trusted_proxies: {p:?} is not a CIDR or address"));
-            }
-        }
         if self.rotation_grace_hours > 24 * 90 {
             return Err("portal.rotation_grace_hours: at most 2160 (90 days)".into());
         }
         Ok(())
-    }
-
-    /// `trusted_proxies` parsed (call after [`Self::validate`]).
-    pub fn trusted_nets(&self) -> Vec<ipnet::IpNet> {
-        self.trusted_proxies
-            .iter()
-            .filter_map(|p| {
-                p.parse::<ipnet::IpNet>().ok().or_else(|| p.parse::<std::net::IpAddr>().ok().map(Into::into))
-            })
-            .collect()
     }
 
     /// The portal's public base URL, without a trailing slash.
@@ -179,10 +160,6 @@ mod tests {
         assert!(bad.validate().unwrap_err().starts_with("portal.session_secret:"));
         let bad = PortalConfig { public_url: Some("ftp://x".into()), ..Default::default() };
         assert!(bad.validate().unwrap_err().starts_with("portal.public_url:"));
-        let bad = PortalConfig { trusted_proxies: vec!["nope".into()], ..Default::default() };
-        assert!(bad.validate().unwrap_err().starts_with("portal.trusted_proxies:"));
-        let bad = PortalConfig { client_ip_header: Some("bad header".into()), ..Default::default() };
-        assert!(bad.validate().unwrap_err().starts_with("portal.client_ip_header:"));
         let bad = PortalConfig { mail_from: "nope".into(), ..Default::default() };
         assert!(bad.validate().unwrap_err().starts_with("portal.mail_from:"));
     }

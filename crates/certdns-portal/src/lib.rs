@@ -18,12 +18,18 @@
 //! * Every store call is scoped by the logged-in account; ids in URLs are only
 //!   looked up within it.
 
+mod assets;
+mod caa;
 mod chart;
+mod cname_advice;
 pub mod config;
 mod dns_check;
-mod handlers;
+mod error;
 mod mail;
+mod pages;
+mod passwords;
 mod session;
+mod state;
 mod templates;
 
 use std::num::NonZeroU32;
@@ -32,14 +38,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
-use axum::routing::{get, post};
-use certdns_distribution::Distribution;
-use certdns_store::{PortalStore, Store};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use axum::routing::get;
+use certdns_http::ClientAddrRule;
+use certdns_store::PortalStore;
+use certdns_sync::TxtSync;
+use governor::{Quota, RateLimiter};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::{PortalConfig, Signup, SmtpConfig};
 pub use dns_check::{CnameStatus, check_cname};
+
+use crate::state::AppState;
 
 /// The `[portal]` keys and their descriptions (see [`PortalConfig::DOCS`]).
 pub const DOCS: &[(&str, &str)] = PortalConfig::DOCS;
@@ -49,7 +58,9 @@ pub struct PortalDeps {
     /// From [`certdns_store::open_portal`]; its [`PortalStore::core`] is the
     /// [`Store`] the API should share.
     pub store: Arc<dyn PortalStore>,
-    pub distribution: Arc<dyn Distribution>,
+    /// Deletes go through it, so the DNS stops answering at once (shared with
+    /// the API in one process).
+    pub sync: Arc<TxtSync>,
     pub config: PortalConfig,
     /// The API's public base URL without credentials, e.g. `https://api.example.net`.
     pub public_api_url: String,
@@ -71,21 +82,6 @@ pub enum PortalError {
 
 /// Name under which a generated session secret is kept in the database.
 const SESSION_SECRET_SETTING: &str = "portal.session_secret";
-
-pub(crate) struct AppState {
-    pub store: Arc<dyn PortalStore>,
-    pub core: Arc<dyn Store>,
-    pub distribution: Arc<dyn Distribution>,
-    pub config: PortalConfig,
-    pub api_url: url::Url,
-    pub zone_domain: String,
-    pub base_url: String,
-    pub mailer: mail::Mailer,
-    pub keys: session::Keys,
-    pub login_by_address: DefaultKeyedRateLimiter<std::net::IpAddr>,
-    pub login_by_account: DefaultKeyedRateLimiter<String>,
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-}
 
 /// Builds the portal. Loads (or creates and stores) the session secret, so it is async.
 pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
@@ -111,50 +107,26 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
     let state = Arc::new(AppState {
         core: deps.store.core(),
         store: deps.store,
-        distribution: deps.distribution,
+        sync: deps.sync,
         base_url: deps.config.base_url(),
         login_by_address: RateLimiter::keyed(per_minute(deps.config.login_per_minute_per_address)),
         login_by_account: RateLimiter::keyed(per_minute(deps.config.login_per_minute_per_account)),
         keys: session::Keys::new(secret.as_bytes(), deps.config.secure_cookies),
-        trusted_proxies: deps.config.trusted_nets(),
+        client_addr: ClientAddrRule::new(deps.config.client_ip_header.as_ref(), &deps.config.trusted_proxies),
         config: deps.config,
         api_url,
         zone_domain: deps.zone_domain.trim_end_matches('.').to_owned(),
         mailer,
     });
 
-    let pages = Router::new()
-        .route("/", get(handlers::home))
-        .route("/signup", get(handlers::signup_page).post(handlers::signup))
-        .route("/login", get(handlers::login_page).post(handlers::login))
-        .route("/logout", post(handlers::logout))
-        .route("/verify-email", get(handlers::verify_email))
-        .route("/verify-email/resend", post(handlers::resend_verification))
-        .route("/forgot-password", get(handlers::forgot_page).post(handlers::forgot))
-        .route("/reset-password", get(handlers::reset_page).post(handlers::reset))
-        .route("/account", get(handlers::account_page))
-        .route("/account/password", post(handlers::change_password))
-        .route("/account/delete", post(handlers::delete_account))
-        .route("/keys", get(handlers::keys_page).post(handlers::create_key))
-        .route("/keys/{id}/revoke", post(handlers::revoke_key))
-        .route("/keys/{id}/rotate", post(handlers::rotate_key))
-        .route("/keys/{id}/rename", post(handlers::rename_key))
-        .route("/registrations", get(handlers::registrations_page))
-        .route("/registrations/{subdomain}", get(handlers::registration_page))
-        .route("/registrations/{subdomain}/delete", post(handlers::delete_registration))
-        .route("/audit", get(handlers::audit_page))
-        .route("/usage", get(handlers::usage_page))
-        .route("/admin/accounts", get(handlers::admin_accounts))
-        .route("/admin/accounts/{id}/suspend", post(handlers::admin_suspend))
-        .route("/admin/accounts/{id}/unsuspend", post(handlers::admin_unsuspend))
-        .fallback(handlers::not_found)
+    let pages = pages::routes()
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::guard))
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
-        .route("/static/portal.css", get(handlers::css))
-        .route("/static/portal.js", get(handlers::js))
+        .route("/static/portal.css", get(assets::css))
+        .route("/static/portal.js", get(assets::js))
         .merge(pages)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// Largest form body accepted (the biggest form is a few hundred bytes).
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -198,32 +198,12 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
 }
 
-/// The client's address: the socket peer, or, when the peer is a trusted proxy,
-/// the last address in `client_ip_header` that is not itself a trusted proxy.
-fn client_ip(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-    let peer = peer?;
-    let Some(header) = state.config.client_ip_header.as_deref() else { return Some(peer) };
-    let trusted = |ip: &IpAddr| state.trusted_proxies.iter().any(|n| n.contains(ip));
-    if !trusted(&peer) {
-        return Some(peer);
-    }
-    let chain: Vec<IpAddr> = headers
-        .get_all(header)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .map(|ip| ip.to_canonical())
-        .collect();
-    Some(chain.into_iter().rev().find(|ip| !trusted(ip)).unwrap_or(peer))
-}
-
 /// Loads the session, enforces CSRF and same-origin on state-changing requests,
 /// and hands handlers a [`Ctx`].
 pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let socket_peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical());
-    let peer = client_ip(&state, socket_peer, &parts.headers);
+    let socket_peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = state.client_addr.client_addr(socket_peer, &parts.headers);
     let session = load_session(&state, &parts.headers).await;
     let browser_token = cookie_value(&parts.headers, state.keys.csrf_cookie)
         .filter(|t| t.len() >= 16 && t.len() <= 64)

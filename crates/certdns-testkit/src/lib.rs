@@ -8,6 +8,9 @@
 //!   the prefix's keys when the test ends.
 //! * [`TestSqlite`] is a database file in a temporary directory.
 //!
+//! * [`both_backends!`] runs each case of a suite twice: on the embedded
+//!   default's backends and on the production fleet's ([`Backend`]).
+//!
 //! When a server is unreachable the test fails with a message saying how to start
 //! it. Tests are never skipped silently: a green run means both backends ran.
 
@@ -229,6 +232,89 @@ impl Default for TestSqlite {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The two deployments every storage and distribution behaviour runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite and the in-process TXT distribution (`certdns serve` with no configuration).
+    Embedded,
+    /// Postgres and Redis (the production roles).
+    Fleet,
+}
+
+/// The test's own database for a [`Backend`]: a SQLite file or a Postgres
+/// database, removed when dropped.
+pub enum TestDatabase {
+    Sqlite(TestSqlite),
+    Postgres(TestPostgres),
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Embedded => Self::Sqlite(TestSqlite::new()),
+            Backend::Fleet => Self::Postgres(TestPostgres::new().await),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Sqlite(db) => db.url(),
+            Self::Postgres(db) => db.url(),
+        }
+    }
+}
+
+/// The setup of a suite whose cases take the [`Backend`] itself (the default
+/// of [`both_backends!`]); nothing to keep alive.
+pub async fn the_backend(backend: Backend) -> (Backend, ()) {
+    (backend, ())
+}
+
+/// Runs every named case on both [`Backend`]s, as `embedded::<case>` and
+/// `fleet::<case>` tests in the calling module.
+///
+/// * `both_backends!(a, b)`: each case is `async fn a(backend: Backend)`.
+/// * `both_backends!(setup = open; a, b)`: each case gets the first half of what
+///   `async fn open(Backend) -> (T, Guard)` returns; the guard (its database, …)
+///   lives until the case ends.
+/// * Either form may start with `tokio(flavor = "multi_thread", worker_threads = 2);`
+///   for the runtime of `#[tokio::test]`.
+#[macro_export]
+macro_rules! both_backends {
+    (@emit $attr:tt $setup:tt $($case:ident),+) => {
+        mod embedded {
+            $(
+                #[tokio::test $attr]
+                async fn $case() {
+                    let (arg, _guard) = $setup($crate::Backend::Embedded).await;
+                    super::$case(arg).await;
+                }
+            )+
+        }
+        mod fleet {
+            $(
+                #[tokio::test $attr]
+                async fn $case() {
+                    let (arg, _guard) = $setup($crate::Backend::Fleet).await;
+                    super::$case(arg).await;
+                }
+            )+
+        }
+    };
+    (tokio($($attr:tt)*); setup = $setup:ident; $($case:ident),+ $(,)?) => {
+        $crate::both_backends!(@emit ($($attr)*) (super::$setup) $($case),+);
+    };
+    (setup = $setup:ident; $($case:ident),+ $(,)?) => {
+        $crate::both_backends!(@emit () (super::$setup) $($case),+);
+    };
+    (tokio($($attr:tt)*); $($case:ident),+ $(,)?) => {
+        $crate::both_backends!(@emit ($($attr)*) ($crate::the_backend) $($case),+);
+    };
+    ($($case:ident),+ $(,)?) => {
+        $crate::both_backends!(@emit () ($crate::the_backend) $($case),+);
+    };
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use certdns_distribution::{Distribution, FollowerHealth, Replica};
+use certdns_replication::{Distribution, FollowerHealth, Replica};
 use certdns_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use certdns_distribution::{Distribution, Follower, InProcess, RedisDistribution, Replica};
+use certdns_replication::{Distribution, Follower, InProcess, RedisDistribution, Replica};
+use certdns_sync::TxtSync;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
@@ -48,41 +49,40 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => format!("http://{http_addr}"),
     };
 
+    // Every change to what the DNS answers goes through the sync layer, shared by
+    // the api and portal roles of this process.
+    let sync = store.as_ref().map(|store| TxtSync::new(store.clone(), distribution.clone(), config.api.txt_values));
+
     let first_start = match &store {
         Some(store) => bootstrap::first_start(&**store, &config.zone.domain, &public_api_url).await?,
         None => None,
     };
     let portal = match &portal_store {
         Some(portal_store) if config.runs(Role::Portal) => {
-            Some(start_portal(&config, portal_store.clone(), distribution.clone(), &public_api_url).await?)
+            let sync = sync.clone().context("the portal runs with a store")?;
+            Some(start_portal(&config, portal_store.clone(), sync, &public_api_url).await?)
         }
         _ => None,
     };
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut http = axum::Router::new();
-    // Held for the life of the process: the reconciler stops when its last handle goes.
-    let mut _reconciler = None;
 
-    if let Some(store) = store.as_ref().filter(|_| config.runs(Role::Api)) {
-        let keep = config.api.txt_values;
+    if let (Some(store), Some(sync)) = (store.as_ref().filter(|_| config.runs(Role::Api)), &sync) {
         // The in-process distribution starts empty: fill it before DNS starts so the
         // first answers already carry every stored value.
         if config.redis_url.is_none() {
-            certdns_api::reconcile(&**store, &*distribution, keep)
-                .await
-                .context("loading TXT values from the store")?;
+            sync.reconcile_now().await.context("loading TXT values from the store")?;
         }
-        // Periodic and start-up reconciliation; the router repairs failed publishes itself.
-        let (handle, task) = certdns_api::spawn_reconciler(store.clone(), distribution.clone(), keep, cancel.clone());
-        _reconciler = Some(handle);
+        // Start-up and periodic reconciliation; failed publishes are repaired at once.
+        let periodic = sync.spawn_periodic(certdns_sync::PERIODIC, cancel.clone());
         tasks.spawn(async move {
-            task.await.context("TXT reconciler")?;
+            periodic.await.context("TXT reconciler")?;
             anyhow::Ok("TXT reconciler")
         });
         http = http.merge(certdns_api::router(certdns_api::ApiDeps {
             store: store.clone(),
-            distribution: distribution.clone(),
+            sync: sync.clone(),
             config: config.api.clone(),
             zone_domain: config.zone.domain.trim_end_matches('.').to_owned(),
             usage: portal_store.clone(),
@@ -170,7 +170,7 @@ async fn serve_http(
 async fn start_portal(
     config: &Config,
     store: Arc<dyn certdns_store::PortalStore>,
-    distribution: Arc<dyn Distribution>,
+    sync: Arc<TxtSync>,
     public_api_url: &str,
 ) -> anyhow::Result<(tokio::net::TcpListener, axum::Router)> {
     let listener = tokio::net::TcpListener::bind(config.portal.listen)
@@ -182,7 +182,7 @@ async fn start_portal(
     }
     let router = certdns_portal::router(certdns_portal::PortalDeps {
         store,
-        distribution,
+        sync,
         config: portal_config,
         public_api_url: public_api_url.to_owned(),
         zone_domain: config.zone.domain.trim_end_matches('.').to_owned(),

@@ -1,0 +1,151 @@
+//! `POST /register`: a new subdomain and its credentials, owned by the license
+//! key's account (or, in open mode, by the first operator).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use certdns_core::{AccountId, AuditKind, NewAuditEvent, Registration, RegistrationId, Secret, Subdomain, Username};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{Incoming, Shared, rate_limited, read_body};
+use crate::auth::{self, KeyCheck};
+use crate::body as bodies;
+use crate::config::RegistrationMode;
+use crate::error::{ApiError, json_response};
+use crate::state::AppState;
+
+/// The `/register` success body: acme-dns's fields in acme-dns's order, then the
+/// `subject` extension when one was given.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterResponse {
+    /// Send as `X-Api-User` to `/update`.
+    #[schema(example = "c36f50e8-4632-44f0-83fe-e070fef28a10")]
+    pub username: String,
+    /// Send as `X-Api-Key` to `/update`. Shown once; only a hash is kept.
+    #[schema(example = "htB9mR9DYgcu9bX_afHF62erXaH2TS7bg9KW3F7Z")]
+    pub password: String,
+    /// Point `_acme-challenge.<your domain>` here with a CNAME.
+    #[schema(example = "8e5700ea-a4bf-41c7-8a77-e990661dcc6a.auth.example.net")]
+    pub fulldomain: String,
+    #[schema(example = "8e5700ea-a4bf-41c7-8a77-e990661dcc6a")]
+    pub subdomain: String,
+    /// The accepted CIDRs, brackets removed; `[]` = any address.
+    pub allowfrom: Vec<String>,
+    /// Extension: the `subject` sent at registration, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+/// Who a registration is made for, and with which key.
+struct Owner {
+    account: AccountId,
+    key: Option<certdns_core::KeyId>,
+}
+
+async fn license_owner(state: &Arc<AppState>, incoming: &Incoming) -> Result<Owner, ApiError> {
+    let realm = || state.config.basic_auth_realm.clone();
+    let creds = match auth::basic_credentials(&incoming.headers) {
+        None => {
+            metrics::counter!("certdns_api_auth_failures_total", "endpoint" => "register", "reason" => "missing")
+                .increment(1);
+            return Err(ApiError::LicenseKeyRequired { realm: realm() });
+        }
+        Some(Err(())) => {
+            metrics::counter!("certdns_api_auth_failures_total", "endpoint" => "register", "reason" => "malformed")
+                .increment(1);
+            return Err(ApiError::InvalidLicenseKey { realm: realm() });
+        }
+        Some(Ok(c)) => c,
+    };
+    let (verdict, key) = state.keys.check(state.store.as_ref(), &creds).await?;
+    let reason = match verdict {
+        KeyCheck::Ok => None,
+        KeyCheck::Invalid => Some(("invalid", ApiError::InvalidLicenseKey { realm: realm() })),
+        KeyCheck::Revoked => Some(("revoked", ApiError::LicenseKeyRevoked)),
+        KeyCheck::Suspended => Some(("suspended", ApiError::AccountSuspended)),
+    };
+    if let Some((reason, err)) = reason {
+        metrics::counter!("certdns_api_auth_failures_total", "endpoint" => "register", "reason" => reason).increment(1);
+        return Err(err);
+    }
+    let key = key.ok_or(ApiError::DbError)?;
+    Ok(Owner { account: key.account_id, key: Some(key.id) })
+}
+
+/// Register a new acme-dns account (a subdomain and its credentials).
+#[utoipa::path(
+    post, path = "/register",
+    request_body(content = Option<crate::openapi::RegisterRequest>, description = "Optional; empty, `null` or `{}` register without restrictions. Keys match case-insensitively; any Content-Type."),
+    responses(
+        (status = 201, description = "Registered", body = RegisterResponse),
+        (status = 400, description = "`malformed_json_payload`, `invalid_allowfrom_cidr` or `bad_subject`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`license_key_required` / `invalid_license_key`, with `WWW-Authenticate: Basic`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`license_key_revoked` or `account_suspended`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`, with `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`db_error`", body = crate::openapi::ErrorBody),
+    ),
+    security(("license_key" = []))
+)]
+pub async fn register(State(state): Shared, req: Request) -> Result<Response, ApiError> {
+    let (incoming, body) = Incoming::new(&state, req);
+    state.limits.register_address(incoming.ip).map_err(|(w, d)| rate_limited(w, d))?;
+    let owner = match state.config.registration {
+        RegistrationMode::License => license_owner(&state, &incoming).await?,
+        RegistrationMode::Open => match state.open_owner().await? {
+            Some(account) => Owner { account, key: None },
+            None => return Err(ApiError::NoOwner),
+        },
+        // The route is not mounted; kept total for safety.
+        RegistrationMode::Disabled => return Err(ApiError::NotFound),
+    };
+    if let Some(key) = &owner.key {
+        state.limits.register_key(key).map_err(|(w, d)| rate_limited(w, d))?;
+    }
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let parsed = bodies::parse_register(&bytes)?;
+
+    let password = Secret::generate();
+    let registration = Registration {
+        id: RegistrationId::generate(),
+        account_id: owner.account,
+        license_key_id: owner.key.clone(),
+        username: Username::generate(),
+        password_hash: password.hash(),
+        subdomain: Subdomain::generate(),
+        allow_from: parsed.allow_from,
+        subject: parsed.subject,
+        created_at: certdns_core::now(),
+        last_update_at: None,
+    };
+    let event = NewAuditEvent {
+        account_id: Some(owner.account),
+        kind: AuditKind::RegistrationCreated,
+        client_addr: incoming.ip,
+        detail: serde_json::json!({
+            "subdomain": registration.subdomain.to_string(),
+            "key_id": owner.key.as_ref().map(|k| k.as_str()),
+        }),
+    };
+    state.store.create_registration_audited(&registration, &event, registration.created_at).await?;
+    state.sync.registration_created(registration.subdomain).await;
+    metrics::counter!("certdns_api_registrations_total").increment(1);
+    if let Some(key) = &owner.key {
+        state.key_used(key, owner.account, incoming.ip);
+    }
+    tracing::info!(account = %owner.account, subdomain = %registration.subdomain, "registration created");
+
+    let response = RegisterResponse {
+        username: registration.username.to_string(),
+        password: password.expose().to_owned(),
+        fulldomain: format!("{}.{}", registration.subdomain, state.zone_domain),
+        subdomain: registration.subdomain.to_string(),
+        allowfrom: registration.allow_from.as_strings().map(str::to_owned).collect(),
+        subject: registration.subject,
+    };
+    let json = serde_json::to_string(&response).map_err(|_| ApiError::DbError)?;
+    Ok(json_response(StatusCode::CREATED, json))
+}

@@ -1,0 +1,11 @@
+//! certdns-dns's integration tests, one binary: the answer table over real
+//! sockets, metrics, malformed packets, and a Redis outage under a responder.
+
+// A failed unwrap is a failed test here.
+#![allow(clippy::unwrap_used)]
+
+mod answers;
+mod metrics;
+mod resilience;
+mod robustness;
+mod support;

@@ -1,0 +1,7 @@
+//! The HTTP edge the acme-dns API and the portal share, written once so both
+//! listeners follow the same rules: who the client is behind proxies
+//! ([`client_addr`]).
+
+pub mod client_addr;
+
+pub use client_addr::{ClientAddrRule, ProxyHeader, ProxyNet};

@@ -1,0 +1,159 @@
+//! What happened in the account: the audit log and the per-key usage charts.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use certdns_core::AuditKind;
+use serde::Deserialize;
+
+use super::{Page, Shared, when};
+use crate::session::User;
+use crate::state::AppState;
+use crate::templates::{Layout, render};
+
+/// Events per audit page.
+const AUDIT_PAGE: u32 = 25;
+/// Days of usage shown.
+pub(super) const USAGE_DAYS: i64 = 30;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/audit", get(audit_page)).route("/usage", get(usage_page))
+}
+
+struct AuditRow {
+    at: String,
+    kind: String,
+    description: String,
+    address: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    layout: Layout,
+    events: Vec<AuditRow>,
+    next: Option<i64>,
+    first_page: bool,
+}
+
+struct UsageChart {
+    name: String,
+    id: String,
+    total: u64,
+    svg: String,
+}
+
+#[derive(Template)]
+#[template(path = "usage.html")]
+struct UsagePage {
+    layout: Layout,
+    charts: Vec<UsageChart>,
+    since: String,
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+fn describe(kind: AuditKind) -> &'static str {
+    match kind {
+        AuditKind::AccountCreated => "Account created",
+        AuditKind::AccountSuspended => "Account suspended by the operator",
+        AuditKind::AccountReactivated => "Account reactivated by the operator",
+        AuditKind::LicenseKeyCreated => "License key created",
+        AuditKind::LicenseKeyRevoked => "License key revoked",
+        AuditKind::LicenseKeyNewAddress => "License key used from a new address",
+        AuditKind::LicenseKeyRotated => "License key rotated",
+        AuditKind::LicenseKeyRenamed => "License key renamed",
+        AuditKind::RegistrationCreated => "Registration created",
+        AuditKind::RegistrationDeleted => "Registration deleted",
+        AuditKind::AuthFailureBurst => "Burst of failed API authentications",
+        AuditKind::Login => "Signed in",
+        AuditKind::LoginFailed => "Failed sign-in",
+        AuditKind::Logout => "Signed out everywhere",
+        AuditKind::PasswordChanged => "Password changed",
+        AuditKind::PasswordResetRequested => "Password reset requested",
+        AuditKind::EmailVerified => "E-mail confirmed",
+        AuditKind::AccountDeleted => "Account deleted",
+    }
+}
+
+/// An event's JSON detail as `key: value, …`.
+fn detail_text(detail: &serde_json::Value) -> String {
+    match detail {
+        serde_json::Value::Object(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    }
+}
+
+async fn audit_page(State(state): Shared, User(user, ctx): User, Query(q): Query<AuditQuery>) -> Page {
+    let events = state.core.audit_events(user.account.id, q.before, AUDIT_PAGE + 1).await?;
+    let more = events.len() > AUDIT_PAGE as usize;
+    let events: Vec<_> = events.into_iter().take(AUDIT_PAGE as usize).collect();
+    let next = if more { events.last().map(|e| e.id) } else { None };
+    let rows = events
+        .iter()
+        .map(|e| AuditRow {
+            at: when(e.at),
+            kind: e.kind.as_str().to_owned(),
+            description: describe(e.kind).to_owned(),
+            address: e.client_addr.map(|a| a.to_string()).unwrap_or_default(),
+            detail: detail_text(&e.detail),
+        })
+        .collect();
+    let page = AuditPage { layout: Layout::of(&ctx), events: rows, next, first_page: q.before.is_none() };
+    Ok(render(StatusCode::OK, &page))
+}
+
+async fn usage_page(State(state): Shared, User(user, ctx): User) -> Page {
+    let today = certdns_core::now().date();
+    let first = today - time::Duration::days(USAGE_DAYS - 1);
+    let (keys, usage) = tokio::try_join!(
+        state.core.list_license_keys(user.account.id),
+        state.store.usage_since(user.account.id, first)
+    )?;
+    let charts = keys
+        .iter()
+        .filter(|k| k.is_active() || usage.iter().any(|u| u.key == k.id))
+        .map(|k| {
+            let mut days = vec![0u64; USAGE_DAYS as usize];
+            for u in usage.iter().filter(|u| u.key == k.id) {
+                let i = (u.day - first).whole_days();
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| days.get_mut(i)) {
+                    *slot += u.updates;
+                }
+            }
+            UsageChart {
+                name: k.name.clone(),
+                id: k.id.to_string(),
+                total: days.iter().sum(),
+                svg: crate::chart::daily_bars(&k.name, first, &days),
+            }
+        })
+        .collect();
+    let page = UsagePage { layout: Layout::of(&ctx), charts, since: first.to_string() };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_read_as_text() {
+        assert_eq!(detail_text(&serde_json::json!({ "key": "k1", "n": 3 })), "key: k1, n: 3");
+        assert_eq!(detail_text(&serde_json::json!({})), "");
+        assert_eq!(detail_text(&serde_json::Value::Null), "");
+    }
+}

@@ -1,0 +1,221 @@
+//! License keys: the list, create (shown once as a base URL), rotate, rename, revoke.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use certdns_core::{AccountStatus, AuditKind, KeyId, LicenseKey, Secret};
+use serde::Deserialize;
+
+use super::{NoticeQuery, Page, Shared, when, when_opt};
+use crate::error::PageError;
+use crate::session::{Ctx, CurrentUser, User};
+use crate::state::AppState;
+use crate::templates::{Layout, render};
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/keys", get(keys_page).post(create_key))
+        .route("/keys/{id}/revoke", post(revoke_key))
+        .route("/keys/{id}/rotate", post(rotate_key))
+        .route("/keys/{id}/rename", post(rename_key))
+}
+
+struct KeyRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
+    registrations: u64,
+    active: bool,
+    revoked: String,
+    grace_until: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage {
+    layout: Layout,
+    keys: Vec<KeyRow>,
+    error: Option<String>,
+    name: String,
+}
+
+#[derive(Template)]
+#[template(path = "key_created.html")]
+struct KeyCreatedPage {
+    layout: Layout,
+    name: String,
+    id: String,
+    base_url: String,
+    rotated: bool,
+    grace_until: String,
+}
+
+#[derive(Deserialize)]
+struct KeyName {
+    #[serde(default)]
+    name: String,
+}
+
+/// The account's keys, active first, newest first.
+async fn key_rows(state: &AppState, user: &CurrentUser) -> Result<Vec<KeyRow>, PageError> {
+    let id = user.account.id;
+    let (keys, counts) = tokio::try_join!(state.core.list_license_keys(id), state.store.registration_counts(id))?;
+    let counts: HashMap<KeyId, u64> = counts.into_iter().collect();
+    let now = certdns_core::now();
+    let mut rows: Vec<KeyRow> = keys
+        .iter()
+        .map(|k| KeyRow {
+            id: k.id.to_string(),
+            name: k.name.clone(),
+            created: when(k.created_at),
+            last_used: when_opt(k.last_used_at, "never"),
+            registrations: counts.get(&k.id).copied().unwrap_or(0),
+            active: k.is_active(),
+            revoked: when_opt(k.revoked_at, ""),
+            grace_until: k.secret_hash.previous().filter(|(_, until)| *until > now).map(|(_, until)| when(until)),
+        })
+        .collect();
+    rows.sort_by(|a, b| b.active.cmp(&a.active).then(b.created.cmp(&a.created)));
+    Ok(rows)
+}
+
+async fn keys_page(State(state): Shared, User(user, ctx): User, Query(q): Query<NoticeQuery>) -> Page {
+    let keys = key_rows(&state, &user).await?;
+    let page = KeysPage { layout: Layout::of(&ctx).with_notice(q.text()), keys, error: None, name: String::new() };
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// The keys page again, with `error` at the form and the name typed kept.
+async fn key_form_refused(state: &AppState, user: &CurrentUser, ctx: &Ctx, name: String, error: String) -> Page {
+    let keys = key_rows(state, user).await?;
+    let page = KeysPage { layout: Layout::of(ctx), keys, error: Some(error), name };
+    Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+}
+
+/// `https://KEYID:SECRET@api.example.net`: what the customer pastes into a client.
+fn base_url_with(state: &AppState, id: &KeyId, secret: &Secret) -> String {
+    let mut url = state.api_url.clone();
+    let _ = url.set_username(id.as_str());
+    let _ = url.set_password(Some(secret.expose()));
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+fn clean_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("Give the key a name, like the server or team that will use it.".into());
+    }
+    if name.chars().count() > 80 || name.chars().any(char::is_control) {
+        return Err("Key names are at most 80 characters, without control characters.".into());
+    }
+    Ok(name.to_owned())
+}
+
+fn parse_key(id: &str, ctx: &Ctx) -> Result<KeyId, PageError> {
+    id.parse().map_err(|_| PageError::not_found(ctx))
+}
+
+async fn create_key(State(state): Shared, User(user, ctx): User, Form(f): Form<KeyName>) -> Page {
+    if user.account.status != AccountStatus::Active {
+        let error = "This account is suspended; it cannot create keys.".to_owned();
+        return key_form_refused(&state, &user, &ctx, f.name, error).await;
+    }
+    let name = match clean_name(&f.name) {
+        Ok(n) => n,
+        Err(e) => return key_form_refused(&state, &user, &ctx, f.name, e).await,
+    };
+    let secret = Secret::generate();
+    let key = LicenseKey {
+        id: KeyId::generate(),
+        account_id: user.account.id,
+        name: name.clone(),
+        secret_hash: secret.hash(),
+        created_at: certdns_core::now(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    state.core.create_license_key(&key).await?;
+    let detail = serde_json::json!({ "key": key.id.to_string(), "name": name });
+    state.audit(Some(user.account.id), AuditKind::LicenseKeyCreated, ctx.peer, detail).await;
+    let page = KeyCreatedPage {
+        layout: Layout::of(&ctx),
+        name,
+        id: key.id.to_string(),
+        base_url: base_url_with(&state, &key.id, &secret),
+        rotated: false,
+        grace_until: String::new(),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+async fn revoke_key(State(state): Shared, User(user, ctx): User, Path(id): Path<String>) -> Page {
+    let id = parse_key(&id, &ctx)?;
+    state
+        .core
+        .revoke_license_key(user.account.id, &id, certdns_core::now())
+        .await
+        .map_err(PageError::or_not_found(&ctx))?;
+    let detail = serde_json::json!({ "key": id.to_string() });
+    state.audit(Some(user.account.id), AuditKind::LicenseKeyRevoked, ctx.peer, detail).await;
+    Ok(Redirect::to("/keys?notice=revoked").into_response())
+}
+
+async fn rotate_key(State(state): Shared, User(user, ctx): User, Path(id): Path<String>) -> Page {
+    let id = parse_key(&id, &ctx)?;
+    let key = match state.core.license_key(&id).await? {
+        Some(k) if k.account_id == user.account.id && k.is_active() => k,
+        _ => return Err(PageError::not_found(&ctx)),
+    };
+    let secret = Secret::generate();
+    let until = certdns_core::now() + time::Duration::hours(i64::from(state.config.rotation_grace_hours));
+    let rotated = state.store.rotate_license_key(user.account.id, &id, &secret.hash(), until).await;
+    rotated.map_err(PageError::or_not_found(&ctx))?;
+    let detail = serde_json::json!({ "key": id.to_string(), "grace_until": until.unix_timestamp() });
+    state.audit(Some(user.account.id), AuditKind::LicenseKeyRotated, ctx.peer, detail).await;
+    let page = KeyCreatedPage {
+        layout: Layout::of(&ctx),
+        name: key.name,
+        id: id.to_string(),
+        base_url: base_url_with(&state, &id, &secret),
+        rotated: true,
+        grace_until: when(until),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+async fn rename_key(
+    State(state): Shared,
+    User(user, ctx): User,
+    Path(id): Path<String>,
+    Form(f): Form<KeyName>,
+) -> Page {
+    let id = parse_key(&id, &ctx)?;
+    let name = match clean_name(&f.name) {
+        Ok(n) => n,
+        Err(e) => return key_form_refused(&state, &user, &ctx, String::new(), e).await,
+    };
+    state.store.rename_license_key(user.account.id, &id, &name).await.map_err(PageError::or_not_found(&ctx))?;
+    let detail = serde_json::json!({ "key": id.to_string(), "name": name });
+    state.audit(Some(user.account.id), AuditKind::LicenseKeyRenamed, ctx.peer, detail).await;
+    Ok(Redirect::to("/keys?notice=renamed").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names() {
+        assert_eq!(clean_name("  web servers "), Ok("web servers".into()));
+        assert!(clean_name("   ").is_err());
+        assert!(clean_name(&"x".repeat(81)).is_err());
+        assert!(clean_name("a\u{7}b").is_err());
+    }
+}

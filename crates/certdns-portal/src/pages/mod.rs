@@ -1,0 +1,96 @@
+//! The portal's pages, one module per resource, each with its own router:
+//! sign-in and recovery ([`auth`]), the account ([`account`]), license keys
+//! ([`keys`]), registrations ([`registrations`]), the audit log and usage
+//! ([`activity`]), and the operator's account list ([`admin`]). [`routes`]
+//! merges them. Every tenant-scoped lookup goes through the logged-in account's
+//! id; ids from the URL are never trusted on their own.
+
+mod account;
+mod activity;
+mod admin;
+mod auth;
+mod keys;
+mod registrations;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::error::PageError;
+use crate::session::Context;
+use crate::state::AppState;
+
+type Shared = axum::extract::State<Arc<AppState>>;
+/// What a page handler returns.
+type Page = Result<Response, PageError>;
+
+/// Every page (behind the session guard, which the caller adds).
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(home))
+        .merge(auth::routes())
+        .merge(account::routes())
+        .merge(keys::routes())
+        .merge(registrations::routes())
+        .merge(activity::routes())
+        .merge(admin::routes())
+        .fallback(not_found)
+}
+
+async fn home(Context(ctx): Context) -> Response {
+    if ctx.user.is_some() { Redirect::to("/keys") } else { Redirect::to("/login") }.into_response()
+}
+
+async fn not_found(Context(ctx): Context) -> PageError {
+    PageError::not_found(&ctx)
+}
+
+/// A time as the portal shows it: `2026-12-01 09:30 UTC`.
+fn when(t: OffsetDateTime) -> String {
+    t.format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).unwrap_or_default()
+}
+
+fn when_opt(t: Option<OffsetDateTime>, none: &str) -> String {
+    t.map(when).unwrap_or_else(|| none.to_owned())
+}
+
+fn with_cookie(mut r: Response, cookie: HeaderValue) -> Response {
+    r.headers_mut().append(header::SET_COOKIE, cookie);
+    r
+}
+
+/// `?notice=<code>`: the banner shown after a redirect.
+#[derive(Deserialize)]
+struct NoticeQuery {
+    #[serde(default)]
+    notice: Option<String>,
+}
+
+impl NoticeQuery {
+    fn text(&self) -> Option<String> {
+        notice_text(self.notice.as_deref()?)
+    }
+}
+
+fn notice_text(code: &str) -> Option<String> {
+    let text = match code {
+        "welcome" => {
+            "Welcome! Create a license key to connect your ACME client. We sent you a link to confirm your e-mail address."
+        }
+        "verification_sent" => "We sent a new confirmation link. It works for 24 hours.",
+        "password_changed" => "Password changed. Your other sessions were signed out.",
+        "revoked" => "The key is revoked. Clients using it are refused from now on.",
+        "renamed" => "Key renamed.",
+        "deleted" => "Registration deleted. Our DNS stopped answering for it; remove the CNAME from your zone too.",
+        "suspended" => "Account suspended: its keys and registrations are refused at the API.",
+        "unsuspended" => "Account reactivated.",
+        _ => return None,
+    };
+    Some(text.to_owned())
+}

@@ -1,0 +1,50 @@
+//! What every portal handler shares.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use certdns_core::{AccountId, AuditKind, NewAuditEvent};
+use certdns_http::ClientAddrRule;
+use certdns_store::{PortalStore, Store};
+use certdns_sync::TxtSync;
+use governor::DefaultKeyedRateLimiter;
+
+use crate::config::PortalConfig;
+use crate::{mail, session};
+
+pub(crate) struct AppState {
+    pub store: Arc<dyn PortalStore>,
+    pub core: Arc<dyn Store>,
+    /// Deletes that change what the DNS answers go through here.
+    pub sync: Arc<TxtSync>,
+    pub config: PortalConfig,
+    pub api_url: url::Url,
+    pub zone_domain: String,
+    pub base_url: String,
+    pub mailer: mail::Mailer,
+    pub keys: session::Keys,
+    pub client_addr: ClientAddrRule,
+    pub login_by_address: DefaultKeyedRateLimiter<IpAddr>,
+    pub login_by_account: DefaultKeyedRateLimiter<String>,
+}
+
+impl AppState {
+    /// Appends an audit event; a failure is logged, never shown to the user.
+    pub async fn audit(
+        &self,
+        account: Option<AccountId>,
+        kind: AuditKind,
+        ip: Option<IpAddr>,
+        detail: serde_json::Value,
+    ) {
+        let event = NewAuditEvent { account_id: account, kind, client_addr: ip, detail };
+        if let Err(e) = self.core.append_audit(&event, certdns_core::now()).await {
+            tracing::warn!(error = %e, kind = kind.as_str(), "cannot write audit event");
+        }
+    }
+
+    /// `<subdomain>.<zone>`: the CNAME target of a registration.
+    pub fn fulldomain(&self, subdomain: certdns_core::Subdomain) -> String {
+        format!("{subdomain}.{}", self.zone_domain)
+    }
+}

@@ -1,0 +1,285 @@
+//! The portal in a real browser: headless Chromium driven through chromedriver
+//! with fantoccini. Sign up → create a key → copy its URL → register through the
+//! API with that URL → the registration shows up → the CNAME check says
+//! "missing" → delete it. Screenshots of the main pages go to docs/screenshots/.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/test-services.sh`
+//! installs them). Without them the test fails and says so; it never skips.
+
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use certdns_testkit::Backend;
+
+use crate::support::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+const HOW_TO_INSTALL: &str = "install Debian's chromium and chromium-driver \
+    (`apt-get install chromium chromium-driver`, or run scripts/test-services.sh), \
+    or set CERTDNS_TEST_CHROMEDRIVER / CERTDNS_TEST_CHROMIUM to their paths";
+
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_binary(env: &str, candidates: &[&str]) -> Option<PathBuf> {
+    if let Ok(p) = std::env::var(env) {
+        return Some(PathBuf::from(p));
+    }
+    candidates.iter().map(PathBuf::from).find(|p| p.exists()).or_else(|| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).flat_map(|dir| candidates.iter().map(move |c| dir.join(c))).find(|p| p.is_file())
+    })
+}
+
+async fn start_driver() -> Driver {
+    let driver = find_binary("CERTDNS_TEST_CHROMEDRIVER", &["/usr/bin/chromedriver", "chromedriver"])
+        .unwrap_or_else(|| panic!("chromedriver not found: {HOW_TO_INSTALL}"));
+    let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let spawned =
+        Command::new(&driver).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    // Owned by the guard from here on, so it is killed and reaped on every path.
+    let started = Driver {
+        child: spawned.unwrap_or_else(|e| panic!("cannot start {} ({e}): {HOW_TO_INSTALL}", driver.display())),
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return started;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not listen on {}: {HOW_TO_INSTALL}", started.url);
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let chromium = find_binary("CERTDNS_TEST_CHROMIUM", &["/usr/bin/chromium", "chromium"])
+        .unwrap_or_else(|| panic!("chromium not found: {HOW_TO_INSTALL}"));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1280,900", "--force-device-scale-factor=1",
+            ],
+        }),
+    );
+    let client = ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a Chromium session through chromedriver ({e}): {HOW_TO_INSTALL}"));
+    client.set_window_size(1280, 900).await.unwrap();
+    client
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let el = c.find(Locator::Css(css)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+async fn wait_css(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| {
+        panic!("{css} did not appear: {e}");
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_create_key_register_check_and_delete() {
+    // fantoccini's hyper-rustls brings aws-lc-rs, lettre brings ring: pick one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let env = start(Backend::Embedded).await;
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    let result = flow(&env, &c).await;
+    let _ = c.close().await;
+    result
+}
+
+async fn flow(env: &Env, c: &Client) {
+    // Sign up.
+    c.goto(&format!("{}/signup", env.portal)).await.unwrap();
+    fill(c, "#email", "browser@example.com").await;
+    fill(c, "#password", PASSWORD).await;
+    fill(c, "#password_confirm", PASSWORD).await;
+    shot(c, "signup").await;
+    c.find(Locator::Css("form[action='/signup'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_css(c, "#key-name").await;
+    let source = c.source().await.unwrap();
+    assert!(source.contains("No keys yet"), "empty state on the keys page");
+    assert!(source.contains("browser@example.com"));
+    shot(c, "keys-empty").await;
+
+    // Create a key; the page shows the URL once, with a copy button.
+    fill(c, "#key-name", "web servers").await;
+    c.find(Locator::Css("form[action='/keys'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    let input = wait_css(c, "#base-url").await;
+    let url = input.prop("value").await.unwrap().unwrap();
+    assert!(url.starts_with("http://") && url.contains('@'), "{url}");
+    let copy = c.find(Locator::Css("button[data-copy='#base-url']")).await.unwrap();
+    copy.click().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::XPath("//button[@data-copy='#base-url' and text()='Copied']"))
+        .await
+        .expect("the copy button confirms");
+    shot(c, "key-created").await;
+
+    // Register through the API with the copied URL, and send one update.
+    let (status, reg) = register(&url, "www.example.com").await;
+    assert_eq!(status, 201, "{reg}");
+    let sub = reg["subdomain"].as_str().unwrap().to_owned();
+    let r = reqwest::Client::new()
+        .post(format!("{}/update", env.api))
+        .header("X-Api-User", reg["username"].as_str().unwrap())
+        .header("X-Api-Key", reg["password"].as_str().unwrap())
+        .json(&serde_json::json!({ "subdomain": sub, "txt": "b".repeat(43) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, _) = register(&url, "*.shop.example.com").await;
+    assert_eq!(status, 201);
+    let key_id: certdns_core::KeyId = url.split("//").nth(1).unwrap().split(':').next().unwrap().parse().unwrap();
+    let today = certdns_core::now().date();
+    let usage: Vec<_> = (0..30u32)
+        .map(|i| {
+            (key_id.clone(), today - time::Duration::days(i64::from(i)), (i * 7 + 3) % 11 + u32::from(i % 5 == 0) * 6)
+        })
+        .collect();
+    env.store.add_usage(&usage).await.unwrap();
+
+    // The keys page shows the key with its registrations count.
+    c.goto(&format!("{}/keys", env.portal)).await.unwrap();
+    let source = c.source().await.unwrap();
+    assert!(source.contains("web servers"));
+    shot(c, "keys").await;
+
+    // The registration appears in the portal.
+    c.find(Locator::LinkText("Registrations")).await.unwrap().click().await.unwrap();
+    wait_css(c, &format!("#cname-{sub}")).await;
+    let source = c.source().await.unwrap();
+    assert!(source.contains("www.example.com"));
+    shot(c, "registrations").await;
+
+    // The CNAME check reports "missing" (the resolver has no such name), with the fix.
+    c.goto(&format!("{}/registrations/{sub}", env.portal)).await.unwrap();
+    c.find(Locator::LinkText("Check the CNAME now")).await.unwrap().click().await.unwrap();
+    let check = wait_css(c, "#check-result").await;
+    assert_eq!(check.attr("data-status").await.unwrap().as_deref(), Some("missing"));
+    let text = check.text().await.unwrap();
+    assert!(text.contains("CNAME missing") && text.contains("Create this record"), "{text}");
+    // CAA records for the customer's CA account.
+    fill(c, "#account_uri", "https://acme-v02.api.letsencrypt.org/acme/acct/123456789").await;
+    c.find(Locator::Css("form[method=get] button[type=submit]")).await.unwrap().click().await.unwrap();
+    let caa = wait_css(c, "#caa").await;
+    assert!(caa.text().await.unwrap().contains("issuewild \"letsencrypt.org; accounturi="));
+    c.goto(&format!("{}/registrations/{sub}?check=1&account_uri=https%3A%2F%2Facme-v02.api.letsencrypt.org%2Facme%2Facct%2F123456789", env.portal)).await.unwrap();
+    wait_css(c, "#check-result").await;
+    shot(c, "registration-check").await;
+
+    // Usage and audit pages.
+    c.goto(&format!("{}/usage", env.portal)).await.unwrap();
+    wait_css(c, "svg.chart").await;
+    shot(c, "usage").await;
+    c.goto(&format!("{}/audit", env.portal)).await.unwrap();
+    let source = c.source().await.unwrap();
+    assert!(source.contains("License key created") && source.contains("Registration created"));
+    shot(c, "audit").await;
+
+    // Delete the registration (confirming the dialog).
+    c.goto(&format!("{}/registrations/{sub}", env.portal)).await.unwrap();
+    c.find(Locator::Css("#delete-registration")).await.unwrap().click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//*[contains(text(), 'Registration deleted')]"))
+        .await
+        .expect("deletion notice");
+    let source = c.source().await.unwrap();
+    assert!(!source.contains(&format!("cname-{sub}")), "the registration is gone");
+    let subdomain: certdns_core::Subdomain = sub.parse().unwrap();
+    let snapshot = env.distribution.snapshot().await.unwrap();
+    assert!(!snapshot.states.iter().any(|s| s.subdomain == subdomain), "DNS stopped answering");
+
+    // Account page, and the sign-in page after signing out.
+    c.goto(&format!("{}/account", env.portal)).await.unwrap();
+    shot(c, "account").await;
+    c.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+    wait_css(c, "form[action='/login']").await;
+    shot(c, "login").await;
+
+    // An operator signs in and sees the account list.
+    let operator = certdns_core::Account {
+        id: certdns_core::AccountId::generate(),
+        email: certdns_core::Email::parse("ops@example.com").unwrap(),
+        role: certdns_core::AccountRole::Operator,
+        status: certdns_core::AccountStatus::Active,
+        password_hash: Some(certdns_core::password::hash(PASSWORD).unwrap()),
+        created_at: certdns_core::now(),
+    };
+    env.store.core().create_account(&operator).await.unwrap();
+    fill(c, "#email", "ops@example.com").await;
+    fill(c, "#password", PASSWORD).await;
+    c.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_css(c, "#key-name").await;
+    c.find(Locator::LinkText("Accounts")).await.unwrap().click().await.unwrap();
+    let suspend = wait_css(c, "form[action$='/suspend'] button").await;
+    assert!(c.source().await.unwrap().contains("browser@example.com"));
+    shot(c, "admin-accounts").await;
+    suspend.click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//*[contains(text(), 'Account suspended')]"))
+        .await
+        .expect("suspension notice");
+}
+
+/// With the default `secure_cookies = true` (`__Host-` cookies, `Secure`), a
+/// browser on plain-HTTP loopback still keeps the session: loopback counts as a
+/// secure context, so the single binary's default works on localhost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_cookies_work_on_loopback() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let env = start_with(Backend::Embedded, |c| c.secure_cookies = true).await;
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    c.goto(&format!("{}/signup", env.portal)).await.unwrap();
+    fill(&c, "#email", "secure@example.com").await;
+    fill(&c, "#password", PASSWORD).await;
+    fill(&c, "#password_confirm", PASSWORD).await;
+    c.find(Locator::Css("form[action='/signup'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_css(&c, "#key-name").await;
+    c.goto(&format!("{}/account", env.portal)).await.unwrap();
+    let source = c.source().await.unwrap();
+    let _ = c.close().await;
+    assert!(source.contains("Change password"), "still signed in with Secure cookies on loopback");
+}

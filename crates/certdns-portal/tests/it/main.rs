@@ -1,0 +1,14 @@
+//! certdns-portal's integration tests, one binary: the handlers over real HTTP
+//! on SQLite and on Postgres, a module per resource ([`auth`], [`keys`],
+//! [`registrations`], [`activity`]), and the whole portal driven in headless
+//! Chromium ([`browser`]).
+
+// A failed unwrap is a failed test here.
+#![allow(clippy::unwrap_used)]
+
+mod activity;
+mod auth;
+mod browser;
+mod keys;
+mod registrations;
+mod support;

@@ -1,0 +1,312 @@
+//! A portal, the acme-dns API and a tiny DNS resolver stand-in, all on loopback,
+//! over one store (SQLite or Postgres) and an in-process distribution.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use certdns_core::{Account, AccountId, AccountRole, AccountStatus, Email, now};
+use certdns_portal::{PortalConfig, PortalDeps};
+use certdns_replication::{Distribution, InProcess};
+use certdns_store::PortalStore;
+use certdns_sync::TxtSync;
+use certdns_testkit::{Backend, TestDatabase};
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::{CNAME, TXT};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::net::{TcpListener, UdpSocket};
+
+pub const ZONE: &str = "auth.certdns.test";
+
+/// Records the fake resolver knows: (lower-case name without trailing dot, type) → data.
+pub type Zone = Arc<Mutex<HashMap<(String, RecordType), Vec<RData>>>>;
+
+pub struct Env {
+    pub portal: String,
+    pub api: String,
+    pub store: Arc<dyn PortalStore>,
+    pub distribution: Arc<dyn Distribution>,
+    pub sync: Arc<TxtSync>,
+    pub dns: Zone,
+    pub data_dir: tempfile::TempDir,
+    _db: TestDatabase,
+}
+
+impl Env {
+    pub fn outbox(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("outbox.eml")).unwrap_or_default()
+    }
+
+    pub fn set_dns(&self, name: &str, rtype: RecordType, data: Vec<RData>) {
+        self.dns.lock().unwrap().insert((name.trim_end_matches('.').to_lowercase(), rtype), data);
+    }
+}
+
+pub async fn start(backend: Backend) -> Env {
+    start_with(backend, |_| {}).await
+}
+
+pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig)) -> Env {
+    let db = TestDatabase::new(backend).await;
+    let store = certdns_store::open_portal(db.url()).await.unwrap();
+    store.core().migrate().await.unwrap();
+    let distribution: Arc<dyn Distribution> = Arc::new(InProcess::new());
+    let sync = TxtSync::new(store.core(), distribution.clone(), certdns_api::ApiConfig::default().txt_values);
+    let dns: Zone = Arc::default();
+    let resolver = spawn_dns(dns.clone()).await;
+
+    let api_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = api_listener.local_addr().unwrap();
+    let api = certdns_api::router(certdns_api::ApiDeps {
+        store: store.core(),
+        sync: sync.clone(),
+        config: certdns_api::ApiConfig::default(),
+        zone_domain: ZONE.into(),
+        usage: Some(store.clone()),
+    });
+    tokio::spawn(async move {
+        axum::serve(api_listener, api.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = PortalConfig {
+        listen: addr,
+        public_url: Some(format!("http://{addr}")),
+        secure_cookies: false,
+        resolver,
+        ..PortalConfig::default()
+    };
+    tweak(&mut config);
+    let router = certdns_portal::router(PortalDeps {
+        store: store.clone(),
+        sync: sync.clone(),
+        config,
+        public_api_url: format!("http://{api_addr}"),
+        zone_domain: ZONE.into(),
+        data_dir: data_dir.path().to_owned(),
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    Env {
+        portal: format!("http://{addr}"),
+        api: format!("http://{api_addr}"),
+        store,
+        distribution,
+        sync,
+        dns,
+        data_dir,
+        _db: db,
+    }
+}
+
+/// A stand-in recursive resolver on UDP and TCP (same port): answers from
+/// `zone`, NXDOMAIN for unknown names. Over UDP, names starting with `big.` get
+/// an empty truncated answer, so the client must retry over TCP.
+pub async fn spawn_dns(zone: Zone) -> SocketAddr {
+    // A UDP port whose TCP twin is free too.
+    let (socket, tcp) = loop {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        if let Ok(tcp) = TcpListener::bind(socket.local_addr().unwrap()).await {
+            break (socket, tcp);
+        }
+    };
+    let addr = socket.local_addr().unwrap();
+    let udp_zone = zone.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else { return };
+            if let Some(bytes) = answer(&udp_zone, &buf[..n], true) {
+                let _ = socket.send_to(&bytes, peer).await;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut stream, _)) = tcp.accept().await else { return };
+            let zone = zone.clone();
+            tokio::spawn(async move {
+                let Ok(len) = stream.read_u16().await else { return };
+                let mut buf = vec![0u8; usize::from(len)];
+                if stream.read_exact(&mut buf).await.is_err() {
+                    return;
+                }
+                if let Some(bytes) = answer(&zone, &buf, false) {
+                    let mut framed = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+                    framed.extend_from_slice(&bytes);
+                    let _ = stream.write_all(&framed).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn answer(zone: &Zone, packet: &[u8], udp: bool) -> Option<Vec<u8>> {
+    let query = Message::from_vec(packet).ok()?;
+    let q = query.queries.first().cloned()?;
+    let mut response = Message::new(query.metadata.id, MessageType::Response, query.metadata.op_code);
+    response.metadata.recursion_desired = query.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.add_query(q.clone());
+    let name = q.name().to_ascii().trim_end_matches('.').to_lowercase();
+    if udp && name.starts_with("_acme-challenge.big.") {
+        response.metadata.truncation = true;
+        return response.to_vec().ok();
+    }
+    let (exists, answers) = {
+        let zone = zone.lock().unwrap();
+        let exists = zone.keys().any(|(n, _)| *n == name);
+        let answers = zone.get(&(name.clone(), q.query_type())).cloned().unwrap_or_default();
+        (exists, answers)
+    };
+    if !exists {
+        response.metadata.response_code = ResponseCode::NXDomain;
+    }
+    for data in answers {
+        response.answers.push(Record::from_rdata(q.name().clone(), 60, data));
+    }
+    response.to_vec().ok()
+}
+
+pub fn cname(target: &str) -> RData {
+    RData::CNAME(CNAME(Name::from_ascii(format!("{}.", target.trim_end_matches('.'))).unwrap()))
+}
+
+pub fn txt(value: &str) -> RData {
+    RData::TXT(TXT::new(vec![value.to_owned()]))
+}
+
+/// A browser-like client: cookies, no automatic redirects (tests look at them).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The CSRF token of the first form on a page.
+pub fn csrf(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("page has a csrf field") + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+pub async fn get(c: &reqwest::Client, url: &str) -> (u16, String, Option<String>) {
+    let r = c.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+    (status, r.text().await.unwrap(), location)
+}
+
+pub async fn post(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+    let r = c.post(url).form(form).send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+    (status, r.text().await.unwrap(), location)
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Signs up `email` in a fresh client; returns the client (logged in).
+pub async fn signup(env: &Env, email: &str) -> reqwest::Client {
+    let c = client();
+    let (_, page, _) = get(&c, &format!("{}/signup", env.portal)).await;
+    let token = csrf(&page);
+    let (status, body, location) = post(
+        &c,
+        &format!("{}/signup", env.portal),
+        &[("csrf", &token), ("email", email), ("password", PASSWORD), ("password_confirm", PASSWORD)],
+    )
+    .await;
+    assert_eq!(status, 303, "signup failed: {body}");
+    assert_eq!(location.as_deref(), Some("/keys?notice=welcome"));
+    c
+}
+
+/// The CSRF token of a logged-in client (from the keys page).
+pub async fn token(env: &Env, c: &reqwest::Client) -> String {
+    let (status, page, _) = get(c, &format!("{}/keys", env.portal)).await;
+    assert_eq!(status, 200);
+    csrf(&page)
+}
+
+/// Creates a key; returns (key id, base URL with credentials).
+pub async fn create_key(env: &Env, c: &reqwest::Client, name: &str) -> (String, String) {
+    let t = token(env, c).await;
+    let (status, page, _) = post(c, &format!("{}/keys", env.portal), &[("csrf", &t), ("name", name)]).await;
+    assert_eq!(status, 200, "{page}");
+    let marker = "id=\"base-url\" class=\"mono\" readonly value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let end = page[start..].find('"').unwrap() + start;
+    let url = page[start..end].to_owned();
+    let id = url.split("//").nth(1).unwrap().split(':').next().unwrap().to_owned();
+    (id, url)
+}
+
+/// Registers through the real API with a base URL carrying the key; returns the JSON.
+pub async fn register(base_url: &str, subject: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base_url}/register"))
+        .json(&serde_json::json!({ "subject": subject }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Logs in without a cookie jar; returns the `Cookie:` header value of the session.
+pub async fn session_cookie(env: &Env, email: &str) -> String {
+    let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = c.get(format!("{}/login", env.portal)).send().await.unwrap();
+    let set = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    let csrf_cookie = set.split(';').next().unwrap().to_owned();
+    let page = r.text().await.unwrap();
+    let t = csrf(&page);
+    let r = c
+        .post(format!("{}/login", env.portal))
+        .header("cookie", &csrf_cookie)
+        .form(&[("csrf", t.as_str()), ("email", email), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let set = r.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Max-Age="), "{set}");
+    set.split(';').next().unwrap().to_owned()
+}
+
+pub async fn login(env: &Env, email: &str, password: &str) -> Option<reqwest::Client> {
+    let c = client();
+    let (_, page, _) = get(&c, &format!("{}/login", env.portal)).await;
+    let t = csrf(&page);
+    let (status, _, _) =
+        post(&c, &format!("{}/login", env.portal), &[("csrf", &t), ("email", email), ("password", password)]).await;
+    (status == 303).then_some(c)
+}
+
+pub fn link_in(outbox: &str, path: &str) -> String {
+    let start = outbox.rfind(path).unwrap();
+    let rest = &outbox[start..];
+    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    rest[..end].to_owned()
+}
+
+pub async fn create_operator(env: &Env, email: &str) -> AccountId {
+    let hash = certdns_core::password::hash(PASSWORD).unwrap();
+    let account = Account {
+        id: AccountId::generate(),
+        email: Email::parse(email).unwrap(),
+        role: AccountRole::Operator,
+        status: AccountStatus::Active,
+        password_hash: Some(hash),
+        created_at: now(),
+    };
+    env.store.core().create_account(&account).await.unwrap();
+    account.id
+}

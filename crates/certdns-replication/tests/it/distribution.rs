@@ -1,0 +1,172 @@
+//! One behaviour suite for the `Distribution` trait and the follower/replica on
+//! top of it, run against the in-process backend and a real Redis.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use certdns_core::{Subdomain, TxtState, TxtValue};
+use certdns_replication::{Change, Distribution, Follower, InProcess, RedisDistribution, Replica};
+use certdns_testkit::{Backend, TestRedis};
+use tokio_util::sync::CancellationToken;
+
+certdns_testkit::both_backends!(setup = open_distribution;
+    snapshot_holds_the_newest_state,
+    removal_wins_over_older_upserts,
+    changes_follow_the_snapshot_cursor,
+    waiting_for_changes_wakes_on_publish,
+    followers_converge_and_keep_the_newest,
+);
+
+/// The in-process backend, or a real Redis under a key prefix of the test's own.
+async fn open_distribution(backend: Backend) -> (Arc<dyn Distribution>, Option<TestRedis>) {
+    match backend {
+        Backend::Embedded => (Arc::new(InProcess::new()), None),
+        Backend::Fleet => {
+            let redis = TestRedis::new().await;
+            let dist = RedisDistribution::connect(redis.url(), redis.prefix()).await.unwrap();
+            (Arc::new(dist), Some(redis))
+        }
+    }
+}
+
+fn value(i: u64) -> TxtValue {
+    TxtValue::parse(&format!("{i:0>43}")).unwrap()
+}
+
+fn upsert(subdomain: Subdomain, version: u64) -> Change {
+    let values = (version.saturating_sub(1)..=version).rev().filter(|v| *v > 0).map(value).collect();
+    Change::Upsert(TxtState { subdomain, version, values })
+}
+
+async fn snapshot_holds_the_newest_state(dist: Arc<dyn Distribution>) {
+    dist.ping().await.unwrap();
+    let a = Subdomain::generate();
+    let b = Subdomain::generate();
+    dist.publish(&[upsert(a, 0), upsert(b, 3)]).await.unwrap();
+    dist.publish(&[upsert(a, 2), upsert(b, 1)]).await.unwrap(); // b: older, ignored
+    let snap = dist.snapshot().await.unwrap();
+    let mut states = snap.states;
+    states.sort_by_key(|s| s.subdomain != a);
+    assert_eq!(states.len(), 2);
+    assert_eq!(Change::Upsert(states[0].clone()), upsert(a, 2));
+    assert_eq!(Change::Upsert(states[1].clone()), upsert(b, 3));
+}
+
+async fn removal_wins_over_older_upserts(dist: Arc<dyn Distribution>) {
+    let a = Subdomain::generate();
+    dist.publish(&[upsert(a, 4)]).await.unwrap();
+    dist.publish(&[Change::Remove { subdomain: a, version: 5 }]).await.unwrap();
+    dist.publish(&[upsert(a, 4)]).await.unwrap();
+    assert!(dist.snapshot().await.unwrap().states.is_empty(), "removed stays removed");
+}
+
+async fn changes_follow_the_snapshot_cursor(dist: Arc<dyn Distribution>) {
+    let a = Subdomain::generate();
+    dist.publish(&[upsert(a, 1)]).await.unwrap();
+    let snap = dist.snapshot().await.unwrap();
+    let (none, same) = dist.changes(&snap.cursor, Duration::from_millis(50)).await.unwrap();
+    assert!(none.is_empty());
+    assert_eq!(same, snap.cursor);
+
+    let b = Subdomain::generate();
+    dist.publish(&[upsert(a, 2), upsert(b, 1), upsert(a, 1)]).await.unwrap();
+    let (changes, next) = dist.changes(&snap.cursor, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(changes, [upsert(a, 2), upsert(b, 1)], "in order, stale one dropped at the source");
+    let (none, _) = dist.changes(&next, Duration::from_millis(50)).await.unwrap();
+    assert!(none.is_empty(), "nothing is delivered twice from the advanced cursor");
+}
+
+async fn waiting_for_changes_wakes_on_publish(dist: Arc<dyn Distribution>) {
+    let snap = dist.snapshot().await.unwrap();
+    let a = Subdomain::generate();
+    let publisher = {
+        let dist = dist.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            dist.publish(&[upsert(a, 1)]).await.unwrap();
+        })
+    };
+    let started = Instant::now();
+    let (changes, _) = dist.changes(&snap.cursor, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(changes, [upsert(a, 1)]);
+    assert!(started.elapsed() < Duration::from_secs(5), "woken by the publish, not by the timeout");
+    publisher.await.unwrap();
+}
+
+async fn followers_converge_and_keep_the_newest(dist: Arc<dyn Distribution>) {
+    let before = Subdomain::generate();
+    dist.publish(&[upsert(before, 7)]).await.unwrap();
+
+    let cancel = CancellationToken::new();
+    let replicas: Vec<Arc<Replica>> = (0..2).map(|_| Replica::new()).collect();
+    let mut healths = Vec::new();
+    for replica in &replicas {
+        let follower = Follower::new(dist.clone(), replica.clone());
+        healths.push(follower.health());
+        tokio::spawn(follower.run(cancel.clone()));
+    }
+
+    let subs: Vec<Subdomain> = (0..20).map(|_| Subdomain::generate()).collect();
+    for v in 1..=3 {
+        let batch: Vec<Change> = subs.iter().map(|s| upsert(*s, v)).collect();
+        dist.publish(&batch).await.unwrap();
+    }
+    // Out of order: older versions arrive after newer ones; replicas keep v3.
+    let stale: Vec<Change> = subs.iter().map(|s| upsert(*s, 2)).collect();
+    dist.publish(&stale).await.unwrap();
+    dist.publish(&[Change::Remove { subdomain: subs[0], version: 4 }]).await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for replica in &replicas {
+        loop {
+            // A follower that started late has no entry for the removed one; one that
+            // followed the stream holds its tombstone.
+            let removed = replica.values(subs[0]).is_none() && replica.version(subs[0]).is_none_or(|v| v == 4);
+            let done = removed && subs[1..].iter().all(|s| replica.version(*s) == Some(3));
+            if done {
+                break;
+            }
+            assert!(Instant::now() < deadline, "replica did not converge");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(replica.values(before).unwrap().len(), 2, "state from before the follower started");
+        assert_eq!(replica.values(subs[0]), None, "removed");
+        let expected: Vec<String> = [3, 2].iter().map(|v| value(*v).to_string()).collect();
+        assert_eq!(replica.values(subs[5]).unwrap(), expected);
+    }
+    for h in &healths {
+        let report = h.report(Duration::from_secs(30));
+        assert!(report.ready && !report.degraded, "{report:?}");
+    }
+    cancel.cancel();
+}
+
+/// A follower that falls further behind than the in-process log keeps is told so
+/// and resyncs from a snapshot instead of silently missing changes.
+#[tokio::test]
+async fn in_process_cursor_lost_when_far_behind() {
+    let dist = InProcess::new();
+    let snap = dist.snapshot().await.unwrap();
+    let changes: Vec<Change> = (0..70_000).map(|_| upsert(Subdomain::generate(), 1)).collect();
+    dist.publish(&changes).await.unwrap();
+    let err = dist.changes(&snap.cursor, Duration::from_millis(10)).await.unwrap_err();
+    assert!(matches!(err, certdns_replication::DistError::CursorLost), "{err}");
+}
+
+/// Redis prefixes isolate deployments (and tests) sharing one server.
+#[tokio::test]
+async fn redis_prefixes_are_isolated() {
+    let one = certdns_testkit::TestRedis::new().await;
+    let two = certdns_testkit::TestRedis::new().await;
+    let a = RedisDistribution::connect(one.url(), one.prefix()).await.unwrap();
+    let b = RedisDistribution::connect(two.url(), two.prefix()).await.unwrap();
+    a.publish(&[upsert(Subdomain::generate(), 1)]).await.unwrap();
+    assert_eq!(a.snapshot().await.unwrap().states.len(), 1);
+    assert!(b.snapshot().await.unwrap().states.is_empty());
+}
+
+#[tokio::test]
+async fn redis_unreachable_is_a_clear_error() {
+    let err = RedisDistribution::connect("redis://127.0.0.1:1", "x:").await.err().expect("must fail");
+    assert!(err.to_string().contains("unavailable"), "{err}");
+}

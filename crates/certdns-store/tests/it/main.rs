@@ -1,0 +1,9 @@
+//! certdns-store's integration tests, one binary: the `Store` behaviour suite
+//! ([`store`]) and the `PortalStore` one ([`portal_store`]), each case on SQLite
+//! and on Postgres with a database of its own.
+
+// A failed unwrap is a failed test here.
+#![allow(clippy::unwrap_used)]
+
+mod portal_store;
+mod store;

@@ -1,0 +1,142 @@
+//! The TXT distribution follows the durable store.
+//!
+//! The store (SQLite or Postgres) is the truth; the TXT distribution (in-process or
+//! Redis) is the copy every DNS responder's replica follows. Whatever changes a
+//! registration's answer — the API's `/register`, `/update` and `/deregister`, the
+//! portal's deletes — writes the store first and then goes through [`TxtSync`],
+//! which publishes the change. A publish that fails never fails the request (the
+//! write is durable): it is logged, counted, and repaired by a reconcile started at
+//! once, the same wherever it was called from.
+//!
+//! [`reconcile`] is the repair: it compares the store with the distribution and
+//! republishes what differs, newest version wins, so republishing what is already
+//! there is harmless. It runs on demand (a failed publish), at start and
+//! periodically ([`TxtSync::spawn_periodic`]).
+
+mod reconcile;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use certdns_core::{AccountId, RegistrationId, Subdomain, TxtState};
+use certdns_replication::{Change, Distribution};
+use certdns_store::{PortalStore, Store, StoreError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use reconcile::{PERIODIC, ReconcileError, ReconcileReport, reconcile};
+
+/// The one way changes reach the TXT distribution. Cheap to share (`Arc`).
+pub struct TxtSync {
+    store: Arc<dyn Store>,
+    distribution: Arc<dyn Distribution>,
+    keep: usize,
+    /// Wakes the reconciler; pokes that arrive while a run is pending merge into it.
+    pokes: mpsc::Sender<()>,
+    /// Stops the reconciler when the last handle goes.
+    stop: CancellationToken,
+}
+
+impl TxtSync {
+    /// Starts the sync layer and its reconciler task, which runs when asked to (a
+    /// failed publish, [`TxtSync::request_reconcile`], the periodic ticker) and ends
+    /// when this value is dropped. Call inside a Tokio runtime. `keep` is how many
+    /// TXT values a name serves (`api.txt_values`).
+    pub fn new(store: Arc<dyn Store>, distribution: Arc<dyn Distribution>, keep: usize) -> Arc<Self> {
+        let (pokes, rx) = mpsc::channel(1);
+        let stop = CancellationToken::new();
+        tokio::spawn(reconcile::run(store.clone(), distribution.clone(), keep, rx, stop.clone()));
+        Arc::new(Self { store, distribution, keep, pokes, stop })
+    }
+
+    /// The distribution changes go to (for readiness checks).
+    pub fn distribution(&self) -> &Arc<dyn Distribution> {
+        &self.distribution
+    }
+
+    /// How many TXT values a name serves.
+    pub fn keep(&self) -> usize {
+        self.keep
+    }
+
+    /// Publishes changes that are already durable. Never fails the caller: a
+    /// failure is logged, counted, and repaired by a reconcile started at once.
+    pub async fn publish(&self, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        let Err(e) = self.distribution.publish(changes).await else { return };
+        metrics::counter!("certdns_sync_publish_failures_total").increment(1);
+        let subdomains: Vec<String> = changes.iter().map(|c| c.subdomain().to_string()).collect();
+        tracing::warn!(error = %e, subdomains = ?subdomains, "publishing TXT changes failed; a reconcile will republish them");
+        self.request_reconcile();
+    }
+
+    /// New TXT states written to the store.
+    pub async fn publish_states(&self, states: Vec<TxtState>) {
+        let changes: Vec<Change> = states.into_iter().map(Change::Upsert).collect();
+        self.publish(&changes).await;
+    }
+
+    /// A registration was created: its name answers NODATA (not NXDOMAIN) at once.
+    pub async fn registration_created(&self, subdomain: Subdomain) {
+        self.publish(&[Change::Upsert(TxtState { subdomain, version: 0, values: Vec::new() })]).await;
+    }
+
+    /// Deletes registration `id` of `account` and stops the DNS answering for it.
+    /// [`StoreError::NotFound`] if `account` has no such registration.
+    pub async fn delete_registration(&self, account: AccountId, id: RegistrationId) -> Result<Subdomain, StoreError> {
+        let (subdomain, version) = self.store.delete_registration_versioned(account, id).await?;
+        self.publish(&[tombstone(subdomain, version)]).await;
+        Ok(subdomain)
+    }
+
+    /// Deletes `account` with its keys and registrations (through the portal's
+    /// store, which shares this one's database) and stops the DNS answering for
+    /// every one of them. Returns how many registrations went.
+    pub async fn delete_account(&self, store: &dyn PortalStore, account: AccountId) -> Result<usize, StoreError> {
+        let removed = store.delete_account(account).await?;
+        let changes: Vec<Change> = removed.iter().map(|r| tombstone(r.subdomain, r.version)).collect();
+        self.publish(&changes).await;
+        Ok(removed.len())
+    }
+
+    /// Reconciles now and reports what changed (at start, to fill an empty
+    /// in-process distribution before DNS answers).
+    pub async fn reconcile_now(&self) -> Result<ReconcileReport, ReconcileError> {
+        reconcile(self.store.as_ref(), self.distribution.as_ref(), self.keep).await
+    }
+
+    /// Asks the reconciler for a run soon. Cheap and non-blocking.
+    pub fn request_reconcile(&self) {
+        let _ = self.pokes.try_send(());
+    }
+
+    /// Asks for a reconcile at once and then every `every`, until `cancel` fires.
+    pub fn spawn_periodic(&self, every: Duration, cancel: CancellationToken) -> JoinHandle<()> {
+        let pokes = self.pokes.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = pokes.try_send(());
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        })
+    }
+}
+
+impl Drop for TxtSync {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The removal of a deleted registration whose TXT state had `stored_version`:
+/// one version newer than any upsert published before it, so a late or
+/// republished upsert can never bring the name back.
+pub fn tombstone(subdomain: Subdomain, stored_version: u64) -> Change {
+    Change::Remove { subdomain, version: stored_version + 1 }
+}

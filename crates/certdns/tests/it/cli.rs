@@ -1,0 +1,97 @@
+//! The command line: admin commands, configuration errors, `--help`.
+
+use crate::support::*;
+
+#[tokio::test]
+async fn admin_commands_manage_accounts_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    // The test suite's own CERTDNS_TEST_* variables are not configuration keys.
+    let out = run_cli(dir.path(), &["migrate"], &[("CERTDNS_TEST_POSTGRES_URL", "postgres://elsewhere")], None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains("migrations applied (sqlite"), "{}", out.stdout);
+
+    let out = run_cli(dir.path(), &["admin", "account", "create", "--email", "Ops@Example.com"], &[], None);
+    assert!(out.success, "{}", out.stderr);
+    let out = run_cli(dir.path(), &["admin", "account", "create", "--email", "ops@example.com"], &[], None);
+    assert!(!out.success);
+    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    let out = run_cli(
+        dir.path(),
+        &["admin", "account", "create", "--email", "root@example.com", "--operator", "--password-stdin"],
+        &[],
+        Some("a long enough password\n"),
+    );
+    assert!(out.success, "{}", out.stderr);
+
+    let out = run_cli(
+        dir.path(),
+        &["admin", "key", "create", "--account", "ops@example.com", "--name", "web-1"],
+        &[("CERTDNS_PUBLIC_API_URL", "https://api.example.net")],
+        None,
+    );
+    assert!(out.success, "{}", out.stderr);
+    let url = out.stdout.lines().find(|l| l.starts_with("https://")).expect("base URL printed");
+    let (key_id, rest) = url.trim_start_matches("https://").split_once(':').unwrap();
+    let (secret, host) = rest.split_once('@').unwrap();
+    assert_eq!((key_id.len(), secret.len(), host), (16, 40, "api.example.net"), "{url}");
+
+    let out = run_cli(dir.path(), &["admin", "key", "list"], &[], None);
+    assert!(out.stdout.contains(key_id) && out.stdout.contains("active") && out.stdout.contains("web-1"));
+    assert!(!out.stdout.contains(secret), "secrets are never shown again");
+    let out = run_cli(dir.path(), &["admin", "key", "revoke", key_id], &[], None);
+    assert!(out.success, "{}", out.stderr);
+    let out = run_cli(dir.path(), &["admin", "key", "list", "--account", "ops@example.com"], &[], None);
+    assert!(out.stdout.contains("revoked"), "{}", out.stdout);
+    let out = run_cli(dir.path(), &["admin", "key", "revoke", key_id], &[], None);
+    assert!(!out.success && out.stderr.contains("already revoked"), "{}", out.stderr);
+
+    let out = run_cli(dir.path(), &["admin", "account", "suspend", "ops@example.com"], &[], None);
+    assert!(out.success, "{}", out.stderr);
+    let out = run_cli(dir.path(), &["admin", "account", "list"], &[], None);
+    assert!(out.stdout.contains("suspended") && out.stdout.contains("operator"), "{}", out.stdout);
+    let out = run_cli(dir.path(), &["admin", "key", "create", "--account", "nobody@example.com"], &[], None);
+    assert!(!out.success && out.stderr.contains("no account"), "{}", out.stderr);
+}
+
+/// Bad configuration stops start-up with one line naming the problem.
+#[tokio::test]
+async fn bad_configuration_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("certdns.toml");
+    type Env<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(Vec<&str>, Env, &str, &str)> = vec![
+        (vec!["serve", "--config", "certdns.toml"], vec![], "[zone]\ndomian = \"x\"\n", "domian"),
+        (vec!["serve", "--config", "missing.toml"], vec![], "", "missing.toml"),
+        (vec!["serve"], vec![("CERTDNS_HTTP__LISTEN", "not-an-address")], "", "listen"),
+        (vec!["serve"], vec![("CERTDNS_BOGUS", "1")], "", "bogus"),
+        (vec!["serve", "--role", "dns"], vec![], "", "redis_url"),
+        (
+            vec!["serve", "--http-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0"],
+            vec![("CERTDNS_DATABASE_URL", "postgres://postgres@127.0.0.1:1/nothing")],
+            "",
+            "database_url",
+        ),
+        (vec!["serve"], vec![("CERTDNS_PUBLIC_API_URL", "https://api.example.net/acme")], "", "public_api_url"),
+    ];
+    for (args, env, contents, needle) in cases {
+        std::fs::write(&file, contents).unwrap();
+        let out = run_cli(dir.path(), &args, &env, None);
+        assert!(!out.success, "{args:?} {env:?} must fail");
+        let stderr = out.stderr.trim();
+        assert_eq!(stderr.lines().count(), 1, "one line, no backtrace: {stderr}");
+        assert!(stderr.starts_with("certdns: error: "), "{stderr}");
+        assert!(stderr.to_lowercase().contains(needle), "{args:?} {env:?}: {stderr:?} should name {needle:?}");
+    }
+}
+
+#[test]
+fn help_documents_every_key_with_its_environment_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_cli(dir.path(), &["serve", "--help"], &[], None);
+    assert!(out.success);
+    for needle in ["CERTDNS_DATABASE_URL", "CERTDNS_ZONE__DOMAIN", "CERTDNS_DNS__LISTEN", "--role", "--dns-listen"] {
+        assert!(out.stdout.contains(needle), "serve --help lacks {needle}");
+    }
+    let out = run_cli(dir.path(), &["--help"], &[], None);
+    assert!(out.stdout.contains("serve") && out.stdout.contains("admin") && out.stdout.contains("migrate"));
+}

@@ -1,0 +1,11 @@
+//! The certdns binary, black-box: started as an operator would, driven over real
+//! HTTP and DNS sockets, stopped with SIGTERM.
+
+// A failed unwrap is a failed test here.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod embedded;
+mod operations;
+mod roles;
+mod support;
