@@ -122,13 +122,16 @@ const TOP_DOCS: &[(&str, &str)] = &[
 ];
 const HTTP_DOCS: &[(&str, &str)] = &[("listen", "HTTP listen address (API, /metrics, /ready)")];
 
-fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 5] {
+/// Every section of the file with its key docs; `serve --help` prints them in
+/// this order, and a test checks that together they name every key.
+fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 6] {
     [
         ("", TOP_DOCS),
         ("http", HTTP_DOCS),
         ("dns", DnsConfig::DOCS),
         ("zone", ZoneConfig::DOCS),
         ("api", ApiConfig::DOCS),
+        ("portal", PortalConfig::DOCS),
     ]
 }
 
@@ -217,7 +220,7 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
             key != "config" && !key.starts_with("test_")
         });
     figment = figment.merge(env).merge(Serialized::globals(overrides));
-    let config: Config = figment.extract().map_err(|e| one_line(&e.to_string()))?;
+    let config: Config = figment.extract().map_err(describe)?;
     config.validate()?;
     Ok(config)
 }
@@ -229,6 +232,31 @@ pub fn print(args: &crate::cli::ServeArgs) -> anyhow::Result<()> {
     config.redis_url = config.redis_url.as_deref().map(certdns_store::redact);
     print!("{}", toml::to_string(&config)?);
     Ok(())
+}
+
+/// A figment error as this file's other errors read: `<key>: <problem> (<source>)`,
+/// on one line.
+fn describe(errors: figment::Error) -> String {
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.iter().filter(|p| p.parse::<usize>().is_err()).cloned().collect::<Vec<_>>().join(".");
+            let source = match e.metadata.as_ref() {
+                Some(m) => match &m.source {
+                    Some(from) => format!(" ({} {from})", m.name),
+                    None => format!(" ({})", m.name),
+                },
+                None => String::new(),
+            };
+            let problem = one_line(&e.kind.to_string());
+            if key.is_empty() {
+                format!("{problem}{source}")
+            } else {
+                format!("{}: {problem}{source}", key.to_lowercase())
+            }
+        })
+        .collect();
+    lines.join("; ")
 }
 
 fn one_line(s: &str) -> String {
@@ -327,23 +355,59 @@ pub fn base_url_with_credentials(public_api_url: &str, key_id: &str, secret: &st
 mod tests {
     use super::*;
 
+    /// Every key path of `value` (`api.rate_limits.register_per_key.burst`); keys
+    /// whose default is unset appear too (JSON keeps them as `null`).
+    fn key_paths(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        let Some(object) = value.as_object() else { return };
+        for (key, child) in object {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            key_paths(child, &path, out);
+            out.push(path);
+        }
+    }
+
+    fn documented() -> Vec<String> {
+        sections()
+            .iter()
+            .flat_map(|(section, docs)| {
+                docs.iter().map(
+                    move |(key, _)| if section.is_empty() { (*key).to_owned() } else { format!("{section}.{key}") },
+                )
+            })
+            .collect()
+    }
+
+    /// Every key is documented (itself, or a table above it whose docs name its
+    /// keys), and every documented key exists.
     #[test]
     fn every_key_is_documented() {
-        let defaults = toml::Value::try_from(Config::default()).unwrap();
-        let table = defaults.as_table().unwrap();
-        for (section, docs) in sections() {
-            let keys: Vec<&String> = if section.is_empty() {
-                table.iter().filter(|(_, v)| !v.is_table()).map(|(k, _)| k).collect()
-            } else {
-                table[section].as_table().unwrap().keys().collect()
-            };
-            for key in keys {
-                assert!(docs.iter().any(|(k, _)| k == key), "{section}.{key} is missing from the key docs");
-            }
+        let mut config = Config::default();
+        // Unset by default and skipped when unset: give them values to see them.
+        config.database_url = Some("sqlite://x".into());
+        config.redis_url = Some("redis://x".into());
+        config.public_api_url = Some("https://x".into());
+        config.api.client_ip_header = Some("x-forwarded-for".parse().unwrap());
+        let mut paths = Vec::new();
+        key_paths(&serde_json::to_value(&config).unwrap(), "", &mut paths);
+        let docs = documented();
+        let tables: Vec<&str> = sections().iter().map(|(section, _)| *section).collect();
+        for path in &paths {
+            let covered =
+                tables.contains(&path.as_str()) || docs.iter().any(|d| path == d || path.starts_with(&format!("{d}.")));
+            assert!(covered, "{path} is missing from the key docs");
+        }
+        for doc in &docs {
+            assert!(paths.contains(doc), "{doc} is documented but is not a key");
         }
         let help = env_help();
-        for key in ["CERTDNS_ZONE__DOMAIN", "CERTDNS_DATABASE_URL", "CERTDNS_DNS__LISTEN", "CERTDNS_API__REGISTRATION"]
-        {
+        for key in [
+            "CERTDNS_ZONE__DOMAIN",
+            "CERTDNS_DATABASE_URL",
+            "CERTDNS_DNS__LISTEN",
+            "CERTDNS_API__REGISTRATION",
+            "CERTDNS_PORTAL__LISTEN",
+            "CERTDNS_PORTAL__SMTP",
+        ] {
             assert!(help.contains(key), "{key} missing from --help");
         }
     }

@@ -8,4 +8,5 @@ mod cli;
 mod embedded;
 mod operations;
 mod roles;
+mod shipped_configs;
 mod support;
