@@ -381,11 +381,13 @@ mod tests {
     /// keys), and every documented key exists.
     #[test]
     fn every_key_is_documented() {
-        let mut config = Config::default();
         // Unset by default and skipped when unset: give them values to see them.
-        config.database_url = Some("sqlite://x".into());
-        config.redis_url = Some("redis://x".into());
-        config.public_api_url = Some("https://x".into());
+        let mut config = Config {
+            database_url: Some("sqlite://x".into()),
+            redis_url: Some("redis://x".into()),
+            public_api_url: Some("https://x".into()),
+            ..Config::default()
+        };
         config.api.client_ip_header = Some("x-forwarded-for".parse().unwrap());
         let mut paths = Vec::new();
         key_paths(&serde_json::to_value(&config).unwrap(), "", &mut paths);
