@@ -17,8 +17,8 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponse;
 
 use crate::config::{RrlConfig, ZoneConfig};
-use crate::handler::Responder;
 use crate::listen::Protocol;
+use crate::responder::Responder;
 use crate::rrl::Rrl;
 use crate::zone::Zone;
 

@@ -9,14 +9,14 @@
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
-mod handler;
 mod listen;
 mod metrics;
+mod responder;
 mod rrl;
 mod udp;
 mod zone;
 
 pub use config::{DnsConfig, RrlConfig, ZoneConfig};
-pub use handler::EDNS_PAYLOAD;
 pub use listen::{BoundDns, DnsError, Protocol, bind};
 pub use metrics::{ANSWER_SECONDS, QUERIES, RRL as RRL_LIMITED, TRUNCATED};
+pub use responder::EDNS_PAYLOAD;

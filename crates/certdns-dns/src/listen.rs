@@ -14,7 +14,7 @@ use socket2::{Domain, Socket, Type};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DnsConfig, ZoneConfig};
-use crate::handler::Responder;
+use crate::responder::Responder;
 use crate::rrl::Rrl;
 use crate::zone::Zone;
 

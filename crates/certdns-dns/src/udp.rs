@@ -29,7 +29,7 @@ use hickory_server::net::xfer::Protocol as NetProtocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
-use crate::handler::Responder;
+use crate::responder::Responder;
 
 /// Largest query accepted; a DNS query is far smaller, anything beyond is cut
 /// (and so fails to parse: FORMERR).

@@ -20,7 +20,7 @@ certdns_testkit::both_backends!(
     client_caddy_libdns_and_prefixes,
 );
 
-/// §8.1-3, §8.13: requests with Basic from the URL on both endpoints, no
+/// acme-dns-auth.py (the certbot hook): Basic from the URL on both endpoints, no
 /// Content-Type on /register, exact 201/200, base URLs with and without `/`.
 async fn client_acme_dns_auth_py(backend: Backend) {
     let env = Env::start(backend).await;
@@ -89,7 +89,7 @@ async fn client_certbot_acme_dns(backend: Backend) {
     assert!(r.status().as_u16() < 400);
 }
 
-/// §8.4, §8.14: goacmedns ≤ 0.1.1 (lego ≤ 4.21): JSON Content-Type on an empty
+/// goacmedns ≤ 0.1.1 (lego ≤ 4.21): JSON Content-Type on an empty
 /// body, `AllowFrom`, `SubDomain`/`Txt`, exact 201/200.
 async fn client_goacmedns_0_1_1(backend: Backend) {
     let env = Env::start(backend).await;
@@ -119,7 +119,7 @@ async fn client_goacmedns_0_1_1(backend: Backend) {
     expect_error(update(&env, &restricted, &txt(3)).await, 401, "forbidden").await;
 }
 
-/// §8.5, §8.15: goacmedns 0.2.0: `Accept`, no body, trailing newline on update.
+/// goacmedns 0.2.0: `Accept`, no body, trailing newline on update.
 async fn client_goacmedns_0_2_0(backend: Backend) {
     let env = Env::start(backend).await;
     let r = env
@@ -154,7 +154,7 @@ async fn client_goacmedns_0_2_0(backend: Backend) {
     assert!(r.status().is_success());
 }
 
-/// §8.6, §8.7, §8.16: acme.sh: stale X-Api headers on register, sed-extractable
+/// acme.sh: stale X-Api headers on register, sed-extractable
 /// one-line JSON; wget's challenge-driven Basic; form Content-Type on update.
 async fn client_acme_sh_curl_and_wget(backend: Backend) {
     let env = Env::start(backend).await;
@@ -200,7 +200,7 @@ async fn client_acme_sh_curl_and_wget(backend: Backend) {
     assert!(r.text().await.unwrap().contains(&format!("\"{t}\"")));
 }
 
-/// §8.8: Posh-ACME: `{}` with JSON Content-Type and an explicit Basic header.
+/// Posh-ACME: `{}` with JSON Content-Type and an explicit Basic header.
 async fn client_posh_acme(backend: Backend) {
     let env = Env::start(backend).await;
     let r = env
@@ -227,7 +227,7 @@ async fn client_posh_acme(backend: Backend) {
     assert!(r.status().is_success());
 }
 
-/// §8.9, §8.17: Certify: base64url Basic without padding, text/plain, `subject`;
+/// Certify The Web: base64url Basic without padding, text/plain, `subject`;
 /// update without Basic reads a JSON object with `propagationDelaySeconds`.
 async fn client_certify_dns(backend: Backend) {
     let env = Env::start(backend).await;
@@ -261,7 +261,7 @@ async fn client_certify_dns(backend: Backend) {
     assert_eq!(v["propagationDelaySeconds"].as_u64(), Some(2));
 }
 
-/// §8.10: win-acme: empty text/plain body, Basic of the raw userinfo.
+/// win-acme: empty text/plain body, Basic of the raw userinfo.
 async fn client_win_acme(backend: Backend) {
     let env = Env::start(backend).await;
     let r = env
@@ -286,7 +286,7 @@ async fn client_win_acme(backend: Backend) {
     assert_eq!(r.status(), 200);
 }
 
-/// §8.18: Caddy: `//update` exactly 200; `/p//update` with a configured prefix.
+/// Caddy (libdns/acmedns): `//update` exactly 200; `/p//update` with a configured prefix.
 async fn client_caddy_libdns_and_prefixes(backend: Backend) {
     let env = Env::with_config(backend, ApiConfig { path_prefix: "/p".into(), ..ApiConfig::default() }).await;
     let reg = env.register().await;

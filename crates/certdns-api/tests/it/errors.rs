@@ -15,7 +15,8 @@ certdns_testkit::both_backends!(
     generic_http_behaviour,
 );
 
-/// §8.19 and acme-dns's own table: every way of failing /update auth is 401 forbidden.
+/// Every way of failing /update authentication is 401 `forbidden`, as in acme-dns's
+/// own API tests (no headers, unknown user, wrong key, malformed values, allow-from).
 async fn update_auth_failures_are_forbidden(backend: Backend) {
     let env = Env::start(backend).await;
     let reg = env.register().await;
@@ -61,7 +62,8 @@ async fn update_auth_failures_are_forbidden(backend: Backend) {
     assert_eq!(r.status(), 200);
 }
 
-/// §8.20 and the TXT cases: 42/44 characters, bad alphabet, wrong types.
+/// TXT values acme-dns refuses with 400 `bad_txt`: 42 or 44 characters, characters
+/// outside base64url, values that are not strings.
 async fn bad_txt_values(backend: Backend) {
     let env = Env::start(backend).await;
     let reg = env.register().await;
@@ -102,7 +104,8 @@ async fn bad_txt_values(backend: Backend) {
     assert_eq!(env.snapshot_state(&reg.subdomain).await.unwrap().values, Vec::<TxtValue>::new());
 }
 
-/// §8.12 and acme-dns's register-body table.
+/// The /register bodies acme-dns refuses (malformed JSON, bad CIDRs) and the
+/// ones it accepts (empty, `null`, `{}`, extra keys).
 async fn register_body_errors(backend: Backend) {
     let env = Env::start(backend).await;
     let post = |body: &'static str| env.post("/register").header("authorization", env.basic()).body(body).send();

@@ -14,7 +14,8 @@ certdns_testkit::both_backends!(
     registration_modes,
 );
 
-/// §8.11 and the license-key rules: missing, wrong, revoked, suspended.
+/// /register needs an active license key: missing (401 with a Basic challenge),
+/// wrong, revoked, or of a suspended account.
 async fn register_requires_an_active_license_key(backend: Backend) {
     let env = Env::start(backend).await;
     let realm = "Basic realm=\"certdns\"";

@@ -1,4 +1,5 @@
-//! Every row of the acme-dns answer table (contract §2.2) as certdns answers it,
+//! Every kind of question acme-dns answers (apex SOA/NS, static records, TXT at a
+//! registration, unknown names, names outside the zone) as certdns answers it,
 //! over real UDP and TCP sockets.
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! The request handler: one question in, one authoritative answer out.
+//! The responder: hickory's `RequestHandler` with certdns's answer rules, one
+//! question in, one authoritative answer out.
 //!
 //! Hot path: a hash lookup in the compiled zone or a lock-free replica lookup, the
 //! answer records built on the stack of this call, no locks, no I/O but the send.
