@@ -83,7 +83,7 @@ export CERTDNS_TEST_REDIS_URL="$redis_url"
 echo "test-services: PostgreSQL at $pg_url, Redis at $redis_url"
 
 # --- Browser (portal tests) -----------------------------------------------------
-# crates/certdns-portal/tests/browser.rs drives headless Chromium through
+# crates/certdns-portal/tests/it/browser.rs drives headless Chromium through
 # chromedriver (fantoccini). Debian packages: chromium, chromium-driver.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     echo "test-services: installing chromium and chromium-driver (portal browser tests)"
