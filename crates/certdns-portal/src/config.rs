@@ -38,7 +38,7 @@ pub struct PortalConfig {
     pub secure_cookies: bool,
     /// How long a login lasts, in hours.
     pub session_hours: u32,
-    /// SMTP relay; unset = mails are written to the log and appended to `<data dir>/outbox.eml`.
+    /// SMTP relay; unset = mails are appended to `<data dir>/outbox.eml` (0600).
     pub smtp: Option<SmtpConfig>,
     /// `From:` of the portal's mails.
     pub mail_from: String,
@@ -46,12 +46,16 @@ pub struct PortalConfig {
     pub resolver: SocketAddr,
     /// `open`: anyone may sign up; `closed`: operators create accounts (`certdns admin`).
     pub signup: Signup,
-    /// Login attempts per minute allowed from one client address.
-    pub login_per_minute_per_address: u32,
-    /// Login attempts per minute allowed against one account.
-    pub login_per_minute_per_account: u32,
+    /// Failed sign-ins per minute allowed from one client address (any account).
+    pub login_failures_per_minute_per_address: u32,
+    /// After a few failed sign-ins to one account from one address, that address
+    /// waits 2, 4, 8 … seconds between tries, up to this many.
+    pub login_backoff_max_secs: u32,
     /// After a key rotation, how many hours the old secret keeps working.
     pub rotation_grace_hours: u32,
+    /// Password hashes (argon2id) run at most this many at once; 0 = half the
+    /// cores, 1 to 4.
+    pub password_hash_threads: usize,
     /// Take the client address from this header (e.g. `X-Forwarded-For`), for
     /// login rate limits and the audit log. Only behind a proxy that sets it.
     pub client_ip_header: Option<ProxyHeader>,
@@ -71,9 +75,10 @@ impl Default for PortalConfig {
             mail_from: "certdns <no-reply@certdns.localhost>".into(),
             resolver: SocketAddr::from(([127, 0, 0, 1], 53)),
             signup: Signup::Open,
-            login_per_minute_per_address: 20,
-            login_per_minute_per_account: 10,
+            login_failures_per_minute_per_address: 10,
+            login_backoff_max_secs: 900,
             rotation_grace_hours: 24 * 7,
+            password_hash_threads: 0,
             client_ip_header: None,
             trusted_proxies: certdns_http::client_addr::loopback(),
         }
@@ -88,13 +93,23 @@ impl PortalConfig {
         ("session_secret", "key signing session cookies (>= 32 chars); unset = generated once, kept in the database"),
         ("secure_cookies", "mark cookies Secure (HTTPS only); false only for plain-HTTP localhost"),
         ("session_hours", "how long a login lasts, hours"),
-        ("smtp", "SMTP relay table: { url = \"smtps://user:pass@host:465\" }; unset = log + <data dir>/outbox.eml"),
+        (
+            "smtp",
+            "SMTP relay table: { url = \"smtps://user:pass@host:465\" }; unset = appended to <data dir>/outbox.eml (private file)",
+        ),
         ("mail_from", "From: address of the portal's mails"),
         ("resolver", "recursive resolver (ip:port) the CNAME check asks"),
         ("signup", "open | closed: whether anyone may create an account"),
-        ("login_per_minute_per_address", "login attempts per minute from one client address"),
-        ("login_per_minute_per_account", "login attempts per minute against one account"),
+        ("login_failures_per_minute_per_address", "failed sign-ins per minute from one client address (any account)"),
+        (
+            "login_backoff_max_secs",
+            "longest wait between sign-in tries of one address at one account after failures (2, 4, 8 … s)",
+        ),
         ("rotation_grace_hours", "after a key rotation, hours the old secret keeps working"),
+        (
+            "password_hash_threads",
+            "password hashes (argon2id, ~20 ms and 19 MiB each) run at most this many at once; 0 = half the cores, 1 to 4",
+        ),
         ("client_ip_header", "take the client address from this header (e.g. X-Forwarded-For); only behind a proxy"),
         ("trusted_proxies", "CIDRs or addresses of proxies whose client_ip_header is believed (default loopback)"),
     ];
@@ -127,16 +142,24 @@ impl PortalConfig {
                 self.mail_from
             ));
         }
-        if self.login_per_minute_per_address == 0 {
-            return Err("portal.login_per_minute_per_address: must be at least 1".into());
+        if self.login_failures_per_minute_per_address == 0 {
+            return Err("portal.login_failures_per_minute_per_address: must be at least 1".into());
         }
-        if self.login_per_minute_per_account == 0 {
-            return Err("portal.login_per_minute_per_account: must be at least 1".into());
+        if !(2..=86_400).contains(&self.login_backoff_max_secs) {
+            return Err("portal.login_backoff_max_secs: must be between 2 and 86400".into());
+        }
+        if self.password_hash_threads > 64 {
+            return Err("portal.password_hash_threads: at most 64".into());
         }
         if self.rotation_grace_hours > 24 * 90 {
             return Err("portal.rotation_grace_hours: at most 2160 (90 days)".into());
         }
         Ok(())
+    }
+
+    /// The size of the password-hashing pool.
+    pub fn password_hash_threads(&self) -> usize {
+        if self.password_hash_threads == 0 { crate::passwords::default_threads() } else { self.password_hash_threads }
     }
 
     /// The portal's public base URL, without a trailing slash.

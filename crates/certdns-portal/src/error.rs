@@ -11,6 +11,8 @@ pub(crate) enum PageError {
     /// Something the user cannot fix (the database is down, …): logged here,
     /// answered with the generic 500 page.
     Internal(String),
+    /// Every password-hashing thread stayed busy: 503, try again shortly.
+    Busy,
     /// An error page already rendered for this request (not found, operators
     /// only); boxed, so `Result<_, PageError>` stays small.
     Page(Box<Response>),
@@ -44,6 +46,12 @@ impl PageError {
     }
 }
 
+impl From<crate::passwords::Busy> for PageError {
+    fn from(_: crate::passwords::Busy) -> Self {
+        PageError::Busy
+    }
+}
+
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
         Self::Internal(format!("store: {e}"))
@@ -54,6 +62,17 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
             PageError::Page(response) => *response,
+            PageError::Busy => {
+                let page = Message {
+                    layout: Layout::anonymous(String::new()),
+                    title: "Busy".into(),
+                    message: "The portal is busy right now. Please try again in a few seconds.".into(),
+                    link: None,
+                };
+                let mut response = render(StatusCode::SERVICE_UNAVAILABLE, &page);
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(5));
+                response
+            }
             PageError::Internal(error) => {
                 tracing::error!(%error, "portal request failed");
                 let page = Message {

@@ -25,6 +25,7 @@ mod cname_advice;
 pub mod config;
 mod dns_check;
 mod error;
+mod limits;
 mod mail;
 mod pages;
 mod passwords;
@@ -32,7 +33,6 @@ mod session;
 mod state;
 mod templates;
 
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -42,7 +42,6 @@ use axum::routing::get;
 use certdns_http::ClientAddrRule;
 use certdns_store::PortalStore;
 use certdns_sync::TxtSync;
-use governor::{Quota, RateLimiter};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::{PortalConfig, Signup, SmtpConfig};
@@ -103,16 +102,18 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
         &deps.config.mail_from,
         deps.data_dir.join("outbox.eml"),
     )?;
-    let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
     let state = Arc::new(AppState {
         core: deps.store.core(),
         store: deps.store,
         sync: deps.sync,
         base_url: deps.config.base_url(),
-        login_by_address: RateLimiter::keyed(per_minute(deps.config.login_per_minute_per_address)),
-        login_by_account: RateLimiter::keyed(per_minute(deps.config.login_per_minute_per_account)),
+        limits: limits::Limits::new(
+            deps.config.login_failures_per_minute_per_address,
+            std::time::Duration::from_secs(u64::from(deps.config.login_backoff_max_secs)),
+        ),
         keys: session::Keys::new(secret.as_bytes(), deps.config.secure_cookies),
         client_addr: ClientAddrRule::new(deps.config.client_ip_header.as_ref(), &deps.config.trusted_proxies),
+        passwords: passwords::PasswordHasher::new(deps.config.password_hash_threads()),
         config: deps.config,
         api_url,
         zone_domain: deps.zone_domain.trim_end_matches('.').to_owned(),

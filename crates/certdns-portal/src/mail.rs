@@ -61,9 +61,9 @@ impl Mailer {
                 tracing::info!(to = %to.email, subject, "mail sent");
             }
             Mailer::Outbox { path, .. } => {
-                // No SMTP relay configured (self-hosting): the operator reads the
-                // mail here, so the body goes to the log on purpose.
-                tracing::info!(to = %to.email, subject, outbox = %path.display(), body = %body, "mail (no SMTP configured)");
+                // Never the body: it carries live reset and confirmation links, and
+                // logs are read by more people than the outbox file.
+                tracing::info!(subject, outbox = %path.display(), "mail written to the outbox (no SMTP configured)");
                 // Readable as is (no transfer encoding): links must be copyable.
                 let _ = message;
                 let date = time::OffsetDateTime::now_utc()

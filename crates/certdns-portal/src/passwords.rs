@@ -1,7 +1,25 @@
 //! Human passwords: the rules a new one must meet, and argon2id hashing and
-//! verification off the async threads.
+//! verification in a small bounded pool.
+//!
+//! One argon2id run costs ~20 ms of CPU and 19 MiB. Unbounded, a few dozen
+//! anonymous sign-in or sign-up requests a second would take every core and the
+//! memory the DNS responder and the API in the same process need. So every run
+//! goes through [`PasswordHasher`]: at most `threads` at once on blocking
+//! threads, the rest wait their turn (and give up after [`MAX_WAIT`], answered
+//! as "busy"). Callers do every cheap check before asking it for work.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use certdns_core::password;
+use tokio::sync::Semaphore;
+
+/// How long a request waits for a free hashing thread before it is told to retry.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// Every hashing thread was busy for [`MAX_WAIT`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Busy;
 
 /// Why a new password is refused, in words for the form.
 fn length_advice() -> String {
@@ -25,37 +43,85 @@ pub(crate) fn check_rules(pw: &str, email: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An argon2id hash of `pw`, computed on a blocking thread.
-pub(crate) async fn hash(pw: String) -> Result<String, String> {
-    match tokio::task::spawn_blocking(move || password::hash(&pw)).await {
-        Ok(Ok(h)) => Ok(h),
-        Ok(Err(password::PasswordError::BadLength)) => Err(length_advice()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+/// The default pool size: half the cores, at least 1 and at most 4.
+pub(crate) fn default_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (cores / 2).clamp(1, 4)
 }
 
-/// Whether `pw` matches `stored`. Unknown accounts (and accounts without a
-/// password) cost the same as a wrong password: they are verified against a
-/// real hash made once.
-pub(crate) async fn verify(pw: String, stored: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let decoy = || DECOY.get_or_init(|| password::hash("certdns decoy password, never valid").unwrap_or_default());
-        match stored {
-            Some(hash) => password::verify(&pw, &hash),
-            None => {
-                let _ = password::verify(&pw, decoy());
-                false
+/// Runs argon2id work at most `threads` at a time.
+pub(crate) struct PasswordHasher {
+    permits: Semaphore,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl PasswordHasher {
+    pub fn new(threads: usize) -> Self {
+        Self { permits: Semaphore::new(threads.max(1)), running: AtomicUsize::new(0), peak: AtomicUsize::new(0) }
+    }
+
+    /// The most runs that were ever in progress at once.
+    #[cfg(test)]
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let permit = match tokio::time::timeout(MAX_WAIT, self.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                metrics::counter!("certdns_portal_password_busy_total").increment(1);
+                return Err(Busy);
             }
-        }
-    })
-    .await
-    .unwrap_or(false)
+        };
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        metrics::counter!("certdns_portal_password_hashes_total", "op" => op).increment(1);
+        let result = tokio::task::spawn_blocking(work).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        drop(permit);
+        result.map_err(|_| Busy)
+    }
+
+    /// An argon2id hash of `pw`. `Ok(Err(advice))` when the password is refused.
+    pub async fn hash(&self, pw: String) -> Result<Result<String, String>, Busy> {
+        let hashed = self.run("hash", move || password::hash(&pw)).await?;
+        Ok(match hashed {
+            Ok(h) => Ok(h),
+            Err(password::PasswordError::BadLength) => Err(length_advice()),
+            Err(e) => Err(e.to_string()),
+        })
+    }
+
+    /// Whether `pw` matches `stored`. Unknown accounts (and accounts without a
+    /// password) cost the same as a wrong password: they are verified against a
+    /// real hash made once.
+    pub async fn verify(&self, pw: String, stored: Option<String>) -> Result<bool, Busy> {
+        self.run("verify", move || {
+            static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            let decoy =
+                || DECOY.get_or_init(|| password::hash("certdns decoy password, never valid").unwrap_or_default());
+            match stored {
+                Some(hash) => password::verify(&pw, &hash),
+                None => {
+                    let _ = password::verify(&pw, decoy());
+                    false
+                }
+            }
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -64,5 +130,29 @@ mod tests {
         assert!(check_rules("aaaaaaaaaaaaaaa", "a@example.com").unwrap_err().contains("too easy"));
         assert!(check_rules("A@Example.COM", "a@example.com").is_err(), "the e-mail itself");
         assert_eq!(check_rules("correct horse battery", "a@example.com"), Ok(()));
+        assert!((1..=4).contains(&default_threads()));
+    }
+
+    /// Many parallel sign-ins never run more hashes at once than the pool has threads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_hashes_never_exceed_the_pool() {
+        let hasher = Arc::new(PasswordHasher::new(2));
+        let stored = hasher.hash("correct horse battery".into()).await.unwrap().unwrap();
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let (hasher, stored) = (hasher.clone(), stored.clone());
+                tokio::spawn(async move {
+                    let guess = if i % 3 == 0 { "correct horse battery" } else { "wrong guess, again" };
+                    hasher.verify(guess.into(), Some(stored)).await.unwrap()
+                })
+            })
+            .collect();
+        let mut right = 0;
+        for task in tasks {
+            right += usize::from(task.await.unwrap());
+        }
+        assert_eq!(right, 4);
+        assert_eq!(hasher.peak(), 2, "two at once, never more");
+        assert_eq!(hasher.verify("anything at all".into(), None).await, Ok(false), "no account: the decoy");
     }
 }

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
-use certdns_core::{Account, AccountId, AccountRole};
+use certdns_core::{Account, AccountId, AccountRole, AccountStatus};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -164,6 +164,11 @@ async fn load_session(state: &AppState, headers: &HeaderMap) -> Option<(CurrentU
         return None;
     }
     let account = state.core.account(id).await.ok()??;
+    // Suspension bumps the version too; this also covers a session checked in
+    // the instant between the two writes.
+    if account.status != AccountStatus::Active {
+        return None;
+    }
     let email_verified = state.store.email_verified_at(id).await.ok()?.is_some();
     Some((CurrentUser { account, email_verified }, data.claims.csrf))
 }

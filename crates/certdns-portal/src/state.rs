@@ -7,9 +7,10 @@ use certdns_core::{AccountId, AuditKind, NewAuditEvent};
 use certdns_http::ClientAddrRule;
 use certdns_store::{PortalStore, Store};
 use certdns_sync::TxtSync;
-use governor::DefaultKeyedRateLimiter;
 
 use crate::config::PortalConfig;
+use crate::limits::Limits;
+use crate::passwords::PasswordHasher;
 use crate::{mail, session};
 
 pub(crate) struct AppState {
@@ -24,8 +25,10 @@ pub(crate) struct AppState {
     pub mailer: mail::Mailer,
     pub keys: session::Keys,
     pub client_addr: ClientAddrRule,
-    pub login_by_address: DefaultKeyedRateLimiter<IpAddr>,
-    pub login_by_account: DefaultKeyedRateLimiter<String>,
+    /// Every argon2id run goes through it (bounded).
+    pub passwords: PasswordHasher,
+    /// Budgets and back-off of the anonymous forms.
+    pub limits: Limits,
 }
 
 impl AppState {

@@ -13,14 +13,13 @@ pub struct Layout {
     pub csrf: String,
     pub email: Option<String>,
     pub operator: bool,
-    pub suspended: bool,
     pub unverified: bool,
     pub notice: Option<String>,
 }
 
 impl Layout {
     pub fn anonymous(csrf: String) -> Self {
-        Self { csrf, email: None, operator: false, suspended: false, unverified: false, notice: None }
+        Self { csrf, email: None, operator: false, unverified: false, notice: None }
     }
 
     pub fn of(ctx: &Ctx) -> Self {
@@ -35,7 +34,6 @@ impl Layout {
             csrf,
             email: Some(u.account.email.to_string()),
             operator: u.is_operator(),
-            suspended: u.account.status != certdns_core::AccountStatus::Active,
             unverified: !u.email_verified,
             notice: None,
         }

@@ -104,6 +104,10 @@ pub trait PortalStore: Send + Sync + 'static {
         at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<()>;
+    /// The account of a token that exists, has this kind and has not expired at
+    /// `now`, without spending it: lets a form refuse a dead link before doing
+    /// expensive work (hashing the new password).
+    async fn token_account(&self, kind: TokenKind, token_hash: &str, now: OffsetDateTime) -> Result<Option<AccountId>>;
     /// Deletes the token and returns its account if it existed, had this kind and
     /// had not expired at `now`. A token works at most once.
     async fn consume_token(&self, kind: TokenKind, token_hash: &str, now: OffsetDateTime) -> Result<Option<AccountId>>;

@@ -224,6 +224,17 @@ where
         Ok(())
     }
 
+    async fn token_account(&self, kind: TokenKind, token_hash: &str, now: OffsetDateTime) -> Result<Option<AccountId>> {
+        // Expiry compared here, not in SQL: SQLite keeps timestamps as text.
+        let row: Option<(Uuid, OffsetDateTime)> =
+            sqlx::query_as("SELECT account_id, expires_at FROM portal_tokens WHERE token_hash = $1 AND kind = $2")
+                .bind(token_hash)
+                .bind(kind.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.filter(|(_, expires)| now < *expires).map(|(a, _)| AccountId::from_uuid(a)))
+    }
+
     async fn consume_token(&self, kind: TokenKind, token_hash: &str, now: OffsetDateTime) -> Result<Option<AccountId>> {
         let mut tx = self.write.begin().await?;
         // Deleted whatever its expiry: an expired link is spent as well.

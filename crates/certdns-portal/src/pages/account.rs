@@ -13,7 +13,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{NoticeQuery, Page, Shared, when, with_cookie};
-use crate::error::message;
+use crate::error::{PageError, message};
+use crate::limits::wait_words;
 use crate::passwords;
 use crate::session::{self, Ctx, CurrentUser, User};
 use crate::state::AppState;
@@ -95,20 +96,57 @@ async fn deletion_refused(state: &AppState, user: &CurrentUser, ctx: &Ctx, error
     render(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
+/// The signed-in user's current password, as typed into a form.
+enum CurrentPassword {
+    Right,
+    Wrong,
+    /// Too many wrong ones lately; try again after this.
+    TooManyTries(std::time::Duration),
+}
+
+impl CurrentPassword {
+    /// The sentence for the form, unless it was right.
+    fn refusal(&self, wrong: &str) -> Option<String> {
+        match self {
+            CurrentPassword::Right => None,
+            CurrentPassword::Wrong => Some(wrong.to_owned()),
+            CurrentPassword::TooManyTries(wait) => {
+                Some(format!("Too many wrong passwords. Try again in {}.", wait_words(*wait)))
+            }
+        }
+    }
+}
+
+/// Checks the current password (for a password change or the account's
+/// deletion) within a small budget of wrong tries per minute.
+async fn check_current_password(
+    state: &AppState,
+    user: &CurrentUser,
+    given: &str,
+) -> Result<CurrentPassword, PageError> {
+    if let Err(wait) = state.limits.current_password_allowed(user.account.id) {
+        return Ok(CurrentPassword::TooManyTries(wait));
+    }
+    if state.passwords.verify(given.to_owned(), user.account.password_hash.clone()).await? {
+        return Ok(CurrentPassword::Right);
+    }
+    state.limits.current_password_wrong(user.account.id);
+    Ok(CurrentPassword::Wrong)
+}
+
 async fn change_password(State(state): Shared, User(user, ctx): User, Form(f): Form<ChangePassword>) -> Page {
-    if state.login_by_account.check_key(&user.account.email.to_string()).is_err() {
-        return Ok(password_refused(&state, &user, &ctx, "Too many attempts. Wait a minute.".into()).await);
-    }
-    if !passwords::verify(f.current.clone(), user.account.password_hash.clone()).await {
-        return Ok(password_refused(&state, &user, &ctx, "Your current password is not right.".into()).await);
-    }
+    // The cheap checks first: nothing is hashed for a form that cannot succeed.
     if let Err(e) = passwords::check_rules(&f.password, user.account.email.as_str()) {
         return Ok(password_refused(&state, &user, &ctx, e).await);
     }
     if f.password != f.password_confirm {
         return Ok(password_refused(&state, &user, &ctx, "The two new passwords do not match.".into()).await);
     }
-    let hash = match passwords::hash(f.password.clone()).await {
+    let current = check_current_password(&state, &user, &f.current).await?;
+    if let Some(e) = current.refusal("Your current password is not right.") {
+        return Ok(password_refused(&state, &user, &ctx, e).await);
+    }
+    let hash = match state.passwords.hash(f.password.clone()).await? {
         Ok(h) => h,
         Err(e) => return Ok(password_refused(&state, &user, &ctx, e).await),
     };
@@ -124,8 +162,9 @@ async fn delete_account(State(state): Shared, User(user, ctx): User, Form(f): Fo
     if !f.confirm_email.trim().eq_ignore_ascii_case(user.account.email.as_str()) {
         return Ok(deletion_refused(&state, &user, &ctx, "Type your e-mail address exactly to confirm.").await);
     }
-    if !passwords::verify(f.password.clone(), user.account.password_hash.clone()).await {
-        return Ok(deletion_refused(&state, &user, &ctx, "Your password is not right.").await);
+    let current = check_current_password(&state, &user, &f.password).await?;
+    if let Some(e) = current.refusal("Your password is not right.") {
+        return Ok(deletion_refused(&state, &user, &ctx, &e).await);
     }
     let removed = state.sync.delete_account(state.store.as_ref(), user.account.id).await?;
     let detail = serde_json::json!({ "account": user.account.id.to_string(), "registrations": removed });

@@ -94,6 +94,10 @@ async fn set_status(state: &AppState, user: &CurrentUser, ctx: &Ctx, id: &str, s
         return Ok(message(ctx, StatusCode::UNPROCESSABLE_ENTITY, "Not on yourself", text, back));
     }
     state.core.set_account_status(id, status).await.map_err(PageError::or_not_found(ctx))?;
+    if status != AccountStatus::Active {
+        // Ends every session of the account at once, an operator's included.
+        state.store.bump_session_version(id).await?;
+    }
     let (kind, notice) = match status {
         AccountStatus::Active => (AuditKind::AccountReactivated, "unsuspended"),
         _ => (AuditKind::AccountSuspended, "suspended"),

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{Page, Shared, with_cookie};
 use crate::config::Signup as SignupMode;
 use crate::error::message;
+use crate::limits::wait_words;
 use crate::passwords;
 use crate::session::{self, Context, Ctx, User};
 use crate::state::AppState;
@@ -123,34 +124,53 @@ async fn login_page(State(state): Shared, Context(ctx): Context) -> Response {
 }
 
 async fn login(State(state): Shared, Context(ctx): Context, Form(f): Form<Credentials>) -> Page {
-    let fail = |status: StatusCode, error: &str| {
+    let fail = |status: StatusCode, error: String| {
         let page = LoginPage {
             layout: Layout::anonymous(ctx.csrf.clone()),
             email: f.email.clone(),
-            error: Some(error.to_owned()),
+            error: Some(error),
             signup_open: signup_open(&state),
         };
         Ok(render(status, &page))
     };
-    let email_key = f.email.trim().to_lowercase();
-    let limited = ctx.peer.is_some_and(|ip| state.login_by_address.check_key(&ip).is_err())
-        || state.login_by_account.check_key(&email_key).is_err();
-    if limited {
+    let account = state.core.account_by_email(&f.email.trim().to_lowercase()).await?;
+    let id = account.as_ref().map(|a| a.id);
+    // Refused before any hashing: this address is out of failures, or must back
+    // off from this account for a while.
+    if let Err(wait) = state.limits.sign_in_allowed(ctx.peer, id) {
+        let words = wait_words(wait);
         return fail(
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many sign-in attempts. Wait a minute, then try again (or reset your password).",
+            format!("Too many failed sign-ins. Try again in {words}, or reset your password."),
         );
     }
-    let account = state.core.account_by_email(&email_key).await?;
-    let ok = passwords::verify(f.password.clone(), account.as_ref().and_then(|a| a.password_hash.clone())).await;
+    let ok = state.passwords.verify(f.password.clone(), account.as_ref().and_then(|a| a.password_hash.clone())).await?;
     let Some(account) = account.filter(|_| ok) else {
-        if let Ok(Some(a)) = state.core.account_by_email(&email_key).await {
-            state.audit(Some(a.id), AuditKind::LoginFailed, ctx.peer, serde_json::json!({})).await;
+        let over_budget = state.limits.sign_in_failed(ctx.peer, id);
+        if let Some(id) = id {
+            state.audit(Some(id), AuditKind::LoginFailed, ctx.peer, serde_json::json!({})).await;
         }
-        return fail(StatusCode::UNAUTHORIZED, "That e-mail and password do not match an account.");
+        if let Err(wait) = over_budget {
+            let words = wait_words(wait);
+            return fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed sign-ins. Try again in {words}, or reset your password."),
+            );
+        }
+        return fail(StatusCode::UNAUTHORIZED, "That e-mail and password do not match an account.".into());
     };
+    state.limits.sign_in_succeeded(ctx.peer, account.id);
+    // Told only to whoever knows the password.
+    if account.status != AccountStatus::Active {
+        return fail(
+            StatusCode::FORBIDDEN,
+            "This account is suspended by the operator of this service. Its keys and registrations are refused \
+             until it is reactivated; contact the operator to restore it."
+                .into(),
+        );
+    }
     let Some(version) = state.store.session_version(account.id).await? else {
-        return fail(StatusCode::UNAUTHORIZED, "That e-mail and password do not match an account.");
+        return fail(StatusCode::UNAUTHORIZED, "That e-mail and password do not match an account.".into());
     };
     state.audit(Some(account.id), AuditKind::Login, ctx.peer, serde_json::json!({ "via": "portal" })).await;
     Ok(with_cookie(Redirect::to("/keys").into_response(), session::login_cookie(&state, account.id, version)))
@@ -187,30 +207,35 @@ async fn signup(State(state): Shared, Context(ctx): Context, Form(f): Form<Crede
     if !signup_open(&state) {
         return Ok(signup_closed(&ctx));
     }
-    let fail = |error: String| {
+    let fail = |status: StatusCode, error: String| {
         let page = SignupPage {
             layout: Layout::anonymous(ctx.csrf.clone()),
             email: f.email.clone(),
             error: Some(error),
             min_len: password::MIN_LEN,
         };
-        Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        Ok(render(status, &page))
     };
     let Ok(email) = Email::parse(&f.email) else {
-        return fail("Enter your e-mail address, like name@example.com.".into());
+        return fail(StatusCode::UNPROCESSABLE_ENTITY, "Enter your e-mail address, like name@example.com.".into());
     };
     if let Err(e) = passwords::check_rules(&f.password, email.as_str()) {
-        return fail(e);
+        return fail(StatusCode::UNPROCESSABLE_ENTITY, e);
     }
     if f.password != f.password_confirm {
-        return fail("The two passwords do not match.".into());
+        return fail(StatusCode::UNPROCESSABLE_ENTITY, "The two passwords do not match.".into());
     }
-    if ctx.peer.is_some_and(|ip| state.login_by_address.check_key(&ip).is_err()) {
-        return fail("Too many attempts from your address. Wait a minute and try again.".into());
+    if let Err(wait) = state.limits.sign_up(ctx.peer) {
+        let words = wait_words(wait);
+        return fail(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many sign-ups from your address. Try again in {words}."),
+        );
     }
-    let hash = match passwords::hash(f.password.clone()).await {
+    // Hashed whether or not the address is taken, so both cost the same.
+    let hash = match state.passwords.hash(f.password.clone()).await? {
         Ok(h) => h,
-        Err(e) => return fail(e),
+        Err(e) => return fail(StatusCode::UNPROCESSABLE_ENTITY, e),
     };
     let account = Account {
         id: AccountId::generate(),
@@ -221,16 +246,39 @@ async fn signup(State(state): Shared, Context(ctx): Context, Form(f): Form<Crede
         created_at: certdns_core::now(),
     };
     match state.core.create_account(&account).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            return fail("An account with this e-mail already exists. Sign in, or reset your password.".into());
+        Ok(()) => {
+            let via = serde_json::json!({ "via": "portal" });
+            state.audit(Some(account.id), AuditKind::AccountCreated, ctx.peer, via).await;
+            send_verification(&state, &account).await;
         }
+        // The same answer as for a new account, so the form cannot tell who has
+        // one; the owner hears of it by mail.
+        Err(StoreError::Conflict(_)) => notify_existing_account(&state, account.email.as_str()).await,
         Err(e) => return Err(e.into()),
     }
-    state.audit(Some(account.id), AuditKind::AccountCreated, ctx.peer, serde_json::json!({ "via": "portal" })).await;
-    send_verification(&state, &account).await;
-    let welcome = Redirect::to("/keys?notice=welcome").into_response();
-    Ok(with_cookie(welcome, session::login_cookie(&state, account.id, 0)))
+    Ok(check_your_inbox(&ctx, account.email.as_str()))
+}
+
+/// The page after sign-up, whatever happened.
+fn check_your_inbox(ctx: &Ctx, email: &str) -> Response {
+    let text = format!(
+        "We sent a message to {email}. Open the link in it within {TOKEN_HOURS} hours to confirm your address and \
+         sign in. Nothing there? Check the spam folder, or sign in if you already have an account."
+    );
+    message(ctx, StatusCode::OK, "Check your inbox", &text, Some(("/login", "Sign in")))
+}
+
+/// Someone tried to sign up with an address that has an account.
+async fn notify_existing_account(state: &AppState, email: &str) {
+    let body = format!(
+        "Someone tried to create a certdns account with this e-mail address, which already has one.\n\n\
+         If it was you, sign in at {base}/login, or choose a new password at {base}/forgot-password.\n\n\
+         If it was not you, nothing changed; you can ignore this message.\n",
+        base = state.base_url
+    );
+    if let Err(e) = state.mailer.send(email, "Sign-up attempt for your certdns account", body).await {
+        tracing::warn!(error = %e, "cannot send the sign-up notice");
+    }
 }
 
 /// Mails `account` a link that confirms its address.
@@ -254,6 +302,8 @@ async fn send_verification(state: &AppState, account: &Account) {
     }
 }
 
+/// Confirms the address; the link came by mail, so it also signs in (it is what
+/// finishes a sign-up).
 async fn verify_email(State(state): Shared, Context(ctx): Context, Query(q): Query<TokenQuery>) -> Page {
     let now = certdns_core::now();
     let Some(account) = state.store.consume_token(TokenKind::VerifyEmail, &hash_token(&q.token), now).await? else {
@@ -267,13 +317,20 @@ async fn verify_email(State(state): Shared, Context(ctx): Context, Query(q): Que
     };
     state.store.mark_email_verified(account, now).await?;
     state.audit(Some(account), AuditKind::EmailVerified, ctx.peer, serde_json::json!({})).await;
-    Ok(message(
-        &ctx,
-        StatusCode::OK,
-        "E-mail confirmed",
-        "Thank you: your e-mail address is confirmed.",
-        Some(("/keys", "Continue")),
-    ))
+    let active = state.core.account(account).await?.is_some_and(|a| a.status == AccountStatus::Active);
+    match (&ctx.user, active, state.store.session_version(account).await?) {
+        (None, true, Some(version)) => {
+            let welcome = Redirect::to("/keys?notice=welcome").into_response();
+            Ok(with_cookie(welcome, session::login_cookie(&state, account, version)))
+        }
+        _ => Ok(message(
+            &ctx,
+            StatusCode::OK,
+            "E-mail confirmed",
+            "Thank you: your e-mail address is confirmed.",
+            Some(("/keys", "Continue")),
+        )),
+    }
 }
 
 async fn resend_verification(State(state): Shared, User(user, _ctx): User) -> Response {
@@ -287,15 +344,25 @@ async fn forgot_page(Context(ctx): Context) -> Response {
     render(StatusCode::OK, &ForgotPage { layout: Layout::of(&ctx), sent: false })
 }
 
-async fn forgot(State(state): Shared, Context(ctx): Context, Form(f): Form<ForgotForm>) -> Response {
-    let key = f.email.trim().to_lowercase();
-    let limited = ctx.peer.is_some_and(|ip| state.login_by_address.check_key(&ip).is_err())
-        || state.login_by_account.check_key(&key).is_err();
-    // The same answer whether or not the account exists.
-    if !limited && let Ok(Some(account)) = state.core.account_by_email(&key).await {
+async fn forgot(State(state): Shared, Context(ctx): Context, Form(f): Form<ForgotForm>) -> Page {
+    if let Err(wait) = state.limits.forgot_password(ctx.peer) {
+        let text = format!("Too many requests from your address. Try again in {}.", wait_words(wait));
+        return Ok(message(
+            &ctx,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Please wait",
+            &text,
+            Some(("/forgot-password", "Back")),
+        ));
+    }
+    // The same answer whether or not the account exists, and whether or not this
+    // account's hourly cap of reset mails is reached.
+    if let Some(account) = state.core.account_by_email(&f.email.trim().to_lowercase()).await?
+        && state.limits.reset_mail(account.id)
+    {
         send_reset_link(&state, &ctx, &account).await;
     }
-    render(StatusCode::OK, &ForgotPage { layout: Layout::of(&ctx), sent: true })
+    Ok(render(StatusCode::OK, &ForgotPage { layout: Layout::of(&ctx), sent: true }))
 }
 
 /// Mails `account` a one-hour password reset link.
@@ -324,35 +391,53 @@ async fn reset_page(Context(ctx): Context, Query(q): Query<TokenQuery>) -> Respo
     render(StatusCode::OK, &page)
 }
 
+fn dead_link(ctx: &Ctx) -> Response {
+    message(
+        ctx,
+        StatusCode::BAD_REQUEST,
+        "This link does not work any more",
+        "Reset links work once and for one hour. Ask for a new one.",
+        Some(("/forgot-password", "Reset password")),
+    )
+}
+
+/// Every cheap check first — the form, this address's budget, the link itself —
+/// and only then the argon2id hash of the new password.
 async fn reset(State(state): Shared, Context(ctx): Context, Form(f): Form<ResetForm>) -> Page {
-    let fail = |error: String| {
+    let fail = |status: StatusCode, error: String| {
         let page = ResetPage {
             layout: Layout::of(&ctx),
             token: f.token.clone(),
             error: Some(error),
             min_len: password::MIN_LEN,
         };
-        Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        Ok(render(status, &page))
     };
     if let Err(e) = passwords::check_rules(&f.password, "") {
-        return fail(e);
+        return fail(StatusCode::UNPROCESSABLE_ENTITY, e);
     }
     if f.password != f.password_confirm {
-        return fail("The two passwords do not match.".into());
+        return fail(StatusCode::UNPROCESSABLE_ENTITY, "The two passwords do not match.".into());
     }
-    let hash = match passwords::hash(f.password.clone()).await {
-        Ok(h) => h,
-        Err(e) => return fail(e),
-    };
+    if let Err(wait) = state.limits.reset_password(ctx.peer) {
+        let words = wait_words(wait);
+        return fail(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many attempts from your address. Try again in {words}."),
+        );
+    }
+    let token = hash_token(&f.token);
     let now = certdns_core::now();
-    let Some(account) = state.store.consume_token(TokenKind::ResetPassword, &hash_token(&f.token), now).await? else {
-        return Ok(message(
-            &ctx,
-            StatusCode::BAD_REQUEST,
-            "This link does not work any more",
-            "Reset links work once and for one hour. Ask for a new one.",
-            Some(("/forgot-password", "Reset password")),
-        ));
+    if state.store.token_account(TokenKind::ResetPassword, &token, now).await?.is_none() {
+        return Ok(dead_link(&ctx));
+    }
+    let hash = match state.passwords.hash(f.password.clone()).await? {
+        Ok(h) => h,
+        Err(e) => return fail(StatusCode::UNPROCESSABLE_ENTITY, e),
+    };
+    // Spent only now; a second tab that got here first wins.
+    let Some(account) = state.store.consume_token(TokenKind::ResetPassword, &token, now).await? else {
+        return Ok(dead_link(&ctx));
     };
     state.store.set_password_hash(account, &hash).await?;
     // The link came by mail, so the address works.

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use certdns_core::{AccountStatus, AuditKind, KeyId, LicenseKey, Secret};
+use certdns_core::{AuditKind, KeyId, LicenseKey, Secret};
 use serde::Deserialize;
 
 use super::{NoticeQuery, Page, Shared, when, when_opt};
@@ -123,10 +123,6 @@ fn parse_key(id: &str, ctx: &Ctx) -> Result<KeyId, PageError> {
 }
 
 async fn create_key(State(state): Shared, User(user, ctx): User, Form(f): Form<KeyName>) -> Page {
-    if user.account.status != AccountStatus::Active {
-        let error = "This account is suspended; it cannot create keys.".to_owned();
-        return key_form_refused(&state, &user, &ctx, f.name, error).await;
-    }
     let name = match clean_name(&f.name) {
         Ok(n) => n,
         Err(e) => return key_form_refused(&state, &user, &ctx, f.name, e).await,

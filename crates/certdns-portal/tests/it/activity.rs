@@ -129,8 +129,21 @@ async fn operator_pages_and_suspension(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     assert!(refused, "a suspended account's key is refused at the API");
-    let (_, page, _) = get(&customer, &format!("{}/keys", env.portal)).await;
-    assert!(page.contains("This account is suspended"));
+    // Suspension ended the customer's session, and sign-in says why.
+    let (status, _, location) = get(&customer, &format!("{}/keys", env.portal)).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/login")));
+    let (status, page) = try_login(&env, "lena@example.com", PASSWORD).await;
+    assert_eq!(status, 403);
+    assert!(page.contains("This account is suspended"), "{page}");
+    // A suspended operator loses the admin pages at once.
+    let other_ops = create_operator(&env, "ops2@example.com").await;
+    let ops2 = login(&env, "ops2@example.com", PASSWORD).await.unwrap();
+    let (status, _, _) =
+        post(&ops, &format!("{}/admin/accounts/{other_ops}/suspend", env.portal), &[("csrf", &t)]).await;
+    assert_eq!(status, 303);
+    let (status, _, location) = get(&ops2, &format!("{}/admin/accounts", env.portal)).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/login")));
+    assert_eq!(try_login(&env, "ops2@example.com", PASSWORD).await.0, 403);
     let (status, _, _) =
         post(&ops, &format!("{}/admin/accounts/{operator_id}/suspend", env.portal), &[("csrf", &t)]).await;
     assert_eq!(status, 422);
@@ -138,6 +151,7 @@ async fn operator_pages_and_suspension(backend: Backend) {
         post(&ops, &format!("{}/admin/accounts/{}/unsuspend", env.portal, lena.id), &[("csrf", &t)]).await;
     assert_eq!(status, 303);
     assert_eq!(env.store.core().account(lena.id).await.unwrap().unwrap().status, AccountStatus::Active);
+    assert!(login(&env, "lena@example.com", PASSWORD).await.is_some(), "reactivated: signs in again");
     let events = env.store.core().audit_events(lena.id, None, 50).await.unwrap();
     assert!(events.iter().any(|e| e.kind == AuditKind::AccountSuspended));
     assert!(events.iter().any(|e| e.kind == AuditKind::AccountReactivated));

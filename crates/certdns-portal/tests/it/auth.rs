@@ -121,18 +121,25 @@ async fn bad_input_gets_helpful_errors(backend: Backend) {
         assert!(page.contains(message), "{message} not in page");
     }
     let c = signup(&env, "bob@example.com").await;
-    // Same e-mail again.
-    let again = client();
-    let (_, page, _) = get(&again, &url).await;
-    let t = csrf(&page);
-    let (status, page, _) = post(
-        &again,
-        &url,
-        &[("csrf", &t), ("email", "BOB@example.com"), ("password", PASSWORD), ("password_confirm", PASSWORD)],
-    )
-    .await;
-    assert_eq!(status, 422);
-    assert!(page.contains("already exists"));
+    // Same e-mail again: the same answer as for a new address (nobody learns who
+    // has an account), no session, and the owner is told by mail.
+    let sign_up = |email: &'static str| {
+        let url = url.clone();
+        async move {
+            let again = client();
+            let (_, page, _) = get(&again, &url).await;
+            let t = csrf(&page);
+            let form = [("csrf", t.as_str()), ("email", email), ("password", PASSWORD), ("password_confirm", PASSWORD)];
+            let r = again.post(&url).form(&form).send().await.unwrap();
+            let session = r.headers().get_all("set-cookie").iter().any(|v| v.to_str().unwrap().contains("session"));
+            (r.status().as_u16(), session, r.text().await.unwrap())
+        }
+    };
+    let (status, session, taken) = sign_up("BOB@example.com").await;
+    let (fresh_status, _, fresh) = sign_up("newcomer@example.com").await;
+    assert_eq!((status, session, fresh_status), (200, false, 200));
+    assert_eq!(taken.replace("bob@example.com", "X"), fresh.replace("newcomer@example.com", "X"), "indistinguishable");
+    assert!(env.outbox().contains("Subject: Sign-up attempt for your certdns account"));
     // Empty key name.
     let t = token(&env, &c).await;
     let (status, page, _) = post(&c, &format!("{}/keys", env.portal), &[("csrf", &t), ("name", "   ")]).await;
@@ -202,7 +209,14 @@ async fn password_change_revokes_other_sessions(backend: Backend) {
 
 async fn reset_and_verification_links_by_mail(backend: Backend) {
     let env = start(backend).await;
-    let c = signup(&env, "ivy@example.com").await;
+    // Signed up, but signed in with the password instead of the mailed link.
+    let anon = client();
+    let (_, page, _) = get(&anon, &format!("{}/signup", env.portal)).await;
+    let t = csrf(&page);
+    let form =
+        [("csrf", t.as_str()), ("email", "ivy@example.com"), ("password", PASSWORD), ("password_confirm", PASSWORD)];
+    assert_eq!(post(&anon, &format!("{}/signup", env.portal), &form).await.0, 200);
+    let c = login(&env, "ivy@example.com", PASSWORD).await.unwrap();
     let outbox = env.outbox();
     assert!(outbox.contains("To: ivy@example.com"), "{outbox}");
     let verify = link_in(&outbox, "/verify-email?token=");
@@ -224,7 +238,6 @@ async fn reset_and_verification_links_by_mail(backend: Backend) {
     let (_, page, _) = get(&c, &format!("{}/keys", env.portal)).await;
     assert!(!page.contains("Please confirm your e-mail"));
 
-    let anon = client();
     let (_, page, _) = get(&anon, &format!("{}/forgot-password", env.portal)).await;
     let t = csrf(&page);
     let (status, page, _) =
@@ -257,38 +270,70 @@ async fn reset_and_verification_links_by_mail(backend: Backend) {
     assert!(login(&env, "ivy@example.com", new).await.is_some());
 }
 
+/// Failed sign-ins slow the attacker's address without locking the owner out,
+/// and the forgotten-password form cannot be used to mail-bomb the owner.
 async fn login_attempts_are_limited(backend: Backend) {
-    let env = start_with(backend, |c| c.login_per_minute_per_account = 3).await;
+    let env = start_with(backend, |c| c.client_ip_header = Some("X-Forwarded-For".parse().unwrap())).await;
     let _ = signup(&env, "jack@example.com").await;
     let c = client();
     let (_, page, _) = get(&c, &format!("{}/login", env.portal)).await;
     let t = csrf(&page);
+    let attempt = |from: &'static str, password: &'static str| {
+        let (c, t, url) = (c.clone(), t.clone(), format!("{}/login", env.portal));
+        async move {
+            let form = [("csrf", t.as_str()), ("email", "jack@example.com"), ("password", password)];
+            let r = c.post(url).header("x-forwarded-for", from).form(&form).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
     let mut statuses = Vec::new();
-    for _ in 0..5 {
-        let (status, _, _) = post(
-            &c,
-            &format!("{}/login", env.portal),
-            &[("csrf", &t), ("email", "jack@example.com"), ("password", "not the password")],
-        )
-        .await;
-        statuses.push(status);
+    for _ in 0..12 {
+        statuses.push(attempt("203.0.113.66", "not the password").await.0);
     }
-    assert_eq!(&statuses[..3], &[401, 401, 401]);
-    assert_eq!(&statuses[3..], &[429, 429]);
-    // Even the right password is refused while limited.
-    let (status, page, _) = post(
-        &c,
-        &format!("{}/login", env.portal),
-        &[("csrf", &t), ("email", "jack@example.com"), ("password", PASSWORD)],
-    )
-    .await;
+    // Three free failures, a fourth that starts the back-off, then refusals
+    // without any password check.
+    assert_eq!(&statuses[..4], &[401, 401, 401, 401], "{statuses:?}");
+    assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The attacker's address cannot even try the right password now ...
+    let (status, page) = attempt("203.0.113.66", PASSWORD).await;
     assert_eq!(status, 429);
-    assert!(page.contains("Too many sign-in attempts"));
+    assert!(page.contains("Too many failed sign-ins"), "{page}");
+    // ... while the owner, from another address (and browser), signs in.
+    assert_eq!(owner_signs_in(&env).await, 303, "the owner is not locked out");
+
+    // Forgotten password, eleven times from the attacker: a budget of its own, and
+    // at most three reset mails an hour to the owner.
+    let before = env.outbox().matches("/reset-password?token=").count();
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        let from = if i < 5 { "203.0.113.66" } else { "203.0.113.67" };
+        let r = c
+            .post(format!("{}/forgot-password", env.portal))
+            .header("x-forwarded-for", from)
+            .form(&[("csrf", t.as_str()), ("email", "jack@example.com")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
+    assert_eq!(statuses[5..].iter().filter(|s| **s == 200).count(), 5, "another address has its own budget");
+    assert_eq!(env.outbox().matches("/reset-password?token=").count() - before, 3, "three mails an hour");
+    assert_eq!(owner_signs_in(&env).await, 303, "still not locked out");
+}
+
+/// jack signs in from 198.51.100.20 in a browser of his own.
+async fn owner_signs_in(env: &Env) -> u16 {
+    let owner = client();
+    let (_, page, _) = get(&owner, &format!("{}/login", env.portal)).await;
+    let form = [("csrf", csrf(&page)), ("email", "jack@example.com".into()), ("password", PASSWORD.into())];
+    let r = owner.post(format!("{}/login", env.portal)).header("x-forwarded-for", "198.51.100.20").form(&form);
+    r.send().await.unwrap().status().as_u16()
 }
 
 async fn login_limits_per_forwarded_address(backend: Backend) {
     let env = start_with(backend, |c| {
-        c.login_per_minute_per_address = 2;
+        c.login_failures_per_minute_per_address = 2;
         c.client_ip_header = Some("X-Forwarded-For".parse().unwrap());
     })
     .await;

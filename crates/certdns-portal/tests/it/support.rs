@@ -223,8 +223,13 @@ pub async fn signup(env: &Env, email: &str) -> reqwest::Client {
         &[("csrf", &token), ("email", email), ("password", PASSWORD), ("password_confirm", PASSWORD)],
     )
     .await;
-    assert_eq!(status, 303, "signup failed: {body}");
-    assert_eq!(location.as_deref(), Some("/keys?notice=welcome"));
+    assert_eq!(status, 200, "signup failed: {body}");
+    assert!(body.contains("Check your inbox"), "{body}");
+    assert_eq!(location, None, "no session before the address is confirmed");
+    // The confirmation link finishes the sign-up and signs in.
+    let link = link_in(&env.outbox(), "/verify-email?token=");
+    let (status, _, location) = get(&c, &format!("{}{link}", env.portal)).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/keys?notice=welcome")));
     c
 }
 
@@ -279,6 +284,16 @@ pub async fn session_cookie(env: &Env, email: &str) -> String {
     let set = r.headers().get("set-cookie").unwrap().to_str().unwrap();
     assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Max-Age="), "{set}");
     set.split(';').next().unwrap().to_owned()
+}
+
+/// A sign-in attempt from a fresh browser: status and page.
+pub async fn try_login(env: &Env, email: &str, password: &str) -> (u16, String) {
+    let c = client();
+    let (_, page, _) = get(&c, &format!("{}/login", env.portal)).await;
+    let t = csrf(&page);
+    let (status, page, _) =
+        post(&c, &format!("{}/login", env.portal), &[("csrf", &t), ("email", email), ("password", password)]).await;
+    (status, page)
 }
 
 pub async fn login(env: &Env, email: &str, password: &str) -> Option<reqwest::Client> {

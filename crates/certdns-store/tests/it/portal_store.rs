@@ -105,6 +105,11 @@ async fn tokens_are_single_use_and_expire(store: Arc<dyn PortalStore>) {
     let a = account(&store, "a@example.com").await;
     let t = now();
     store.create_token(TokenKind::VerifyEmail, "h1", a, t, t + Duration::hours(1)).await.unwrap();
+    // Looking does not spend it; wrong kind, unknown hash or past expiry find nothing.
+    assert_eq!(store.token_account(TokenKind::VerifyEmail, "h1", t).await.unwrap(), Some(a));
+    assert_eq!(store.token_account(TokenKind::ResetPassword, "h1", t).await.unwrap(), None);
+    assert_eq!(store.token_account(TokenKind::VerifyEmail, "nope", t).await.unwrap(), None);
+    assert_eq!(store.token_account(TokenKind::VerifyEmail, "h1", t + Duration::hours(2)).await.unwrap(), None);
     // Wrong kind: not accepted (and the token is still there for the right kind).
     assert_eq!(store.consume_token(TokenKind::ResetPassword, "h1", t).await.unwrap(), None);
     assert_eq!(store.consume_token(TokenKind::VerifyEmail, "h1", t).await.unwrap(), Some(a));
