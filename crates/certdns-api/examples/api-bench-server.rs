@@ -103,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     let config = ApiConfig {
         rate_limits: RateLimits {
             register_per_key: generous,
-            register_per_address: generous,
+            register_unauthenticated_per_address: generous,
             auth_failures_per_address: generous,
             auth_failures_per_user: generous,
         },

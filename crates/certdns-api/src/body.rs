@@ -58,7 +58,7 @@ pub fn parse_register(bytes: &[u8]) -> Result<RegisterBody, ApiError> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
             let s = s.trim();
-            if s.len() > MAX_SUBJECT || s.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+            if s.len() > MAX_SUBJECT || certdns_core::text::has_control_or_format(s) || s.contains(['"', '\\']) {
                 return Err(ApiError::BadSubject);
             }
             (!s.is_empty()).then(|| s.to_owned())
@@ -144,6 +144,9 @@ mod tests {
             assert_eq!(parse_register(bad.as_bytes()), Err(ApiError::MalformedJson), "{bad:?}");
         }
         assert_eq!(parse_register(br#"{"allowfrom":["1.2.3.4"]}"#), Err(ApiError::InvalidAllowFrom));
+        // A right-to-left override (shown as "www.example.com"), a zero-width space.
+        assert_eq!(parse_register(br#"{"subject":"moc.elpmaxe\u202e.www"}"#), Err(ApiError::BadSubject));
+        assert_eq!(parse_register(br#"{"subject":"www.exa\u200bmple.com"}"#), Err(ApiError::BadSubject));
     }
 
     #[test]

@@ -37,8 +37,10 @@ impl Rate {
 pub struct RateLimits {
     /// `/register` calls per license key (open mode: not applied).
     pub register_per_key: Rate,
-    /// `/register` calls per client address (authenticated or not).
-    pub register_per_address: Rate,
+    /// `/register` calls without a valid license key (none, malformed, wrong,
+    /// revoked) per client address. Calls with a valid key never spend it, so
+    /// customers behind one proxy address are not refused for strangers' calls.
+    pub register_unauthenticated_per_address: Rate,
     /// Failed `/update` (and deregistration) authentications per client address.
     pub auth_failures_per_address: Rate,
     /// Failed `/update` authentications per `X-Api-User`.
@@ -49,7 +51,7 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self {
             register_per_key: Rate::new(600, 100),
-            register_per_address: Rate::new(600, 100),
+            register_unauthenticated_per_address: Rate::new(60, 20),
             auth_failures_per_address: Rate::new(60, 20),
             auth_failures_per_user: Rate::new(30, 10),
         }
@@ -102,7 +104,10 @@ impl ApiConfig {
         ("basic_auth_realm", "realm of the WWW-Authenticate: Basic challenge on /register"),
         ("rate_limits", "rate limits, each { per_minute, burst }; over the limit: 429 + Retry-After"),
         ("rate_limits.register_per_key", "POST /register per license key"),
-        ("rate_limits.register_per_address", "POST /register per client address"),
+        (
+            "rate_limits.register_unauthenticated_per_address",
+            "POST /register without a valid license key, per client address",
+        ),
         ("rate_limits.auth_failures_per_address", "failed /update and /deregister authentications per client address"),
         ("rate_limits.auth_failures_per_user", "failed /update authentications per X-Api-User"),
     ];
@@ -147,7 +152,7 @@ impl ApiConfig {
         }
         let limits = [
             ("register_per_key", self.rate_limits.register_per_key),
-            ("register_per_address", self.rate_limits.register_per_address),
+            ("register_unauthenticated_per_address", self.rate_limits.register_unauthenticated_per_address),
             ("auth_failures_per_address", self.rate_limits.auth_failures_per_address),
             ("auth_failures_per_user", self.rate_limits.auth_failures_per_user),
         ];

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod model;
 pub mod password;
 pub mod secret;
+pub mod text;
 pub mod txt;
 
 pub use allow_from::{AllowFrom, InvalidCidr};

@@ -74,6 +74,26 @@ impl TestPostgres {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The database goes away for its clients: new connections are refused and
+    /// open ones are terminated (what a Postgres outage looks like to certdns).
+    pub async fn cut_connections(&self) {
+        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await.expect("admin connection");
+        let name = &self.name;
+        for sql in [
+            format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+            format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.expect("cut connections");
+        }
+    }
+
+    /// Undoes [`TestPostgres::cut_connections`].
+    pub async fn restore_connections(&self) {
+        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await.expect("admin connection");
+        let sql = format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name);
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.expect("restore connections");
+    }
 }
 
 impl Drop for TestPostgres {

@@ -32,6 +32,7 @@ use crate::state::AppState;
 )]
 pub async fn deregister(State(state): Shared, req: Request) -> Result<Response, ApiError> {
     let (incoming, body) = Incoming::new(&state, req);
+    incoming.refuse_if_over_failure_budget(&state)?;
     let target = if incoming.sends_registration_credentials() {
         by_registration_credentials(&state, &incoming, body).await?
     } else {

@@ -45,6 +45,13 @@ impl Incoming {
         RegistrationCredentials { user: header("x-api-user").trim().parse().ok(), key: header("x-api-key") }
     }
 
+    /// 429 at once, before any store read or write, when this address or the
+    /// username sent is out of failed authentications.
+    fn refuse_if_over_failure_budget(&self, state: &AppState) -> Result<(), ApiError> {
+        let user = self.registration_credentials().user;
+        state.limits.auth_blocked(self.ip, user).map_err(|(which, wait)| rate_limited(which, wait))
+    }
+
     fn sends_registration_credentials(&self) -> bool {
         self.headers.contains_key("x-api-user") || self.headers.contains_key("x-api-key")
     }

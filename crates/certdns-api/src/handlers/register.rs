@@ -45,9 +45,32 @@ struct Owner {
     key: Option<certdns_core::KeyId>,
 }
 
+/// The owner of a registration made with a license key. Calls without a valid
+/// key spend the address's unauthenticated budget (429 once it is gone); calls
+/// with one spend only that key's budget.
 async fn license_owner(state: &Arc<AppState>, incoming: &Incoming) -> Result<Owner, ApiError> {
+    let found = license_key_owner(state, incoming).await;
+    if let Err(e) = &found
+        && *e != ApiError::DbError
+    {
+        state.limits.register_unauthenticated(incoming.ip).map_err(|(w, d)| rate_limited(w, d))?;
+    }
+    let owner = found?;
+    if let Some(key) = &owner.key {
+        state.limits.register_key(key).map_err(|(w, d)| rate_limited(w, d))?;
+    }
+    Ok(owner)
+}
+
+async fn license_key_owner(state: &Arc<AppState>, incoming: &Incoming) -> Result<Owner, ApiError> {
     let realm = || state.config.basic_auth_realm.clone();
-    let creds = match auth::basic_credentials(&incoming.headers) {
+    let sent = auth::basic_credentials(&incoming.headers);
+    // Nothing worth a key lookup, from an address that is out of budget: refused
+    // before any work.
+    if !matches!(sent, Some(Ok(_))) {
+        state.limits.register_unauthenticated_blocked(incoming.ip).map_err(|(w, d)| rate_limited(w, d))?;
+    }
+    let creds = match sent {
         None => {
             metrics::counter!("certdns_api_auth_failures_total", "endpoint" => "register", "reason" => "missing")
                 .increment(1);
@@ -92,19 +115,19 @@ async fn license_owner(state: &Arc<AppState>, incoming: &Incoming) -> Result<Own
 )]
 pub async fn register(State(state): Shared, req: Request) -> Result<Response, ApiError> {
     let (incoming, body) = Incoming::new(&state, req);
-    state.limits.register_address(incoming.ip).map_err(|(w, d)| rate_limited(w, d))?;
     let owner = match state.config.registration {
         RegistrationMode::License => license_owner(&state, &incoming).await?,
-        RegistrationMode::Open => match state.open_owner().await? {
-            Some(account) => Owner { account, key: None },
-            None => return Err(ApiError::NoOwner),
-        },
+        // Everyone is anonymous here: one budget per address.
+        RegistrationMode::Open => {
+            state.limits.register_unauthenticated(incoming.ip).map_err(|(w, d)| rate_limited(w, d))?;
+            match state.open_owner().await? {
+                Some(account) => Owner { account, key: None },
+                None => return Err(ApiError::NoOwner),
+            }
+        }
         // The route is not mounted; kept total for safety.
         RegistrationMode::Disabled => return Err(ApiError::NotFound),
     };
-    if let Some(key) = &owner.key {
-        state.limits.register_key(key).map_err(|(w, d)| rate_limited(w, d))?;
-    }
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let parsed = bodies::parse_register(&bytes)?;
 

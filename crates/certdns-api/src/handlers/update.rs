@@ -46,6 +46,7 @@ fn valid_label(s: &str) -> bool {
 pub async fn update(State(state): Shared, req: Request) -> Result<Response, ApiError> {
     let state = &state;
     let (incoming, body) = Incoming::new(state, req);
+    incoming.refuse_if_over_failure_budget(state)?;
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let parsed = bodies::parse_update(&bytes);
     if let Some(response) = fast_update(state, &incoming, &parsed).await? {

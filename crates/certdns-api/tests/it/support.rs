@@ -57,7 +57,7 @@ pub struct Env {
     pub key: KeyId,
     pub secret: Secret,
     pub config: ApiConfig,
-    _db: TestDatabase,
+    db: TestDatabase,
     _redis: Option<TestRedis>,
 }
 
@@ -102,7 +102,15 @@ impl Env {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
         });
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Env { base: format!("http://{addr}"), http, store, dist, account, key, secret, config, _db: db, _redis: redis }
+        Env { base: format!("http://{addr}"), http, store, dist, account, key, secret, config, db, _redis: redis }
+    }
+
+    /// Postgres only: the database refuses and drops every connection.
+    pub async fn cut_database(&self) {
+        match &self.db {
+            TestDatabase::Postgres(db) => db.cut_connections().await,
+            TestDatabase::Sqlite(_) => panic!("cut_database needs the fleet backend"),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

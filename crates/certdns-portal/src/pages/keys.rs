@@ -112,7 +112,7 @@ fn clean_name(name: &str) -> Result<String, String> {
     if name.is_empty() {
         return Err("Give the key a name, like the server or team that will use it.".into());
     }
-    if name.chars().count() > 80 || name.chars().any(char::is_control) {
+    if name.chars().count() > 80 || certdns_core::text::has_control_or_format(name) {
         return Err("Key names are at most 80 characters, without control characters.".into());
     }
     Ok(name.to_owned())
@@ -213,5 +213,6 @@ mod tests {
         assert!(clean_name("   ").is_err());
         assert!(clean_name(&"x".repeat(81)).is_err());
         assert!(clean_name("a\u{7}b").is_err());
+        assert!(clean_name("web\u{202e}srevres").is_err());
     }
 }

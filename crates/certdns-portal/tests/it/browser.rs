@@ -111,6 +111,12 @@ async fn wait_css(c: &Client, css: &str) -> fantoccini::elements::Element {
     })
 }
 
+/// Opens the newest confirmation link of the outbox, as the user would from the mail.
+async fn confirm_by_mail(env: &Env, c: &Client) {
+    let link = link_in(&env.outbox(), "/verify-email?token=");
+    c.goto(&format!("{}{link}", env.portal)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_create_key_register_check_and_delete() {
     // fantoccini's hyper-rustls brings aws-lc-rs, lettre brings ring: pick one.
@@ -131,6 +137,14 @@ async fn flow(env: &Env, c: &Client) {
     fill(c, "#password_confirm", PASSWORD).await;
     shot(c, "signup").await;
     c.find(Locator::Css("form[action='/signup'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    // "Check your inbox"; the mailed link finishes the sign-up.
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//h1[text()='Check your inbox']"))
+        .await
+        .unwrap();
+    shot(c, "signup-check-inbox").await;
+    confirm_by_mail(env, c).await;
     wait_css(c, "#key-name").await;
     let source = c.source().await.unwrap();
     assert!(source.contains("No keys yet"), "empty state on the keys page");
@@ -277,6 +291,8 @@ async fn secure_cookies_work_on_loopback() {
     fill(&c, "#password", PASSWORD).await;
     fill(&c, "#password_confirm", PASSWORD).await;
     c.find(Locator::Css("form[action='/signup'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_css(&c, "h1").await;
+    confirm_by_mail(&env, &c).await;
     wait_css(&c, "#key-name").await;
     c.goto(&format!("{}/account", env.portal)).await.unwrap();
     let source = c.source().await.unwrap();
