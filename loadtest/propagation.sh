@@ -26,6 +26,7 @@ trap cleanup EXIT
 psql "$CERTDNS_TEST_POSTGRES_URL" -qc "CREATE DATABASE $run_id" >/dev/null
 export CERTDNS_DATABASE_URL="${CERTDNS_TEST_POSTGRES_URL%/*}/$run_id"
 export CERTDNS_REDIS_URL="$CERTDNS_TEST_REDIS_URL" CERTDNS_REDIS_PREFIX="$run_id:" RUST_LOG=warn
+export CERTDNS_DATA_DIR="$work"
 
 start() { # name, args...
     local name="$1"; shift
@@ -38,6 +39,8 @@ start api --role api --http-listen 127.0.0.1:0
 start dns1 --role dns --http-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0
 start dns2 --role dns --http-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0
 
-base_url="$(grep -A1 'ACME client base URL' "$work/api.out" | tail -n1 | tr -d ' ')"
+# The first start writes its credentials to first-start.txt in the data directory,
+# since stdout is not a terminal.
+base_url="$(grep -A1 'ACME client base URL' "$work/first-start.txt" | tail -n1 | tr -d ' ')"
 udp() { sed -n 's/.*DNS *udp \([0-9.:]*\),.*/\1/p' "$work/$1.out"; }
 target/release/examples/propagation --base-url "$base_url" --dns "$(udp dns1)" --dns "$(udp dns2)" --updates "$updates"

@@ -547,10 +547,14 @@ start_certdns_single() {
     wait_dns certdns "$dns"
     grep -q 'TXT distribution: in-process' "$d/certdns.out" || fail "banner does not say 'TXT distribution: in-process': $(cat "$d/certdns.out")"
     grep -q 'store sqlite' "$d/certdns.out" || fail "banner does not name a sqlite store: $(cat "$d/certdns.out")"
-    if grep -A1 'ACME client base URL' "$d/certdns.out" | tail -n1 | grep -Eq 'http://[^ ]+:[^ ]+@127\.0\.0\.1:'"$http"; then
-        say "   first-start banner printed a license-keyed base URL"
+    # stdout is not a terminal here: the credentials go to a private file, named in the banner.
+    grep -q "Credentials written to $d/first-start.txt" "$d/certdns.out" ||
+        fail "first start did not name its credentials file: $(cat "$d/certdns.out")"
+    [ "$(stat -c %a "$d/first-start.txt")" = 600 ] || fail "first-start.txt is not private: $(stat -c %a "$d/first-start.txt")"
+    if grep -A1 'ACME client base URL' "$d/first-start.txt" | tail -n1 | grep -Eq 'http://[^ ]+:[^ ]+@127\.0\.0\.1:'"$http"; then
+        say "   first start wrote a license-keyed base URL to first-start.txt (0600)"
     else
-        fail "first start on an empty database printed no license-keyed base URL after 'ACME client base URL': $(cat "$d/certdns.out")"
+        fail "first start on an empty database wrote no license-keyed base URL: $(cat "$d/first-start.txt")"
     fi
     DNS_DAEMONS=(certdns)
 }

@@ -15,6 +15,7 @@ use crate::config::{self, Config};
 /// Opens the configured store and applies pending migrations. The portal's
 /// interface is a superset; `core()` is the [`Store`] the API and CLI use.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn PortalStore>> {
+    crate::files::prepare_data_dir(&config.data_dir)?;
     let url = config.database_url();
     let redacted = certdns_store::redact(&url);
     let store =

@@ -6,6 +6,7 @@ mod admin;
 mod bootstrap;
 mod cli;
 mod config;
+mod files;
 mod ops;
 mod serve;
 mod telemetry;
@@ -23,6 +24,7 @@ use crate::cli::{Cli, Command};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    files::private_by_default();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

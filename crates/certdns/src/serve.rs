@@ -5,6 +5,7 @@
 //! roles) and split production deployments (Postgres + Redis, one role per
 //! process): only the two trait objects differ.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let first_start = match &store {
         Some(store) => bootstrap::first_start(&**store, &config.zone.domain, &public_api_url).await?,
+        None => None,
+    };
+    // Printed on a terminal; anywhere else stdout is a log, so a private file.
+    let first_start = match first_start {
+        Some(first) if !std::io::stdout().is_terminal() => {
+            let path = first.write_to(&config.data_dir)?;
+            tracing::info!(file = %path.display(), "first-start credentials written");
+            Some(FirstStartShown::InFile(path))
+        }
+        Some(first) => Some(FirstStartShown::Printed(first)),
         None => None,
     };
     let portal = match &portal_store {
@@ -198,7 +209,7 @@ fn print_banner(
     portal: Option<SocketAddr>,
     dns: &[(certdns_dns::Protocol, SocketAddr)],
     distribution: &str,
-    first_start: Option<&bootstrap::FirstStart>,
+    first_start: Option<&FirstStartShown>,
 ) {
     let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
     println!("certdns {} serving roles: {}", env!("CARGO_PKG_VERSION"), roles.join(", "));
@@ -224,15 +235,28 @@ fn print_banner(
         println!("  store {}", certdns_store::redact(&config.database_url()));
     }
     println!("  TXT distribution: {distribution}");
-    if let Some(first) = first_start {
-        println!();
-        println!("First start: created an operator account and a license key. Shown once; keep them safe.");
-        println!("  operator login     {} (portal)", first.login);
-        println!("  operator password  {}", first.password);
-        println!("  ACME client base URL (acme-dns API, license key embedded):");
-        println!("    {}", first.base_url);
-        println!("  e.g. curl -X POST {}/register", first.base_url);
+    match first_start {
+        Some(FirstStartShown::Printed(first)) => {
+            println!();
+            println!("First start: created an operator account and a license key. Shown once; keep them safe.");
+            for line in first.lines() {
+                println!("{line}");
+            }
+        }
+        Some(FirstStartShown::InFile(path)) => {
+            println!();
+            println!("First start: created an operator account and a license key.");
+            println!("  Credentials written to {} (readable only by this user);", path.display());
+            println!("  store them somewhere safe, then delete the file.");
+        }
+        None => {}
     }
+}
+
+/// Where the first start's credentials went.
+enum FirstStartShown {
+    Printed(bootstrap::FirstStart),
+    InFile(std::path::PathBuf),
 }
 
 async fn shutdown_signal() {

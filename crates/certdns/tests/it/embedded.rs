@@ -81,3 +81,64 @@ async fn changing_only_the_zone_domain_is_enough() {
     assert_eq!(names, ["ns1.auth.example.net."]);
     server.stop().await;
 }
+
+/// Everything certdns writes is private to its user: a local user must not read
+/// the session signing key (in the database), reset links (in the outbox) or the
+/// operator's password (in the first-start file).
+#[tokio::test]
+async fn files_are_private_to_the_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.display().to_string();
+    let args = [
+        "serve",
+        "--data-dir",
+        &data_arg,
+        "--http-listen",
+        "127.0.0.1:0",
+        "--dns-listen",
+        "127.0.0.1:0",
+        "--portal-listen",
+        "127.0.0.1:0",
+    ];
+    let server = Certdns::start(dir.path(), &args, &[]).await;
+    assert_eq!(mode(&data), 0o700, "the data directory it created");
+    let creds = server.first_start_file().expect("credentials in a file, stdout is not a terminal");
+    assert_eq!(creds.parent(), Some(data.as_path()));
+    assert_eq!(mode(&creds), 0o600);
+    let password = std::fs::read_to_string(&creds).unwrap();
+    let password = password.lines().find_map(|l| l.trim().strip_prefix("operator password")).unwrap().trim().to_owned();
+    assert!(!server.banner.contains(&password), "the password is not on stdout:\n{}", server.banner);
+
+    // A reset mail for the operator lands in the outbox.
+    let login = format!("operator@{ZONE}");
+    let portal = server.portal_url();
+    let page = reqwest::get(format!("{portal}/forgot-password")).await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = page.text().await.unwrap();
+    let token = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let r = reqwest::Client::new()
+        .post(format!("{portal}/forgot-password"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={token}&email={}", login.replace('@', "%40")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for file in ["certdns.sqlite3", "certdns.sqlite3-wal", "certdns.sqlite3-shm", "outbox.eml"] {
+        let path = data.join(file);
+        assert!(path.exists(), "{file}");
+        assert_eq!(mode(&path), 0o600, "{file}");
+    }
+    server.stop().await;
+
+    // A file an older version left readable is made private at the next start.
+    let db = data.join("certdns.sqlite3");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = Certdns::start(dir.path(), &args, &[]).await;
+    assert_eq!(mode(&db), 0o600);
+    server.stop().await;
+}

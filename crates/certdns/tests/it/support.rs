@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -14,6 +14,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_certdns");
 
 pub struct Certdns {
     child: Child,
+    /// The working directory it was started in.
+    pub dir: PathBuf,
     pub banner: String,
 }
 
@@ -64,7 +66,7 @@ impl Certdns {
                 }
             }
         }
-        Self { child, banner }
+        Self { child, dir: dir.to_owned(), banner }
     }
 
     fn banner_field(&self, prefix: &str) -> Option<&str> {
@@ -87,8 +89,16 @@ impl Certdns {
         addr.parse().expect("socket address")
     }
 
+    /// The first start's credentials file, when the banner names one (stdout is
+    /// not a terminal in tests, so it always does on a first start).
+    pub fn first_start_file(&self) -> Option<PathBuf> {
+        let line = self.banner_field("Credentials written to")?;
+        Some(PathBuf::from(line.split(" (readable").next()?))
+    }
+
     pub fn first_start_base_url(&self) -> Option<String> {
-        let mut lines = self.banner.lines().skip_while(|l| !l.contains("ACME client base URL"));
+        let text = std::fs::read_to_string(self.dir.join(self.first_start_file()?)).expect("first-start file");
+        let mut lines = text.lines().skip_while(|l| !l.contains("ACME client base URL"));
         lines.next()?;
         lines.next().map(|l| l.trim().to_owned())
     }
