@@ -1,7 +1,9 @@
 //! The HTTP edge the acme-dns API and the portal share, written once so both
-//! listeners follow the same rules: who the client is behind proxies
-//! ([`client_addr`]).
+//! listeners follow the same rules: serving with connection limits ([`serve`])
+//! and who the client is behind proxies ([`client_addr`]).
 
 pub mod client_addr;
+pub mod serve;
 
 pub use client_addr::{ClientAddrRule, ProxyHeader, ProxyNet};
+pub use serve::{ConnectionLimits, serve};

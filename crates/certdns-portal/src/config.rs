@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use certdns_http::{ProxyHeader, ProxyNet};
+use certdns_http::{ConnectionLimits, ProxyHeader, ProxyNet};
 use serde::{Deserialize, Serialize};
 
 /// Whether anyone may create an account.
@@ -28,6 +28,10 @@ pub struct SmtpConfig {
 pub struct PortalConfig {
     /// Address of the portal's own HTTP listener (separate from the API's).
     pub listen: SocketAddr,
+    /// Header timeout and connection cap of that listener.
+    pub limits: ConnectionLimits,
+    /// Whole-request deadline (a body that stalls gets 408).
+    pub request_timeout_secs: u64,
     /// The portal's public URL (used in e-mailed links and to check `Origin`);
     /// unset = `http://<listen>`.
     pub public_url: Option<String>,
@@ -67,6 +71,8 @@ impl Default for PortalConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            limits: ConnectionLimits { max_connections: 256, ..ConnectionLimits::default() },
+            request_timeout_secs: 30,
             public_url: None,
             session_secret: None,
             secure_cookies: true,
@@ -89,6 +95,7 @@ impl PortalConfig {
     /// Every key of `[portal]` with a one-line description, for `serve --help`.
     pub const DOCS: &'static [(&'static str, &'static str)] = &[
         ("listen", "address of the portal's HTTP listener (its own, separate from the API's)"),
+        ("request_timeout_secs", "whole-request deadline in seconds; slower requests (a stalled body) get 408"),
         ("public_url", "public URL of the portal, for e-mailed links and Origin checks; unset = http://<listen>"),
         ("session_secret", "key signing session cookies (>= 32 chars); unset = generated once, kept in the database"),
         ("secure_cookies", "mark cookies Secure (HTTPS only); false only for plain-HTTP localhost"),
@@ -121,6 +128,10 @@ impl PortalConfig {
             if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
                 return Err(format!("portal.public_url: {url:?} must be an http(s) URL with a host"));
             }
+        }
+        self.limits.validate("portal")?;
+        if !(1..=300).contains(&self.request_timeout_secs) {
+            return Err("portal.request_timeout_secs: must be between 1 and 300".into());
         }
         if let Some(secret) = &self.session_secret
             && secret.chars().count() < 32
@@ -191,9 +202,10 @@ mod tests {
     fn every_key_is_documented() {
         let json = serde_json::to_value(PortalConfig::default()).unwrap();
         let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-        for key in &keys {
+        // `limits` is described by ConnectionLimits::DOCS (the binary adds it).
+        for key in keys.iter().filter(|k| k.as_str() != "limits") {
             assert!(PortalConfig::DOCS.iter().any(|(k, _)| k == key), "{key} is not in DOCS");
         }
-        assert_eq!(keys.len(), PortalConfig::DOCS.len());
+        assert_eq!(keys.len(), PortalConfig::DOCS.len() + 1);
     }
 }

@@ -97,3 +97,29 @@ pub(crate) fn message(ctx: &Ctx, status: StatusCode, title: &str, text: &str, li
     };
     render(status, &page)
 }
+
+/// The whole request, body included, within `portal.request_timeout_secs`: a
+/// client that stalls its form gets 408 and loses the connection's slot.
+pub(crate) async fn deadline(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<crate::state::AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = std::time::Duration::from_secs(state.config.request_timeout_secs);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let page = Message {
+                layout: Layout::anonymous(String::new()),
+                title: "Request timed out".into(),
+                message: "The request took too long to arrive. Please try again.".into(),
+                link: Some(("/".into(), "Back to the portal".into())),
+            };
+            let mut response = render(StatusCode::REQUEST_TIMEOUT, &page);
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response
+        }
+    }
+}

@@ -122,6 +122,7 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
 
     let pages = pages::routes()
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), error::deadline))
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 
     let router = Router::new()

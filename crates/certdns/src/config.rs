@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use certdns_api::ApiConfig;
 use certdns_dns::{DnsConfig, ZoneConfig};
+use certdns_http::ConnectionLimits;
 use certdns_portal::PortalConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -51,11 +52,13 @@ pub enum LogFormat {
 pub struct HttpConfig {
     /// Where the HTTP listener (API, /metrics, /ready) binds.
     pub listen: SocketAddr,
+    /// Header timeout and connection cap of that listener.
+    pub limits: ConnectionLimits,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), limits: ConnectionLimits::default() }
     }
 }
 
@@ -124,14 +127,16 @@ const HTTP_DOCS: &[(&str, &str)] = &[("listen", "HTTP listen address (API, /metr
 
 /// Every section of the file with its key docs; `serve --help` prints them in
 /// this order, and a test checks that together they name every key.
-fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 6] {
+fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 8] {
     [
         ("", TOP_DOCS),
         ("http", HTTP_DOCS),
+        ("http", ConnectionLimits::DOCS),
         ("dns", DnsConfig::DOCS),
         ("zone", ZoneConfig::DOCS),
         ("api", ApiConfig::DOCS),
         ("portal", PortalConfig::DOCS),
+        ("portal", ConnectionLimits::DOCS),
     ]
 }
 
@@ -295,6 +300,7 @@ impl Config {
         self.dns.validate()?;
         self.api.validate()?;
         self.portal.validate()?;
+        self.http.limits.validate("http")?;
         if self.runs(Role::Portal) && self.portal.listen == self.http.listen && self.http.listen.port() != 0 {
             return Err(format!(
                 "portal.listen: {} is already http.listen; the portal needs its own",

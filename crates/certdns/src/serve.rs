@@ -130,12 +130,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         degraded_after: Duration::from_secs(config.dns.degraded_after_secs),
     };
     http = http.merge(ops::router(ops, !config.runs(Role::Api)));
-    tasks.spawn(serve_http(listener, http, cancel.clone(), "HTTP server"));
+    tasks.spawn(serve_http(listener, http, config.http.limits, cancel.clone(), ("HTTP server", "http")));
 
     let portal_addr = match portal {
         Some((listener, router)) => {
             let addr = listener.local_addr()?;
-            tasks.spawn(serve_http(listener, router, cancel.clone(), "portal"));
+            tasks.spawn(serve_http(listener, router, config.portal.limits, cancel.clone(), ("portal", "portal")));
             Some(addr)
         }
         None => None,
@@ -167,11 +167,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve_http(
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    limits: certdns_http::ConnectionLimits,
     cancel: CancellationToken,
-    name: &'static str,
+    (name, label): (&'static str, &'static str),
 ) -> anyhow::Result<&'static str> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
+    certdns_http::serve(listener, router, limits, label, async move { cancel.cancelled().await })
         .await
         .context(name)?;
     Ok(name)

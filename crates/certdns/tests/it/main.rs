@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod edge;
 mod embedded;
 mod operations;
 mod roles;
