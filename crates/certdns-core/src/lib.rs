@@ -8,6 +8,7 @@ pub mod allow_from;
 pub mod ids;
 pub mod model;
 pub mod password;
+pub mod redact;
 pub mod secret;
 pub mod text;
 pub mod txt;

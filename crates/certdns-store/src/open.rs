@@ -132,18 +132,9 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Pools, St
     }
 }
 
-/// A URL with any password replaced, fit for error messages and logs.
+/// A database URL without its secrets (see [`certdns_core::redact::url`]).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    certdns_core::redact::url(url)
 }
 
 #[cfg(test)]

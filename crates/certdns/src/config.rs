@@ -152,6 +152,13 @@ pub fn env_help() -> String {
         "Configuration keys (TOML file < environment < flags). Nested keys use `__` in the\n\
          environment; lists are written as [\"a\", \"b\"].\n",
     );
+    let files: Vec<String> = SECRET_KEYS.iter().map(|k| file_env_name(k)).collect();
+    let _ = writeln!(
+        out,
+        "Secrets ({}) are never shown, and may be read from a file instead:\n  {}",
+        SECRET_KEYS.join(", "),
+        files.join(", ")
+    );
     for (section, docs) in sections() {
         for (key, help) in docs {
             let full = if section.is_empty() { (*key).to_owned() } else { format!("{section}.{key}") };
@@ -207,6 +214,33 @@ impl<T> ListenOverride<T> {
     }
 }
 
+/// Keys whose values are secrets. `certdns config`, errors and the banner never
+/// show them, and each can come from a file named by `CERTDNS_<KEY>_FILE` (the
+/// way container platforms hand out secrets), e.g. `CERTDNS_DATABASE_URL_FILE`.
+pub const SECRET_KEYS: &[&str] = &["database_url", "redis_url", "portal.session_secret", "portal.smtp.url"];
+
+/// The environment variable naming a file that holds `key`'s value.
+fn file_env_name(key: &str) -> String {
+    format!("{}_FILE", env_name(key))
+}
+
+/// The secrets given as files: (key, file content without the final newline).
+/// Setting a key both ways is an error, so nobody wonders which one won.
+fn secrets_from_files() -> Result<Vec<(&'static str, String)>, String> {
+    let mut found = Vec::new();
+    for key in SECRET_KEYS {
+        let var = file_env_name(key);
+        let Some(path) = std::env::var_os(&var) else { continue };
+        if std::env::var_os(env_name(key)).is_some() {
+            return Err(format!("{key}: both {} and {var} are set; set one", env_name(key)));
+        }
+        let value = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{key}: {var}: cannot read {}: {e}", Path::new(&path).display()))?;
+        found.push((*key, value.trim_end_matches(['\n', '\r']).to_owned()));
+    }
+    Ok(found)
+}
+
 /// Loads the configuration. `file` is optional; a named file that does not exist
 /// is an error (a typo must not silently fall back to defaults).
 pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String> {
@@ -217,25 +251,30 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
         }
         figment = figment.merge(Toml::file_exact(path));
     }
+    let file_vars: Vec<String> =
+        SECRET_KEYS.iter().map(|k| file_env_name(k).trim_start_matches(ENV_PREFIX).to_ascii_lowercase()).collect();
     let env = Env::prefixed(ENV_PREFIX)
-        .split("__")
-        // CERTDNS_CONFIG names the file itself; CERTDNS_TEST_* belong to the test suite.
-        .filter(|key| {
+        // CERTDNS_CONFIG names the file itself; CERTDNS_TEST_* belong to the test
+        // suite; CERTDNS_<secret>_FILE are read below.
+        .filter(move |key| {
             let key = key.as_str().to_ascii_lowercase();
-            key != "config" && !key.starts_with("test_")
-        });
-    figment = figment.merge(env).merge(Serialized::globals(overrides));
+            key != "config" && !key.starts_with("test_") && !file_vars.contains(&key)
+        })
+        .split("__");
+    figment = figment.merge(env);
+    for (key, value) in secrets_from_files()? {
+        figment = figment.merge(Serialized::global(key, value));
+    }
+    figment = figment.merge(Serialized::globals(overrides));
     let config: Config = figment.extract().map_err(describe)?;
     config.validate()?;
     Ok(config)
 }
 
-/// `certdns config`: the merged configuration as TOML.
+/// `certdns config`: the merged configuration as TOML, secrets hidden.
 pub fn print(args: &crate::cli::ServeArgs) -> anyhow::Result<()> {
-    let mut config = load(args.config.config.as_deref(), args.overrides()).map_err(anyhow::Error::msg)?;
-    config.database_url = Some(certdns_store::redact(&config.database_url()));
-    config.redis_url = config.redis_url.as_deref().map(certdns_store::redact);
-    print!("{}", toml::to_string(&config)?);
+    let config = load(args.config.config.as_deref(), args.overrides()).map_err(anyhow::Error::msg)?;
+    print!("{}", toml::to_string(&config.redacted())?);
     Ok(())
 }
 
@@ -269,6 +308,18 @@ fn one_line(s: &str) -> String {
 }
 
 impl Config {
+    /// A copy without secrets (every key of [`SECRET_KEYS`]), for showing.
+    pub fn redacted(&self) -> Config {
+        let mut shown = self.clone();
+        shown.database_url = Some(certdns_core::redact::url(&self.database_url()));
+        shown.redis_url = self.redis_url.as_deref().map(certdns_core::redact::url);
+        shown.portal.session_secret = self.portal.session_secret.as_ref().map(|_| "***".to_owned());
+        if let Some(smtp) = &mut shown.portal.smtp {
+            smtp.url = certdns_core::redact::url(&smtp.url);
+        }
+        shown
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.roles.is_empty() {
             return Err("roles: at least one role is needed (api, dns, portal)".into());
@@ -288,7 +339,7 @@ impl Config {
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://"))
         {
-            return Err(format!("redis_url: {url:?} is not a redis:// URL"));
+            return Err(format!("redis_url: {:?} is not a redis:// URL", certdns_core::redact::url(url)));
         }
         if let Some(url) = &self.public_api_url {
             validate_public_url(url).map_err(|e| format!("public_api_url: {e}"))?;

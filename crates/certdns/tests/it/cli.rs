@@ -95,3 +95,36 @@ fn help_documents_every_key_with_its_environment_name() {
     let out = run_cli(dir.path(), &["--help"], &[], None);
     assert!(out.stdout.contains("serve") && out.stdout.contains("admin") && out.stdout.contains("migrate"));
 }
+
+/// Secrets never show in `certdns config` or in errors, and each can come from a
+/// file (`CERTDNS_<KEY>_FILE`), as container platforms hand secrets out.
+#[test]
+fn secrets_stay_hidden_and_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_file = dir.path().join("db-url");
+    std::fs::write(&db_file, "postgres://certdns:db-secret-1@db.internal/certdns?password=db-secret-2\n").unwrap();
+    let db_var = db_file.display().to_string();
+    let env = [
+        ("CERTDNS_DATABASE_URL_FILE", db_var.as_str()),
+        ("CERTDNS_REDIS_URL", "redis://:redis-secret@redis.internal:6379"),
+        ("CERTDNS_PORTAL__SESSION_SECRET", "session-secret-of-at-least-32-characters"),
+        ("CERTDNS_PORTAL__SMTP", "{ url = \"smtps://mailer:smtp-secret@smtp.internal:465\" }"),
+    ];
+    let out = run_cli(dir.path(), &["config"], &env, None);
+    assert!(out.success, "{}", out.stderr);
+    for secret in ["db-secret-1", "db-secret-2", "redis-secret", "session-secret-of", "smtp-secret"] {
+        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret), "{secret} shown:\n{}", out.stdout);
+    }
+    assert!(out.stdout.contains("database_url = \"postgres://certdns:***@db.internal/certdns?password=***\""));
+    assert!(out.stdout.contains("session_secret = \"***\""), "{}", out.stdout);
+
+    // A bad value is named, without the secret.
+    let out = run_cli(dir.path(), &["config"], &[("CERTDNS_REDIS_URL", "http://:redis-secret@x")], None);
+    assert!(!out.success && out.stderr.contains("redis_url") && !out.stderr.contains("redis-secret"), "{}", out.stderr);
+    // Both ways at once, or an unreadable file: one clear line.
+    let both = [("CERTDNS_DATABASE_URL_FILE", db_var.as_str()), ("CERTDNS_DATABASE_URL", "sqlite://x")];
+    let out = run_cli(dir.path(), &["config"], &both, None);
+    assert!(!out.success && out.stderr.contains("both CERTDNS_DATABASE_URL and CERTDNS_DATABASE_URL_FILE"));
+    let out = run_cli(dir.path(), &["config"], &[("CERTDNS_PORTAL__SESSION_SECRET_FILE", "/nonexistent/x")], None);
+    assert!(!out.success && out.stderr.contains("CERTDNS_PORTAL__SESSION_SECRET_FILE: cannot read"), "{}", out.stderr);
+}
