@@ -35,9 +35,9 @@ start() { # name, args...
     for _ in $(seq 1 100); do grep -q "TXT distribution" "$work/$name.out" 2>/dev/null && return; sleep 0.1; done
     echo "$name did not start:"; cat "$work/$name.err"; exit 1
 }
-start api --role api --http-listen 127.0.0.1:0
-start dns1 --role dns --http-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0
-start dns2 --role dns --http-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0
+start api --role api --http-listen 127.0.0.1:0 --ops-listen 127.0.0.1:0
+start dns1 --role dns --http-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 --ops-listen 127.0.0.1:0
+start dns2 --role dns --http-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 --ops-listen 127.0.0.1:0
 
 # The first start writes its credentials to first-start.txt in the data directory,
 # since stdout is not a terminal.

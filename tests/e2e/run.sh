@@ -534,15 +534,15 @@ wait_dns() { # DAEMON DNS-PORT
 start_certdns_single() {
     local d="$W/single"
     mkdir -p "$d"
-    local http dns
-    read -r http dns <<<"$(free_ports 2)"
+    local http dns ops
+    read -r http dns ops <<<"$(free_ports 3)"
     cd_common_env "$http"
     CD_DIR="$d"; CD_HTTP=$http; CD_DNS=("$dns")
     step "certdns (single binary, embedded default): serve" "$W/logs/certdns.log" "$d/certdns.out"
     # The embedded default: SQLite in the working directory, in-process distribution,
     # every role in one process. Only the addresses are ours.
     start_daemon certdns "$d/certdns.out" "$W/logs/certdns.log" \
-        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --http-listen "127.0.0.1:$http" --dns-listen "127.0.0.1:$dns"
+        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --http-listen "127.0.0.1:$http" --dns-listen "127.0.0.1:$dns" --ops-listen "127.0.0.1:$ops"
     wait_ready certdns "$http"
     wait_dns certdns "$dns"
     grep -q 'TXT distribution: in-process' "$d/certdns.out" || fail "banner does not say 'TXT distribution: in-process': $(cat "$d/certdns.out")"
@@ -572,8 +572,8 @@ start_certdns_split() {
     echo "pg $CERTDNS_TEST_POSTGRES_URL $db" >>"$W/cleanup"
     echo "redis $CERTDNS_TEST_REDIS_URL $prefix" >>"$W/cleanup"
     timeout --foreground 30 psql "$CERTDNS_TEST_POSTGRES_URL" -qAtc "CREATE DATABASE \"$db\"" >/dev/null
-    local http h1 h2 d1 d2
-    read -r http h1 h2 d1 d2 <<<"$(free_ports 5)"
+    local http h1 h2 d1 d2 o0 o1 o2
+    read -r http h1 h2 d1 d2 o0 o1 o2 <<<"$(free_ports 8)"
     cd_common_env "$http"
     CD_ENV+=(
         "CERTDNS_DATABASE_URL=${CERTDNS_TEST_POSTGRES_URL%/*}/$db"
@@ -587,11 +587,11 @@ start_certdns_split() {
 
     step "certdns (split): api role + two dns roles" "$W/logs/certdns-api.log" "$W/logs/certdns-dns1.log" "$W/logs/certdns-dns2.log"
     start_daemon certdns-api "$d/api.out" "$W/logs/certdns-api.log" \
-        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --role api --http-listen "127.0.0.1:$http"
+        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --role api --http-listen "127.0.0.1:$http" --ops-listen "127.0.0.1:$o0"
     start_daemon certdns-dns1 "$d/dns1.out" "$W/logs/certdns-dns1.log" \
-        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --role dns --dns-listen "127.0.0.1:$d1" --http-listen "127.0.0.1:$h1"
+        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --role dns --dns-listen "127.0.0.1:$d1" --http-listen "127.0.0.1:$h1" --ops-listen "127.0.0.1:$o1"
     start_daemon certdns-dns2 "$d/dns2.out" "$W/logs/certdns-dns2.log" \
-        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --role dns --dns-listen "127.0.0.1:$d2" --http-listen "127.0.0.1:$h2"
+        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --role dns --dns-listen "127.0.0.1:$d2" --http-listen "127.0.0.1:$h2" --ops-listen "127.0.0.1:$o2"
     wait_ready certdns-api "$http"
     wait_ready certdns-dns1 "$h1"
     wait_ready certdns-dns2 "$h2"
@@ -599,7 +599,7 @@ start_certdns_split() {
     wait_dns certdns-dns2 "$d2"
     grep -q 'TXT distribution: redis' "$d/dns1.out" || say "   note: dns1 banner: $(tr '\n' ' ' <"$d/dns1.out")"
     DNS_DAEMONS=(certdns-dns1 certdns-dns2)
-    DNS_METRICS_PORTS=("$h1" "$h2")
+    DNS_METRICS_PORTS=("$o1" "$o2")
 }
 
 ###############################################################################

@@ -59,7 +59,10 @@ mod tests {
         assert_eq!(url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(url("redis://:secret@h:6379/0"), "redis://:***@h:6379/0");
-        assert_eq!(url("postgres://h/db?user=u&password=secret&sslmode=require"), "postgres://h/db?user=u&password=***&sslmode=require");
+        assert_eq!(
+            url("postgres://h/db?user=u&password=secret&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
         assert_eq!(url("postgres://u:a%40b@h/db?PassWord=x"), "postgres://u:***@h/db?PassWord=***");
         assert_eq!(url("smtps://mailer:hunter2@smtp.example.net:465"), "smtps://mailer:***@smtp.example.net:465");
         assert_eq!(url("sqlite:certdns.sqlite3"), "sqlite:certdns.sqlite3");

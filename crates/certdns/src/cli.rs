@@ -82,6 +82,9 @@ pub struct ServeArgs {
     /// Portal listen address [key: portal.listen].
     #[arg(long, value_name = "ADDR")]
     pub portal_listen: Option<SocketAddr>,
+    /// Operator listener for /metrics [key: ops.listen].
+    #[arg(long, value_name = "ADDR")]
+    pub ops_listen: Option<SocketAddr>,
     /// Log format [key: log_format].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -97,6 +100,7 @@ impl ServeArgs {
         o.http.listen = self.http_listen;
         o.dns.listen = (!self.dns_listen.is_empty()).then(|| self.dns_listen.clone());
         o.portal.listen = self.portal_listen;
+        o.ops.listen = self.ops_listen;
         o
     }
 }

@@ -62,6 +62,20 @@ impl Default for HttpConfig {
     }
 }
 
+/// `[ops]`: the operator's listener (metrics), on loopback unless opened up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// Where `/metrics` (and `/ready`, `/health`) are served.
+    pub listen: SocketAddr,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9090)) }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -85,6 +99,7 @@ pub struct Config {
     /// A tracing filter (`info`, `certdns=debug,info`, …); `RUST_LOG` wins if set.
     pub log_level: String,
     pub http: HttpConfig,
+    pub ops: OpsConfig,
     pub dns: DnsConfig,
     pub zone: ZoneConfig,
     pub api: ApiConfig,
@@ -103,6 +118,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info,hickory_server=warn".into(),
             http: HttpConfig::default(),
+            ops: OpsConfig::default(),
             dns: DnsConfig::default(),
             zone: ZoneConfig::default(),
             api: ApiConfig::default(),
@@ -123,15 +139,18 @@ const TOP_DOCS: &[(&str, &str)] = &[
     ("log_format", "text or json"),
     ("log_level", "tracing filter, e.g. info or certdns=debug,info (RUST_LOG wins)"),
 ];
-const HTTP_DOCS: &[(&str, &str)] = &[("listen", "HTTP listen address (API, /metrics, /ready)")];
+const HTTP_DOCS: &[(&str, &str)] = &[("listen", "HTTP listen address (API, /ready, /health)")];
+const OPS_DOCS: &[(&str, &str)] =
+    &[("listen", "operator listener: /metrics (and /ready, /health); keep it on loopback or an internal network")];
 
 /// Every section of the file with its key docs; `serve --help` prints them in
 /// this order, and a test checks that together they name every key.
-fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 8] {
+fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 9] {
     [
         ("", TOP_DOCS),
         ("http", HTTP_DOCS),
         ("http", ConnectionLimits::DOCS),
+        ("ops", OPS_DOCS),
         ("dns", DnsConfig::DOCS),
         ("zone", ZoneConfig::DOCS),
         ("api", ApiConfig::DOCS),
@@ -190,6 +209,8 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "ListenOverride::is_empty")]
     pub http: ListenOverride<SocketAddr>,
+    #[serde(skip_serializing_if = "ListenOverride::is_empty")]
+    pub ops: ListenOverride<SocketAddr>,
     #[serde(skip_serializing_if = "ListenOverride::is_empty")]
     pub dns: ListenOverride<Vec<SocketAddr>>,
     #[serde(skip_serializing_if = "ListenOverride::is_empty")]
@@ -357,6 +378,10 @@ impl Config {
                 "portal.listen: {} is already http.listen; the portal needs its own",
                 self.http.listen
             ));
+        }
+        let others = [self.http.listen, self.portal.listen];
+        if self.ops.listen.port() != 0 && others.contains(&self.ops.listen) {
+            return Err(format!("ops.listen: {} is already taken by http.listen or portal.listen", self.ops.listen));
         }
         Ok(())
     }

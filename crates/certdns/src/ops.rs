@@ -1,6 +1,8 @@
-//! Operational endpoints every role serves: `/metrics` (Prometheus), `/ready`
-//! (readiness for load balancers and anycast health checks), and `/health` where
-//! the API role (which owns the acme-dns `/health`) is not running.
+//! Operational endpoints every role serves. The public HTTP listener has the
+//! probes load balancers and anycast health checks need (`/ready`, and `/health`
+//! where the API role, which owns the acme-dns `/health`, is not running); the
+//! operator's listener (`ops.listen`, loopback by default) adds `/metrics`,
+//! which would tell strangers too much.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,10 +30,20 @@ pub struct Ops {
     pub degraded_after: Duration,
 }
 
-pub fn router(ops: Ops, with_health: bool) -> Router {
-    let router = Router::new().route("/metrics", get(metrics)).route("/ready", get(ready));
+/// `/ready` (and `/health` when asked) for the public HTTP listener.
+pub fn probes(ops: Ops, with_health: bool) -> Router {
+    let router = Router::new().route("/ready", get(ready));
     let router = if with_health { router.route("/health", get(|| async { StatusCode::OK })) } else { router };
     router.with_state(ops)
+}
+
+/// The operator's listener: `/metrics`, `/ready`, `/health`.
+pub fn operator(ops: Ops) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
+        .route("/health", get(|| async { StatusCode::OK }))
+        .with_state(ops)
 }
 
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {

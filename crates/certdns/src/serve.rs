@@ -45,6 +45,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;
+    let ops_listener = tokio::net::TcpListener::bind(config.ops.listen)
+        .await
+        .with_context(|| format!("ops.listen: cannot listen on {}", config.ops.listen))?;
+    let ops_addr = ops_listener.local_addr()?;
     let public_api_url = match &config.public_api_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => format!("http://{http_addr}"),
@@ -129,8 +133,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         replica: replica_health,
         degraded_after: Duration::from_secs(config.dns.degraded_after_secs),
     };
-    http = http.merge(ops::router(ops, !config.runs(Role::Api)));
+    http = http.merge(ops::probes(ops.clone(), !config.runs(Role::Api)));
     tasks.spawn(serve_http(listener, http, config.http.limits, cancel.clone(), ("HTTP server", "http")));
+    let ops_limits =
+        certdns_http::ConnectionLimits { max_connections: 64, ..certdns_http::ConnectionLimits::default() };
+    tasks.spawn(serve_http(ops_listener, ops::operator(ops), ops_limits, cancel.clone(), ("ops listener", "ops")));
 
     let portal_addr = match portal {
         Some((listener, router)) => {
@@ -141,7 +148,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    print_banner(&config, http_addr, portal_addr, &dns_addrs, distribution.kind(), first_start.as_ref());
+    let addrs = Listeners { http: http_addr, ops: ops_addr, portal: portal_addr, dns: &dns_addrs };
+    print_banner(&config, &addrs, distribution.kind(), first_start.as_ref());
     tracing::info!(roles = ?config.roles, %http_addr, "certdns started");
 
     tokio::select! {
@@ -203,18 +211,20 @@ async fn start_portal(
     Ok((listener, router))
 }
 
-fn print_banner(
-    config: &Config,
+/// Where this process listens, as bound (a configured port 0 is a real port here).
+struct Listeners<'a> {
     http: SocketAddr,
+    ops: SocketAddr,
     portal: Option<SocketAddr>,
-    dns: &[(certdns_dns::Protocol, SocketAddr)],
-    distribution: &str,
-    first_start: Option<&FirstStartShown>,
-) {
+    dns: &'a [(certdns_dns::Protocol, SocketAddr)],
+}
+
+fn print_banner(config: &Config, at: &Listeners<'_>, distribution: &str, first_start: Option<&FirstStartShown>) {
     let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
     println!("certdns {} serving roles: {}", env!("CARGO_PKG_VERSION"), roles.join(", "));
-    if !dns.is_empty() {
-        let listeners: Vec<String> = dns
+    if !at.dns.is_empty() {
+        let listeners: Vec<String> = at
+            .dns
             .iter()
             .map(|(p, a)| match p {
                 certdns_dns::Protocol::Udp => format!("udp {a}"),
@@ -223,12 +233,15 @@ fn print_banner(
             .collect();
         println!("  DNS   {}  (zone {})", listeners.join(", "), config.zone.domain);
     }
-    let mut served = vec!["/metrics", "/ready"];
+    let mut served = vec!["/ready"];
     if config.runs(Role::Api) {
         served.splice(0..0, ["/register", "/update", "/health"]);
+    } else {
+        served.push("/health");
     }
-    println!("  HTTP  http://{http}  ({})", served.join(" "));
-    if let Some(portal) = portal {
+    println!("  HTTP  http://{}  ({})", at.http, served.join(" "));
+    println!("  Ops   http://{}  (/metrics /ready /health)", at.ops);
+    if let Some(portal) = at.portal {
         println!("  Portal http://{portal}");
     }
     if config.needs_store() {

@@ -22,7 +22,11 @@ async fn embedded_default_serves_api_and_dns_and_survives_a_restart() {
     let http = server.http_url();
     let ready: Value = reqwest::get(format!("{http}/ready")).await.unwrap().json().await.unwrap();
     assert_eq!(ready["ready"], true, "{ready}");
-    let metrics = reqwest::get(format!("{http}/metrics")).await.unwrap().text().await.unwrap();
+    // Metrics only on the operator's listener (loopback by default), not on the public one.
+    assert_eq!(reqwest::get(format!("{http}/metrics")).await.unwrap().status(), 404);
+    let ops = server.ops_url();
+    assert!(ops.starts_with("http://127.0.0.1:"), "{ops}");
+    let metrics = reqwest::get(format!("{ops}/metrics")).await.unwrap().text().await.unwrap();
     for series in
         ["certdns_replica_entries", "certdns_replica_stream_up 1", "certdns_replica_snapshot_timestamp_seconds"]
     {
@@ -45,7 +49,7 @@ async fn embedded_default_serves_api_and_dns_and_survives_a_restart() {
     update(&http, &reg, &valid_txt('b')).await;
     let answer = crate::support::wait_for_txt(server.dns_udp(), &fulldomain, 2).await;
     assert_eq!(txt_values(&answer), [valid_txt('b'), valid_txt('a')]);
-    let metrics = reqwest::get(format!("{http}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{ops}/metrics")).await.unwrap().text().await.unwrap();
     for series in ["certdns_api_updates_total 2", "certdns_api_update_batch_writes_bucket{le=\"1\"} 2"] {
         assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");
     }

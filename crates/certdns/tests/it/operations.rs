@@ -30,7 +30,7 @@ async fn logs_carry_no_secrets_and_metrics_count_api_requests() {
         .unwrap();
     assert_eq!(failed.status(), 401);
 
-    let metrics = reqwest::get(format!("{http}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", server.ops_url())).await.unwrap().text().await.unwrap();
     for series in [
         "certdns_api_requests_total{route=\"/update\",status=\"200\"} 1",
         "certdns_api_requests_total{route=\"/update\",status=\"401\"} 1",

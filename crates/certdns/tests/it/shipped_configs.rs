@@ -30,6 +30,11 @@ fn placeholder(name: &str) -> String {
     }
 }
 
+/// `$(NAME)` replaced by an earlier variable's value, as Kubernetes does.
+fn expand(value: &str, env: &BTreeMap<String, String>) -> String {
+    env.iter().fold(value.to_owned(), |v, (name, set)| v.replace(&format!("$({name})"), set))
+}
+
 /// `certdns config` in place of the process's own command (`serve`, `migrate`),
 /// with its flags, and the file it reads moved to `config_file`.
 fn config_args(args: &[String], config_file: &Path) -> Vec<String> {
@@ -89,8 +94,20 @@ fn kubernetes_manifest_loads_for_every_container() {
             }
             for var in container["env"].as_vec().into_iter().flatten() {
                 let name = var["name"].as_str().expect("env name").to_owned();
-                let value = var["value"].as_str().map_or_else(|| placeholder(&name), str::to_owned);
+                if let Some(key) = var["valueFrom"]["secretKeyRef"]["key"].as_str() {
+                    assert!(secrets.contains_key(key), "{key} is not in the Secret the header creates");
+                }
+                let value = match (var["value"].as_str(), &var["valueFrom"]["fieldRef"]) {
+                    (Some(value), _) => expand(value, &env),
+                    (None, field) if !field.is_badvalue() => "10.0.0.7".to_owned(),
+                    (None, _) => placeholder(&name),
+                };
                 env.insert(name, value);
+            }
+            if args.iter().any(|a| a == "dns") {
+                for secret in ["DATABASE_URL", "SESSION_SECRET", "SMTP"] {
+                    assert!(!env.keys().any(|k| k.contains(secret)), "a responder gets {secret}: {env:?}");
+                }
             }
             let printed = load(dir.path(), &config_args(&args, &config_file), &env);
             if let Some(domain) = &domain {
@@ -103,42 +120,53 @@ fn kubernetes_manifest_loads_for_every_container() {
             ));
         }
     }
-    assert!(checked.len() >= 3, "expected the migrate, api and dns containers at least: {checked:?}");
+    assert!(checked.len() >= 4, "expected the migrate, api, portal and dns containers at least: {checked:?}");
 }
 
-/// A compose service's mapping with `<<: *anchor` merged in (YAML merge keys).
-fn merged(service: &Yaml) -> BTreeMap<String, Yaml> {
-    let mut out = BTreeMap::new();
-    let Some(hash) = service.as_hash() else { return out };
-    if let Some(base) = hash.get(&Yaml::String("<<".into())).and_then(Yaml::as_hash) {
-        for (k, v) in base {
-            out.insert(k.as_str().unwrap_or_default().to_owned(), v.clone());
+/// `yaml` with YAML merge keys resolved, at every level: `<<: *anchor` or
+/// `<<: [*a, *b]` inserts those mappings' entries, which the mapping's own override.
+fn resolve_merges(yaml: &Yaml) -> Yaml {
+    match yaml {
+        Yaml::Hash(hash) => {
+            let mut out = yaml_rust2::yaml::Hash::new();
+            if let Some(merge) = hash.get(&Yaml::String("<<".into())) {
+                let bases = match merge {
+                    Yaml::Array(list) => list.clone(),
+                    other => vec![other.clone()],
+                };
+                for base in bases {
+                    if let Yaml::Hash(base) = resolve_merges(&base) {
+                        out.extend(base);
+                    }
+                }
+            }
+            for (k, v) in hash {
+                if k.as_str() != Some("<<") {
+                    out.insert(k.clone(), resolve_merges(v));
+                }
+            }
+            Yaml::Hash(out)
         }
+        Yaml::Array(list) => Yaml::Array(list.iter().map(resolve_merges).collect()),
+        other => other.clone(),
     }
-    for (k, v) in hash {
-        if k.as_str() != Some("<<") {
-            out.insert(k.as_str().unwrap_or_default().to_owned(), v.clone());
-        }
-    }
-    out
 }
 
 #[test]
 fn compose_services_load_with_their_environment() {
     let text = repo_file("docker-compose.yml");
     let docs = YamlLoader::load_from_str(&text).unwrap();
-    let services = docs[0]["services"].as_hash().expect("services");
+    let compose = resolve_merges(&docs[0]);
+    let services = compose["services"].as_hash().expect("services");
     let dir = tempfile::tempdir().unwrap();
     let mut checked = Vec::new();
     for (name, service) in services {
-        let service = merged(service);
-        let command = service.get("command").map(strings).unwrap_or_default();
+        let command = strings(&service["command"]);
         if command.first().map(String::as_str) != Some("serve") {
             continue; // postgres, redis
         }
-        let env: BTreeMap<String, String> = service
-            .get("environment")
-            .and_then(Yaml::as_hash)
+        let env: BTreeMap<String, String> = service["environment"]
+            .as_hash()
             .into_iter()
             .flatten()
             .map(|(k, v)| {
@@ -151,11 +179,14 @@ fn compose_services_load_with_their_environment() {
                 (k.as_str().unwrap_or_default().to_owned(), value)
             })
             .collect();
+        if command.iter().any(|a| a == "dns") {
+            assert!(!env.contains_key("CERTDNS_DATABASE_URL"), "{name:?}: a responder gets no database URL");
+        }
         let printed = load(dir.path(), &config_args(&command, Path::new("unused")), &env);
         assert!(printed.contains("domain = \"auth.certdns.localhost\""), "{printed}");
         checked.push(name.as_str().unwrap_or_default().to_owned());
     }
-    assert!(checked.len() >= 3, "expected the api and two dns services at least: {checked:?}");
+    assert!(checked.len() >= 4, "expected the api, the portal and two dns services at least: {checked:?}");
 }
 
 /// The ```toml examples in the operator and customer docs.

@@ -29,8 +29,14 @@ impl Certdns {
     /// Like [`Certdns::start`], with the logs (stderr) going to `stderr`; `env`
     /// may set `RUST_LOG` (default `warn`).
     pub async fn start_with_stderr(dir: &Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
+        // Tests run many processes at once: the operator listener on a free port
+        // too, unless the test chose one.
+        let mut args = args.to_vec();
+        if args.first() == Some(&"serve") && !args.contains(&"--ops-listen") {
+            args.extend(["--ops-listen", "127.0.0.1:0"]);
+        }
         let mut child = Command::new(BIN)
-            .args(args)
+            .args(&args)
             .current_dir(dir)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
@@ -80,6 +86,12 @@ impl Certdns {
 
     pub fn portal_url(&self) -> String {
         let line = self.banner_field("Portal").expect("Portal line in banner");
+        line.split_whitespace().next().expect("URL").to_owned()
+    }
+
+    /// The operator listener (`/metrics`).
+    pub fn ops_url(&self) -> String {
+        let line = self.banner_field("Ops").expect("Ops line in banner");
         line.split_whitespace().next().expect("URL").to_owned()
     }
 
