@@ -58,6 +58,10 @@ pub trait Store: Send + Sync + 'static {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
 
+    /// A tiny write that nothing reads (a probe row), for readiness: a full disk
+    /// or a database that went read-only fails it while reads still work.
+    async fn ping_write(&self) -> Result<()>;
+
     // --- accounts -------------------------------------------------------------
 
     /// Inserts an account. [`StoreError::Conflict`] if the e-mail is taken.

@@ -263,6 +263,18 @@ where
         Ok(())
     }
 
+    async fn ping_write(&self) -> Result<()> {
+        let at = certdns_core::now().unix_timestamp().to_string();
+        sqlx::query(
+            "INSERT INTO portal_settings (name, value) VALUES ('readiness.write_probe', $1) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(at.as_str())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     async fn create_account(&self, a: &Account) -> Result<()> {
         sqlx::query(
             "INSERT INTO accounts (id, email, role, status, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -28,6 +28,34 @@ pub struct Ops {
     /// Present when the dns role runs.
     pub replica: Option<(Arc<Replica>, Arc<FollowerHealth>)>,
     pub degraded_after: Duration,
+    /// The last write probe: when, and whether it worked.
+    pub last_write: Arc<std::sync::Mutex<Option<(std::time::Instant, bool)>>>,
+}
+
+/// Write probes run at most this often, however many load balancers ask.
+const WRITE_PROBE_EVERY: Duration = Duration::from_secs(2);
+
+impl Ops {
+    /// Whether the store takes writes (a full disk, a read-only failover fail
+    /// this while reads work), probed at most every [`WRITE_PROBE_EVERY`].
+    async fn store_writes(&self, store: &dyn Store) -> bool {
+        let cached = *self.last_write.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, ok)) = cached
+            && at.elapsed() < WRITE_PROBE_EVERY
+        {
+            return ok;
+        }
+        let ok = match tokio::time::timeout(CHECK_TIMEOUT, store.ping_write()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the store refuses writes");
+                false
+            }
+            Err(_) => false,
+        };
+        *self.last_write.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), ok));
+        ok
+    }
 }
 
 /// `/ready` (and `/health` when asked) for the public HTTP listener.
@@ -59,9 +87,13 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
     let mut checks = serde_json::Map::new();
     if let Some(store) = &ops.store {
         let result = tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await;
-        let healthy = matches!(result, Ok(Ok(())));
-        ok &= healthy;
-        checks.insert("store".into(), json!(if healthy { "ok" } else { "unavailable" }));
+        let status = match result {
+            Ok(Ok(())) if ops.store_writes(store.as_ref()).await => "ok",
+            Ok(Ok(())) => "writes failing",
+            _ => "unavailable",
+        };
+        ok &= status == "ok";
+        checks.insert("store".into(), json!(status));
     }
     let result = tokio::time::timeout(CHECK_TIMEOUT, ops.distribution.ping()).await;
     let healthy = matches!(result, Ok(Ok(())));

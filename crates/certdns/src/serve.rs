@@ -132,6 +132,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         distribution: distribution.clone(),
         replica: replica_health,
         degraded_after: Duration::from_secs(config.dns.degraded_after_secs),
+        last_write: Arc::default(),
     };
     http = http.merge(ops::probes(ops.clone(), !config.runs(Role::Api)));
     tasks.spawn(serve_http(listener, http, config.http.limits, cancel.clone(), ("HTTP server", "http")));

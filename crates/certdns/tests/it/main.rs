@@ -7,6 +7,7 @@
 mod cli;
 mod edge;
 mod embedded;
+mod faults;
 mod operations;
 mod roles;
 mod shipped_configs;
