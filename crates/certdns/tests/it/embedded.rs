@@ -118,20 +118,7 @@ async fn files_are_private_to_the_user() {
 
     // A reset mail for the operator lands in the outbox.
     let login = format!("operator@{ZONE}");
-    let portal = server.portal_url();
-    let page = reqwest::get(format!("{portal}/forgot-password")).await.unwrap();
-    let cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let html = page.text().await.unwrap();
-    let token = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-    let r = reqwest::Client::new()
-        .post(format!("{portal}/forgot-password"))
-        .header("cookie", cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={token}&email={}", login.replace('@', "%40")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(submit_portal_form(&server.portal_url(), "/forgot-password", &[("email", &login)]).await, 200);
     for file in ["certdns.sqlite3", "certdns.sqlite3-wal", "certdns.sqlite3-shm", "outbox.eml"] {
         let path = data.join(file);
         assert!(path.exists(), "{file}");

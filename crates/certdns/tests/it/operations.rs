@@ -29,6 +29,16 @@ async fn logs_carry_no_secrets_and_metrics_count_api_requests() {
         .await
         .unwrap();
     assert_eq!(failed.status(), 401);
+    // Mails with live links: a sign-up's confirmation, the operator's reset.
+    let portal = server.portal_url();
+    let signup = [
+        ("email", "newcomer@example.com"),
+        ("password", "a long new password"),
+        ("password_confirm", "a long new password"),
+    ];
+    assert_eq!(submit_portal_form(&portal, "/signup", &signup).await, 200);
+    let operator = format!("operator@{ZONE}");
+    assert_eq!(submit_portal_form(&portal, "/forgot-password", &[("email", &operator)]).await, 200);
 
     let metrics = reqwest::get(format!("{}/metrics", server.ops_url())).await.unwrap().text().await.unwrap();
     for series in [
@@ -44,8 +54,22 @@ async fn logs_carry_no_secrets_and_metrics_count_api_requests() {
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(logs.contains("TXT updated"), "the API logged at trace level:\n{logs}");
+    assert!(logs.contains("mail written to the outbox"), "the mails were logged as written");
+    let outbox = std::fs::read_to_string(dir.path().join("outbox.eml")).unwrap();
+    let token_after = |marker: &str| -> String {
+        let rest = outbox.split(marker).nth(1).unwrap_or_else(|| panic!("{marker} in the outbox"));
+        rest.split(|c: char| c.is_whitespace()).next().unwrap().to_owned()
+    };
+    let (reset, verify) = (token_after("/reset-password?token="), token_after("/verify-email?token="));
+    let first_start = std::fs::read_to_string(server_dir_file(dir.path())).unwrap();
+    let operator_password =
+        first_start.lines().find_map(|l| l.trim().strip_prefix("operator password")).unwrap().trim().to_owned();
     let password = reg["password"].as_str().unwrap();
     for (what, secret) in [
+        ("reset token", reset.as_str()),
+        ("verification token", verify.as_str()),
+        ("operator password", operator_password.as_str()),
+        ("new user's password", "a long new password"),
         ("registration password", password),
         ("license key secret", key_secret),
         ("TXT value", value.as_str()),
@@ -54,4 +78,9 @@ async fn logs_carry_no_secrets_and_metrics_count_api_requests() {
     ] {
         assert!(!logs.contains(secret), "the {what} appears in the logs");
     }
+}
+
+/// The first-start file in a data directory.
+fn server_dir_file(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("first-start.txt")
 }

@@ -89,6 +89,20 @@ impl Certdns {
         line.split_whitespace().next().expect("URL").to_owned()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time the process has used so far (user + system), from /proc.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("/proc/<pid>/stat");
+        // Fields after the command name (which may hold spaces) start after ')'.
+        let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        let hz = rustix::param::clock_ticks_per_second();
+        Duration::from_micros(ticks * 1_000_000 / hz)
+    }
+
     /// The operator listener (`/metrics`).
     pub fn ops_url(&self) -> String {
         let line = self.banner_field("Ops").expect("Ops line in banner");
@@ -232,4 +246,29 @@ pub async fn update(http: &str, reg: &serde_json::Value, txt: &str) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// Submits a portal form as a browser would: GET `path` for the CSRF cookie and
+/// token, then POST `fields` there. Returns the status.
+pub async fn submit_portal_form(portal: &str, path: &str, fields: &[(&str, &str)]) -> u16 {
+    let page = reqwest::get(format!("{portal}{path}")).await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = page.text().await.unwrap();
+    let token = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &token)
+        .extend_pairs(fields.iter().copied())
+        .finish();
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{portal}{path}"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
 }
