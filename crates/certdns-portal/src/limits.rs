@@ -277,6 +277,32 @@ mod tests {
         assert!(limits.sign_in_allowed(None, None).is_ok(), "unknown addresses share a bucket of their own");
     }
 
+    /// Memory follows the addresses seen lately, not every address ever tried.
+    #[test]
+    fn idle_entries_are_pruned() {
+        let quota = Quota::per_second(NonZeroU32::new(1000).unwrap()).allow_burst(NonZeroU32::new(1).unwrap());
+        let budget: Budget<IpAddr> = Budget::new(quota);
+        for i in 0..5_000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            let _ = budget.spend(&ip);
+            let _ = budget.spend(&ip); // over the burst: remembered as exhausted
+        }
+        assert_eq!(budget.bucket.len(), 5_000);
+        std::thread::sleep(Duration::from_millis(20));
+        budget.prune();
+        assert_eq!(budget.bucket.len(), 0, "idle buckets dropped");
+        assert!(budget.blocked.lock().unwrap().is_empty(), "expired blocks dropped");
+
+        let limits = Limits::new(10, Duration::from_millis(10));
+        for i in 0..100u32 {
+            let _ = limits.sign_in_failed(Some(IpAddr::from(i.to_be_bytes())), Some(AccountId::generate()));
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        limits.checks.store(PRUNE_EVERY - 1, Ordering::Relaxed);
+        limits.housekeeping();
+        assert!(limits.backoff.lock().unwrap().is_empty(), "back-off entries forgotten once they expire");
+    }
+
     #[test]
     fn reset_mails_are_capped_per_account() {
         let limits = Limits::new(5, Duration::from_secs(900));
