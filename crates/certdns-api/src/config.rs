@@ -80,9 +80,13 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Whole-request deadline; slower requests get `408`.
     pub request_timeout_secs: u64,
-    /// Sent as `propagationDelaySeconds` in `/update` responses: the wait the
-    /// service recommends before the client asks the CA to validate.
+    /// Sent as `propagationDelaySeconds` in `/update` responses when the wait
+    /// below ended before every responder served the value (or is off): the wait
+    /// the service recommends before the client asks the CA to validate.
     pub propagation_delay_secs: u32,
+    /// How long `/update` waits, at most, until every live DNS responder serves
+    /// the new value (then it answers `propagationDelaySeconds: 0`); 0 = no wait.
+    pub propagation_wait_ms: u64,
     /// Realm of the `WWW-Authenticate: Basic` challenge on `/register`.
     pub basic_auth_realm: String,
     pub rate_limits: RateLimits,
@@ -100,7 +104,11 @@ impl ApiConfig {
         ("cors_origins", "CORS allowed origins; \"*\" or patterns with one * (default [\"*\"])"),
         ("max_body_bytes", "largest request body accepted; larger gets 413"),
         ("request_timeout_secs", "whole-request deadline in seconds; slower requests get 408"),
-        ("propagation_delay_secs", "propagationDelaySeconds sent in /update responses"),
+        ("propagation_delay_secs", "propagationDelaySeconds sent when the responders did not all confirm in time"),
+        (
+            "propagation_wait_ms",
+            "how long /update waits, at most, until every live responder serves the value (0: no wait)",
+        ),
         ("basic_auth_realm", "realm of the WWW-Authenticate: Basic challenge on /register"),
         ("rate_limits", "rate limits, each { per_minute, burst }; over the limit: 429 + Retry-After"),
         ("rate_limits.register_per_key", "POST /register per license key"),
@@ -145,6 +153,12 @@ impl ApiConfig {
         if self.propagation_delay_secs > 3600 {
             return Err("api.propagation_delay_secs: must be at most 3600".into());
         }
+        if self.propagation_wait_ms > 30_000 {
+            return Err("api.propagation_wait_ms: must be at most 30000".into());
+        }
+        if self.propagation_wait_ms >= self.request_timeout_secs * 1000 {
+            return Err("api.propagation_wait_ms: must be shorter than api.request_timeout_secs".into());
+        }
         if self.basic_auth_realm.is_empty()
             || !self.basic_auth_realm.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
         {
@@ -177,6 +191,7 @@ impl Default for ApiConfig {
             max_body_bytes: 16 * 1024,
             request_timeout_secs: 10,
             propagation_delay_secs: 2,
+            propagation_wait_ms: 2_000,
             basic_auth_realm: "certdns".into(),
             rate_limits: RateLimits::default(),
         }

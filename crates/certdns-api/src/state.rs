@@ -49,7 +49,8 @@ impl AppState {
             usage::spawn_flusher(Arc::downgrade(&recorder), deps.store.clone(), sink);
             recorder
         });
-        let updates = UpdateBatcher::spawn(deps.store.clone(), deps.sync.clone(), deps.config.txt_values);
+        let wait = std::time::Duration::from_millis(deps.config.propagation_wait_ms);
+        let updates = UpdateBatcher::spawn(deps.store.clone(), deps.sync.clone(), deps.config.txt_values, wait);
         Self {
             usage,
             sync: deps.sync,

@@ -4,20 +4,24 @@
 //! Under light load nothing waits: a write goes out alone, at once. Under load,
 //! the writes that arrive while a batch is written form the next batch (up to
 //! [`MAX_BATCH`]), so the per-statement and per-round-trip costs of the store and
-//! the distribution are paid once per batch instead of once per request.
+//! the distribution are paid once per batch instead of once per request — and so
+//! is the wait until every live responder serves the batch ([`confirm`]).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use certdns_core::TxtState;
+
 use certdns_store::{AuthorizedWrite, Store, StoreError};
-use certdns_sync::TxtSync;
+use certdns_sync::{Cursor, Served, TxtSync};
 use tokio::sync::{mpsc, oneshot};
 
 /// Writes per batch.
 const MAX_BATCH: usize = 32;
 
-/// The new version of the registration's TXT state, `None` if not authorized.
-type Outcome = Result<Option<u64>, String>;
+/// The new version of the registration's TXT state, `None` if not authorized,
+/// and whether every live responder serves it.
+type Outcome = Result<(Option<u64>, bool), String>;
 
 struct Job {
     write: AuthorizedWrite,
@@ -30,15 +34,17 @@ pub struct UpdateBatcher {
 }
 
 impl UpdateBatcher {
-    pub fn spawn(store: Arc<dyn Store>, sync: Arc<TxtSync>, keep: usize) -> Self {
+    /// `wait` bounds how long a batch waits for the responders (zero: not at all).
+    pub fn spawn(store: Arc<dyn Store>, sync: Arc<TxtSync>, keep: usize, wait: Duration) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(dispatch(store, sync, keep, rx));
+        tokio::spawn(dispatch(store, sync, keep, wait, rx));
         Self { tx }
     }
 
     /// Writes and publishes `write` if it is authorized, answering the new
-    /// version; `None` if it is not authorized.
-    pub async fn submit(&self, write: AuthorizedWrite) -> Result<Option<u64>, StoreError> {
+    /// version (`None` if it is not authorized) and whether every live
+    /// responder serves it.
+    pub async fn submit(&self, write: AuthorizedWrite) -> Result<(Option<u64>, bool), StoreError> {
         let gone = || StoreError::Unavailable("the /update batcher stopped".into());
         let (reply, outcome) = oneshot::channel();
         self.tx.send(Job { write, reply }).await.map_err(|_| gone())?;
@@ -51,7 +57,7 @@ impl UpdateBatcher {
 /// faster here than two (bigger batches, one WAL flush each), and several API
 /// instances still write at once. A batch publishes and answers in a task of its
 /// own while the next batch writes.
-async fn dispatch(store: Arc<dyn Store>, sync: Arc<TxtSync>, keep: usize, mut rx: mpsc::Receiver<Job>) {
+async fn dispatch(store: Arc<dyn Store>, sync: Arc<TxtSync>, keep: usize, wait: Duration, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         // The writes that queued up while the previous batch was written.
         let mut batch = vec![first];
@@ -64,12 +70,13 @@ async fn dispatch(store: Arc<dyn Store>, sync: Arc<TxtSync>, keep: usize, mut rx
         metrics::histogram!("certdns_api_update_batch_writes").record(batch.len() as f64);
         let (writes, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.write, j.reply)).unzip();
         let written = store.put_txts_if_authorized(&writes, keep, certdns_core::now()).await;
-        tokio::spawn(publish_and_answer(sync.clone(), written, replies));
+        tokio::spawn(publish_and_answer(sync.clone(), wait, written, replies));
     }
 }
 
 async fn publish_and_answer(
     sync: Arc<TxtSync>,
+    wait: Duration,
     written: Result<Vec<Option<TxtState>>, StoreError>,
     replies: Vec<oneshot::Sender<Outcome>>,
 ) {
@@ -84,8 +91,33 @@ async fn publish_and_answer(
         }
     };
     let versions: Vec<Option<u64>> = states.iter().map(|s| s.as_ref().map(|s| s.version)).collect();
-    sync.publish_states(states.into_iter().flatten().collect()).await;
+    let states: Vec<TxtState> = states.into_iter().flatten().collect();
+    let everywhere = if states.is_empty() {
+        false
+    } else {
+        let position = sync.publish_states(states).await;
+        confirm(&sync, position.as_ref(), wait).await
+    };
     for (reply, version) in replies.into_iter().zip(versions) {
-        let _ = reply.send(Ok(version));
+        let _ = reply.send(Ok((version, everywhere)));
     }
+}
+
+/// Waits, at most `wait`, until every live responder serves the change at
+/// `position`; whether they all do. Counted by outcome, timed.
+pub async fn confirm(sync: &TxtSync, position: Option<&Cursor>, wait: Duration) -> bool {
+    if wait.is_zero() {
+        metrics::counter!("certdns_api_propagation_waits_total", "result" => "off").increment(1);
+        return false;
+    }
+    let started = Instant::now();
+    let served = sync.wait_until_served(position, wait).await;
+    metrics::histogram!("certdns_api_propagation_wait_seconds").record(started.elapsed().as_secs_f64());
+    let (result, everywhere) = match served {
+        Served::Everywhere { .. } => ("everywhere", true),
+        Served::NotConfirmed { live: 0, .. } => ("no_responders", false),
+        Served::NotConfirmed { .. } => ("timeout", false),
+    };
+    metrics::counter!("certdns_api_propagation_waits_total", "result" => result).increment(1);
+    everywhere
 }

@@ -168,7 +168,7 @@ async fn redis_load(args: &[String]) {
     }
     let rss_before = rss_mib();
     let replica = Replica::new();
-    let follower = Follower::new(dist, replica.clone());
+    let follower = Follower::new(dist, replica.clone(), certdns_replication::ResponderId::generate("bench"));
     let health = follower.health();
     let cancel = CancellationToken::new();
     let started = Instant::now();

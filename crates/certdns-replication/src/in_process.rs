@@ -1,5 +1,7 @@
 //! The in-process backend: for the single binary, where the API and the DNS
-//! responder share one process. Same contract as Redis, no network.
+//! responder share one process. Same contract as Redis, no network. It lives
+//! and dies with the process (which fills it from the store before answering),
+//! so its generation is always complete.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -9,7 +11,10 @@ use async_trait::async_trait;
 use certdns_core::Subdomain;
 use tokio::sync::watch;
 
-use crate::{Change, Cursor, DistError, Distribution, Result, Snapshot};
+use crate::membership::Membership;
+use crate::{Applied, Change, Cursor, DistError, Distribution, Generation, Member, ResponderId, Result, Snapshot};
+
+const GENERATION: &str = "in-process";
 
 /// How many changes the log keeps for followers that fall behind. A follower
 /// further behind than this takes a new snapshot.
@@ -21,6 +26,7 @@ pub struct InProcess {
     state: Mutex<State>,
     /// The sequence number of the newest change; followers wait on it.
     newest: watch::Sender<u64>,
+    responders: Membership,
 }
 
 #[derive(Default)]
@@ -35,7 +41,7 @@ struct State {
 
 impl Default for InProcess {
     fn default() -> Self {
-        Self { state: Mutex::default(), newest: watch::Sender::new(0) }
+        Self { state: Mutex::default(), newest: watch::Sender::new(0), responders: Membership::default() }
     }
 }
 
@@ -78,7 +84,7 @@ impl Distribution for InProcess {
         "in-process"
     }
 
-    async fn publish(&self, changes: &[Change]) -> Result<()> {
+    async fn publish(&self, changes: &[Change]) -> Result<Option<Cursor>> {
         let mut st = self.lock();
         let mut published = false;
         for change in changes {
@@ -95,10 +101,11 @@ impl Distribution for InProcess {
             }
             published = true;
         }
-        if published {
-            self.newest.send_replace(st.seq);
+        if !published {
+            return Ok(None);
         }
-        Ok(())
+        self.newest.send_replace(st.seq);
+        Ok(Some(Cursor(st.seq.to_string())))
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
@@ -111,7 +118,11 @@ impl Distribution for InProcess {
                 Change::Remove { .. } => None,
             })
             .collect();
-        Ok(Snapshot { states, cursor: Cursor(st.seq.to_string()) })
+        Ok(Snapshot {
+            states,
+            cursor: Cursor(st.seq.to_string()),
+            generation: Generation::Complete(GENERATION.to_owned()),
+        })
     }
 
     async fn changes(&self, cursor: &Cursor, wait: Duration) -> Result<(Vec<Change>, Cursor)> {
@@ -133,5 +144,38 @@ impl Distribution for InProcess {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn generation(&self) -> Result<Generation> {
+        Ok(Generation::Complete(GENERATION.to_owned()))
+    }
+
+    async fn begin_generation(&self) -> Result<Generation> {
+        self.generation().await
+    }
+
+    async fn restart_generation(&self) -> Result<Generation> {
+        self.generation().await
+    }
+
+    async fn position(&self) -> Result<Cursor> {
+        Ok(Cursor(self.lock().seq.to_string()))
+    }
+
+    async fn complete_generation(&self, _id: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn report_applied(&self, responder: &ResponderId, position: &Cursor) -> Result<()> {
+        self.responders.report(responder, position.clone(), std::time::Instant::now());
+        Ok(())
+    }
+
+    async fn wait_applied(&self, position: &Cursor, within: Duration) -> Result<Applied> {
+        Ok(self.responders.wait_applied(position, within).await)
+    }
+
+    async fn live_responders(&self) -> Result<Vec<Member>> {
+        Ok(self.responders.live())
     }
 }

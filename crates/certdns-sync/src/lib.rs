@@ -15,17 +15,23 @@
 
 mod reconcile;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use certdns_core::{AccountId, RegistrationId, Subdomain, TxtState};
-use certdns_replication::{Change, Distribution};
+use certdns_replication::{Change, Distribution, Generation};
 use certdns_store::{PortalStore, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// A position in the change stream (what a publish returns, what responders report).
+pub use certdns_replication::Cursor;
 pub use reconcile::{PERIODIC, ReconcileError, ReconcileReport, reconcile};
+
+/// How often the distribution's generation is checked for a loss of state.
+const GENERATION_CHECK: Duration = Duration::from_secs(1);
 
 /// The one way changes reach the TXT distribution. Cheap to share (`Arc`).
 pub struct TxtSync {
@@ -34,6 +40,9 @@ pub struct TxtSync {
     keep: usize,
     /// Wakes the reconciler; pokes that arrive while a run is pending merge into it.
     pokes: mpsc::Sender<()>,
+    /// The furthest stream position this writer's publishes reached: if the
+    /// distribution's newest is ever behind it, the distribution went back in time.
+    furthest: Arc<Mutex<Option<Cursor>>>,
     /// Stops the reconciler when the last handle goes.
     stop: CancellationToken,
 }
@@ -46,8 +55,13 @@ impl TxtSync {
     pub fn new(store: Arc<dyn Store>, distribution: Arc<dyn Distribution>, keep: usize) -> Arc<Self> {
         let (pokes, rx) = mpsc::channel(1);
         let stop = CancellationToken::new();
-        tokio::spawn(reconcile::run(store.clone(), distribution.clone(), keep, rx, stop.clone()));
-        Arc::new(Self { store, distribution, keep, pokes, stop })
+        let restart = Arc::new(AtomicBool::new(false));
+        let furthest = Arc::new(Mutex::new(None));
+        tokio::spawn(reconcile::run(store.clone(), distribution.clone(), keep, rx, restart.clone(), stop.clone()));
+        let watch =
+            Watch { distribution: distribution.clone(), pokes: pokes.clone(), restart, furthest: furthest.clone() };
+        tokio::spawn(watch.run(stop.clone()));
+        Arc::new(Self { store, distribution, keep, pokes, furthest, stop })
     }
 
     /// The distribution changes go to (for readiness checks).
@@ -62,21 +76,49 @@ impl TxtSync {
 
     /// Publishes changes that are already durable. Never fails the caller: a
     /// failure is logged, counted, and repaired by a reconcile started at once.
-    pub async fn publish(&self, changes: &[Change]) {
+    /// Returns the stream position of the changes, when they went out.
+    pub async fn publish(&self, changes: &[Change]) -> Option<Cursor> {
         if changes.is_empty() {
-            return;
+            return None;
         }
-        let Err(e) = self.distribution.publish(changes).await else { return };
-        metrics::counter!("certdns_sync_publish_failures_total").increment(1);
-        let subdomains: Vec<String> = changes.iter().map(|c| c.subdomain().to_string()).collect();
-        tracing::warn!(error = %e, subdomains = ?subdomains, "publishing TXT changes failed; a reconcile will republish them");
-        self.request_reconcile();
+        match self.distribution.publish(changes).await {
+            Ok(position) => {
+                if let Some(p) = &position {
+                    let mut furthest = self.furthest.lock().unwrap_or_else(|e| e.into_inner());
+                    if furthest.as_ref().is_none_or(|f| p.is_at_or_after(f)) {
+                        *furthest = Some(p.clone());
+                    }
+                }
+                position
+            }
+            Err(e) => {
+                metrics::counter!("certdns_sync_publish_failures_total").increment(1);
+                let subdomains: Vec<String> = changes.iter().map(|c| c.subdomain().to_string()).collect();
+                tracing::warn!(error = %e, subdomains = ?subdomains, "publishing TXT changes failed; a reconcile will republish them");
+                self.request_reconcile();
+                None
+            }
+        }
     }
 
-    /// New TXT states written to the store.
-    pub async fn publish_states(&self, states: Vec<TxtState>) {
+    /// New TXT states written to the store; see [`TxtSync::publish`].
+    pub async fn publish_states(&self, states: Vec<TxtState>) -> Option<Cursor> {
         let changes: Vec<Change> = states.into_iter().map(Change::Upsert).collect();
-        self.publish(&changes).await;
+        self.publish(&changes).await
+    }
+
+    /// Waits, at most `within`, until every live responder has applied
+    /// `position` (a publish's result; `None`, a failed publish, is never served).
+    pub async fn wait_until_served(&self, position: Option<&Cursor>, within: Duration) -> Served {
+        let Some(position) = position else { return Served::NotConfirmed { live: 0, confirmed: 0 } };
+        match self.distribution.wait_applied(position, within).await {
+            Ok(applied) if applied.everywhere() => Served::Everywhere { responders: applied.live },
+            Ok(applied) => Served::NotConfirmed { live: applied.live, confirmed: applied.confirmed },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot learn which responders serve a change");
+                Served::NotConfirmed { live: 0, confirmed: 0 }
+            }
+        }
     }
 
     /// A registration was created: its name answers NODATA (not NXDOMAIN) at once.
@@ -128,10 +170,69 @@ impl TxtSync {
     }
 }
 
+/// Notices at once when the distribution lost its state — no generation (a
+/// Redis restarted empty) or a newest change older than one this writer
+/// published (a Redis restarted from an old save) — rather than at the next
+/// failed publish or periodic run, and asks the reconciler to republish the
+/// store into a new generation.
+struct Watch {
+    distribution: Arc<dyn Distribution>,
+    pokes: mpsc::Sender<()>,
+    restart: Arc<AtomicBool>,
+    furthest: Arc<Mutex<Option<Cursor>>>,
+}
+
+impl Watch {
+    async fn run(self, stop: CancellationToken) {
+        let mut lost = false;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(GENERATION_CHECK) => {}
+            }
+            // Unreachable backends are left to failed publishes and the next check.
+            let Ok(generation) = self.distribution.generation().await else { continue };
+            let furthest = self.furthest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let behind = match (furthest, generation.id()) {
+                (Some(furthest), Some(_)) => match self.distribution.position().await {
+                    Ok(newest) => !newest.is_at_or_after(&furthest),
+                    Err(_) => continue,
+                },
+                _ => false,
+            };
+            if generation == Generation::Missing || behind {
+                if !lost {
+                    let why = if behind { "went back in time" } else { "lost its state" };
+                    tracing::warn!("the TXT distribution {why}; republishing the store into a new generation");
+                    metrics::counter!("certdns_sync_distribution_losses_total").increment(1);
+                }
+                lost = true;
+                if behind {
+                    self.restart.store(true, Ordering::SeqCst);
+                    // Positions start over from what the distribution holds now.
+                    *self.furthest.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                }
+                let _ = self.pokes.try_send(());
+            } else {
+                lost = false;
+            }
+        }
+    }
+}
+
 impl Drop for TxtSync {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// Whether every live responder serves a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// All of them (at least one) answer the new value.
+    Everywhere { responders: usize },
+    /// The wait ended first: `confirmed` of `live` responders answer it.
+    NotConfirmed { live: usize, confirmed: usize },
 }
 
 /// The removal of a deleted registration whose TXT state had `stored_version`:

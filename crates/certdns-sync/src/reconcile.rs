@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use certdns_core::Subdomain;
-use certdns_replication::{Change, DistError, Distribution};
+use certdns_replication::{Change, DistError, Distribution, Generation};
 use certdns_store::{Store, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,8 @@ pub struct ReconcileReport {
     pub upserted: usize,
     /// Removals published (in the distribution, gone from the store).
     pub removed: usize,
+    /// This run completed a new generation (the distribution had lost its state).
+    pub completed_generation: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,15 +42,30 @@ pub enum ReconcileError {
 
 /// Makes the distribution answer what the store holds.
 ///
-/// The snapshot is taken before the store is read: a registration created after
-/// the snapshot is then either found in the store (and published) or not yet
-/// committed (and published by its own request), and one in the snapshot but
-/// missing from the store was really deleted.
+/// A distribution that lost its state gets a new generation first; once
+/// everything is republished, this run marks it complete, and responders load
+/// it whole. The snapshot is taken after that and before the store is read: a
+/// registration created after the snapshot is then either found in the store
+/// (and published) or not yet committed (and published by its own request), and
+/// one in the snapshot but missing from the store was really deleted.
 pub async fn reconcile(
     store: &dyn Store,
     distribution: &dyn Distribution,
     keep: usize,
 ) -> Result<ReconcileReport, ReconcileError> {
+    reconcile_into(store, distribution, keep, false).await
+}
+
+/// [`reconcile`], into a new generation whatever the distribution holds when
+/// `new_generation` (its state went back in time, so its generation is stale).
+pub(crate) async fn reconcile_into(
+    store: &dyn Store,
+    distribution: &dyn Distribution,
+    keep: usize,
+    new_generation: bool,
+) -> Result<ReconcileReport, ReconcileError> {
+    let generation =
+        if new_generation { distribution.restart_generation().await? } else { distribution.begin_generation().await? };
     let snapshot = distribution.snapshot().await?;
     let mut published: HashMap<Subdomain, u64> =
         snapshot.states.into_iter().map(|s| (s.subdomain, s.version)).collect();
@@ -79,16 +97,30 @@ pub async fn reconcile(
     for chunk in pending.chunks(CHUNK) {
         distribution.publish(chunk).await?;
     }
+    if let Generation::Building(id) = &generation
+        && distribution.complete_generation(id).await?
+    {
+        report.completed_generation = true;
+        metrics::counter!("certdns_sync_generations_completed_total").increment(1);
+        tracing::info!(
+            checked = report.checked,
+            upserted = report.upserted,
+            "the TXT distribution holds a complete generation again"
+        );
+    }
     Ok(report)
 }
 
 /// The reconciler task: one run per wake-up, each retried with back-off until it
-/// succeeds. Ends when `cancel` fires or every sender is gone.
+/// succeeds (a wake-up during the back-off retries at once). Ends when `cancel`
+/// fires or every sender is gone. `restart` asks for a new generation (taken
+/// when the run starts).
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     distribution: Arc<dyn Distribution>,
     keep: usize,
     mut pokes: mpsc::Receiver<()>,
+    restart: Arc<AtomicBool>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -98,7 +130,8 @@ pub(crate) async fn run(
         }
         let mut backoff = BACKOFF_MIN;
         loop {
-            match reconcile(store.as_ref(), distribution.as_ref(), keep).await {
+            let new_generation = restart.swap(false, Ordering::SeqCst);
+            match reconcile_into(store.as_ref(), distribution.as_ref(), keep, new_generation).await {
                 Ok(report) => {
                     metrics::counter!("certdns_sync_reconcile_runs_total", "result" => "ok").increment(1);
                     metrics::counter!("certdns_sync_reconcile_changes_total")
@@ -114,11 +147,15 @@ pub(crate) async fn run(
                     break;
                 }
                 Err(e) => {
+                    if new_generation {
+                        restart.store(true, Ordering::SeqCst);
+                    }
                     metrics::counter!("certdns_sync_reconcile_runs_total", "result" => "error").increment(1);
                     tracing::warn!(error = %e, retry_in = ?backoff, "reconciling the TXT distribution failed");
                     tokio::select! {
                         () = cancel.cancelled() => return,
                         () = tokio::time::sleep(backoff) => {}
+                        woke = pokes.recv() => if woke.is_none() { return },
                     }
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }

@@ -188,6 +188,10 @@ impl Drop for TestRedis {
 pub struct PrivateRedis {
     port: u16,
     child: Option<std::process::Child>,
+    /// Its own working directory: a replica writes the RDB it receives there,
+    /// and a server loads any RDB it finds at start; a fresh one per start keeps
+    /// a restart really empty.
+    _dir: tempfile::TempDir,
 }
 
 impl PrivateRedis {
@@ -197,13 +201,46 @@ impl PrivateRedis {
     }
 
     pub async fn start(port: u16) -> Self {
+        Self::start_with(port, &[]).await
+    }
+
+    /// A replica of the private Redis on `primary` (`replicaof`), read-only;
+    /// returns once it has synchronised with the primary.
+    pub async fn start_replica_of(port: u16, primary: u16) -> Self {
+        let replica = Self::start_with(port, &["--replicaof", "127.0.0.1", &primary.to_string()]).await;
+        replica.wait_until_in_sync().await;
+        replica
+    }
+
+    /// Waits (up to 30 s) until this replica's link to its primary is up.
+    pub async fn wait_until_in_sync(&self) {
+        let client = redis::Client::open(self.url()).expect("a redis URL");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && let Ok(info) = redis::cmd("INFO").arg("replication").query_async::<String>(&mut conn).await
+                && info.contains("master_link_status:up")
+            {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the replica on port {} never synchronised", self.port);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts one with more `redis-server` arguments.
+    pub async fn start_with(port: u16, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("a directory for redis-server");
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("redis-server must be installed (Debian package redis-server)");
-        let me = Self { port, child: Some(child) };
+        let me = Self { port, child: Some(child), _dir: dir };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             assert!(std::time::Instant::now() < deadline, "redis-server did not start on port {port}");
@@ -216,6 +253,11 @@ impl PrivateRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills it (SIGKILL, no chance to save anything) and waits for it to go.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

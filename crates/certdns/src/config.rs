@@ -89,6 +89,10 @@ pub struct Config {
     /// Redis for TXT distribution between processes. Unset: in-process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
+    /// dns role only: read the distribution from this Redis (a replica of
+    /// `redis_url` in the responder's PoP); reports still go to `redis_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_read_url: Option<String>,
     /// Prefix of every Redis key, so deployments can share a server.
     pub redis_prefix: String,
     /// The API's public base URL, without credentials or path; license keys are
@@ -113,6 +117,7 @@ impl Default for Config {
             data_dir: PathBuf::from("."),
             database_url: None,
             redis_url: None,
+            redis_read_url: None,
             redis_prefix: "certdns:".into(),
             public_api_url: None,
             log_format: LogFormat::Text,
@@ -134,6 +139,7 @@ const TOP_DOCS: &[(&str, &str)] = &[
     ("data_dir", "directory of the embedded SQLite database"),
     ("database_url", "sqlite:<path> or postgres://user:pass@host/db (default: <data_dir>/certdns.sqlite3)"),
     ("redis_url", "redis://host:port for TXT distribution between processes (default: in-process)"),
+    ("redis_read_url", "dns role: read TXT changes from this Redis (a replica in the PoP); reports go to redis_url"),
     ("redis_prefix", "prefix of every Redis key"),
     ("public_api_url", "public base URL of the API, no path (default: http://<http.listen>)"),
     ("log_format", "text or json"),
@@ -238,7 +244,8 @@ impl<T> ListenOverride<T> {
 /// Keys whose values are secrets. `certdns config`, errors and the banner never
 /// show them, and each can come from a file named by `CERTDNS_<KEY>_FILE` (the
 /// way container platforms hand out secrets), e.g. `CERTDNS_DATABASE_URL_FILE`.
-pub const SECRET_KEYS: &[&str] = &["database_url", "redis_url", "portal.session_secret", "portal.smtp.url"];
+pub const SECRET_KEYS: &[&str] =
+    &["database_url", "redis_url", "redis_read_url", "portal.session_secret", "portal.smtp.url"];
 
 /// The environment variable naming a file that holds `key`'s value.
 fn file_env_name(key: &str) -> String {
@@ -334,6 +341,7 @@ impl Config {
         let mut shown = self.clone();
         shown.database_url = Some(certdns_core::redact::url(&self.database_url()));
         shown.redis_url = self.redis_url.as_deref().map(certdns_core::redact::url);
+        shown.redis_read_url = self.redis_read_url.as_deref().map(certdns_core::redact::url);
         shown.portal.session_secret = self.portal.session_secret.as_ref().map(|_| "***".to_owned());
         if let Some(smtp) = &mut shown.portal.smtp {
             smtp.url = certdns_core::redact::url(&smtp.url);
@@ -357,10 +365,15 @@ impl Config {
                 certdns_store::redact(url)
             ));
         }
-        if let Some(url) = &self.redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://"))
-        {
-            return Err(format!("redis_url: {:?} is not a redis:// URL", certdns_core::redact::url(url)));
+        for (key, url) in [("redis_url", &self.redis_url), ("redis_read_url", &self.redis_read_url)] {
+            if let Some(url) = url
+                && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://"))
+            {
+                return Err(format!("{key}: {:?} is not a redis:// URL", certdns_core::redact::url(url)));
+            }
+        }
+        if self.redis_read_url.is_some() && (self.redis_url.is_none() || self.roles != [Role::Dns]) {
+            return Err("redis_read_url: only for a process running the dns role alone, beside redis_url".into());
         }
         if let Some(url) = &self.public_api_url {
             validate_public_url(url).map_err(|e| format!("public_api_url: {e}"))?;
@@ -467,6 +480,7 @@ mod tests {
         let mut config = Config {
             database_url: Some("sqlite://x".into()),
             redis_url: Some("redis://x".into()),
+            redis_read_url: Some("redis://y".into()),
             public_api_url: Some("https://x".into()),
             ..Config::default()
         };

@@ -97,19 +97,37 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
     }
     let result = tokio::time::timeout(CHECK_TIMEOUT, ops.distribution.ping()).await;
     let healthy = matches!(result, Ok(Ok(())));
-    ok &= healthy;
-    checks.insert(
-        "distribution".into(),
-        json!({ "backend": ops.distribution.kind(), "status": if healthy { "ok" } else { "unavailable" } }),
-    );
+    // A responder keeps answering from its replica while Redis is away; its
+    // replica check below turns it unready after `dns.degraded_after_secs`.
+    // Failing it at once would withdraw every PoP from anycast together.
+    if ops.store.is_some() || ops.replica.is_none() {
+        ok &= healthy;
+    }
+    let mut distribution =
+        json!({ "backend": ops.distribution.kind(), "status": if healthy { "ok" } else { "unavailable" } });
+    if healthy && let Ok(Ok(generation)) = tokio::time::timeout(CHECK_TIMEOUT, ops.distribution.generation()).await {
+        // Not a failure of this process: a writer is republishing the store.
+        distribution["generation"] = json!(generation.status());
+    }
+    if ops.store.is_some()
+        && let Ok(Ok(live)) = tokio::time::timeout(CHECK_TIMEOUT, ops.distribution.live_responders()).await
+    {
+        distribution["live_responders"] = json!(live.len());
+    }
+    checks.insert("distribution".into(), distribution);
     if let Some((replica, health)) = &ops.replica {
         let report = health.report(ops.degraded_after);
         ok &= report.ready && !report.degraded;
-        let status = match (report.ready, report.degraded, report.down_for) {
-            (false, _, _) => "loading",
-            (true, true, _) => "degraded",
-            (true, false, Some(_)) => "reconnecting",
-            (true, false, None) => "ok",
+        // Ready once a complete generation is loaded. While the distribution is
+        // rebuilt after losing its state, a responder that had one stays ready
+        // (it serves it, plus every change since); one that never had one is not.
+        let status = match (report.ready, report.degraded, report.down_for, report.rebuilding) {
+            (false, _, _, true) => "incomplete",
+            (false, _, _, false) => "loading",
+            (true, true, _, _) => "degraded",
+            (true, false, Some(_), _) => "reconnecting",
+            (true, false, None, true) => "rebuilding",
+            (true, false, None, false) => "ok",
         };
         checks.insert(
             "replica".into(),
@@ -118,6 +136,7 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
                 "entries": replica.len(),
                 "stream_down_secs": report.down_for.map(|d| d.as_secs()),
                 "resyncs": report.resyncs,
+                "serving": if report.ready { "the last complete generation" } else { "part of the names" },
             }),
         );
     }

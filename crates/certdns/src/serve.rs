@@ -31,13 +31,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         false => None,
     };
     let store = portal_store.as_ref().map(|p| p.core());
-    let distribution: Arc<dyn Distribution> = match &config.redis_url {
-        Some(url) => Arc::new(
+    let distribution: Arc<dyn Distribution> = match (&config.redis_url, &config.redis_read_url) {
+        (Some(url), None) => Arc::new(
             RedisDistribution::connect(url, &config.redis_prefix)
                 .await
                 .with_context(|| format!("redis_url: cannot connect to {}", certdns_store::redact(url)))?,
         ),
-        None => Arc::new(InProcess::new()),
+        // A responder reading the replica in its PoP; its reports go to the primary.
+        (Some(url), Some(read_url)) => Arc::new(
+            RedisDistribution::connect_with_reads_from(url, read_url, &config.redis_prefix).await.with_context(
+                || {
+                    format!(
+                        "redis_url / redis_read_url: cannot connect to {} / {}",
+                        certdns_store::redact(url),
+                        certdns_store::redact(read_url)
+                    )
+                },
+            )?,
+        ),
+        (None, _) => Arc::new(InProcess::new()),
     };
 
     // Bind HTTP before anything prints a URL: with port 0 only the bound address is real.
@@ -108,7 +120,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut replica_health = None;
     if config.runs(Role::Dns) {
         let replica = Replica::new();
-        let follower = Follower::new(distribution.clone(), replica.clone());
+        let follower = Follower::new(distribution.clone(), replica.clone(), responder_id(&config));
         replica_health = Some((replica.clone(), follower.health()));
         tasks.spawn({
             let cancel = cancel.clone();
@@ -271,6 +283,14 @@ fn print_banner(config: &Config, at: &Listeners<'_>, distribution: &str, first_s
 enum FirstStartShown {
     Printed(bootstrap::FirstStart),
     InFile(std::path::PathBuf),
+}
+
+/// How this responder names itself to writers: the host and its first DNS address.
+fn responder_id(config: &Config) -> certdns_replication::ResponderId {
+    let uname = rustix::system::uname();
+    let host = uname.nodename().to_string_lossy().into_owned();
+    let addr = config.dns.listen.first().map(ToString::to_string).unwrap_or_default();
+    certdns_replication::ResponderId::generate(format!("{host} {addr}"))
 }
 
 async fn shutdown_signal() {

@@ -115,28 +115,32 @@ async fn fast_update(
         value: value.clone(),
     };
     // Written and published together with the other updates waiting now.
-    let written = state.updates.submit(write).await?;
+    let (written, everywhere) = state.updates.submit(write).await?;
     let Some(version) = written else { return Ok(None) };
     if let Some(key) = &license {
         state.key_used(&key.id, key.account_id, incoming.ip);
     }
-    Ok(Some(answer_update(state, user, &subdomain, version, &value)))
+    Ok(Some(answer_update(state, user, &subdomain, version, &value, everywhere)))
 }
 
 /// After a durable TXT write on the checked path: publish, count, answer.
 async fn updated(state: &Arc<AppState>, username: Username, txt_state: TxtState, value: &TxtValue) -> Response {
     let (subdomain, version) = (txt_state.subdomain, txt_state.version);
-    state.sync.publish_states(vec![txt_state]).await;
-    answer_update(state, username, &subdomain, version, value)
+    let position = state.sync.publish_states(vec![txt_state]).await;
+    let wait = std::time::Duration::from_millis(state.config.propagation_wait_ms);
+    let everywhere = crate::update_batch::confirm(&state.sync, position.as_ref(), wait).await;
+    answer_update(state, username, &subdomain, version, value, everywhere)
 }
 
-/// The answer to a TXT write that is durable and published.
+/// The answer to a TXT write that is durable and published. When every live
+/// responder already serves it, the client is told to wait for nothing.
 fn answer_update(
     state: &AppState,
     username: Username,
     subdomain: &Subdomain,
     version: u64,
     value: &TxtValue,
+    everywhere: bool,
 ) -> Response {
     tracing::debug!(%subdomain, version, "TXT updated");
     metrics::counter!("certdns_api_updates_total").increment(1);
@@ -145,11 +149,8 @@ fn answer_update(
     }
     // Hand-built like acme-dns's (`{"txt": "…"}`, a space after each colon); the
     // value is [A-Za-z0-9_-] only, so it needs no escaping.
-    let body = format!(
-        "{{\"txt\": \"{}\", \"propagationDelaySeconds\": {}}}",
-        value.as_str(),
-        state.config.propagation_delay_secs
-    );
+    let delay = if everywhere { 0 } else { state.config.propagation_delay_secs };
+    let body = format!("{{\"txt\": \"{}\", \"propagationDelaySeconds\": {delay}}}", value.as_str());
     json_response(StatusCode::OK, body)
 }
 

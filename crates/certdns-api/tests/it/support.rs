@@ -3,56 +3,27 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine;
 use certdns_api::{ApiConfig, ApiDeps};
 use certdns_core::{
     Account, AccountId, AccountRole, AccountStatus, AuditKind, Email, KeyId, LicenseKey, Secret, Subdomain, TxtState,
     now,
 };
-use certdns_replication::{Change, Cursor, DistError, Distribution, InProcess, RedisDistribution, Snapshot};
+use certdns_replication::faults::FailingPublishes;
+use certdns_replication::{Distribution, InProcess, RedisDistribution};
 use certdns_store::Store;
 use certdns_sync::TxtSync;
 use certdns_testkit::{Backend, TestDatabase, TestRedis};
 
 pub const ZONE: &str = "auth.example.org";
 
-/// A distribution whose publishes can be made to fail, to simulate Redis outages.
-pub struct Flaky {
-    pub inner: Arc<dyn Distribution>,
-    pub failing: AtomicBool,
-}
-
-#[async_trait]
-impl Distribution for Flaky {
-    fn kind(&self) -> &'static str {
-        "flaky"
-    }
-    async fn publish(&self, changes: &[Change]) -> Result<(), DistError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(DistError::Unavailable("simulated outage".into()));
-        }
-        self.inner.publish(changes).await
-    }
-    async fn snapshot(&self) -> Result<Snapshot, DistError> {
-        self.inner.snapshot().await
-    }
-    async fn changes(&self, cursor: &Cursor, wait: Duration) -> Result<(Vec<Change>, Cursor), DistError> {
-        self.inner.changes(cursor, wait).await
-    }
-    async fn ping(&self) -> Result<(), DistError> {
-        self.inner.ping().await
-    }
-}
-
 pub struct Env {
     pub base: String,
     pub http: reqwest::Client,
     pub store: Arc<dyn Store>,
-    pub dist: Arc<Flaky>,
+    pub dist: Arc<FailingPublishes>,
     pub account: AccountId,
     pub key: KeyId,
     pub secret: Secret,
@@ -86,7 +57,7 @@ impl Env {
     pub async fn with_config(backend: Backend, config: ApiConfig) -> Env {
         config.validate().unwrap();
         let (store, inner, db, redis) = open_backends(backend).await;
-        let dist = Arc::new(Flaky { inner, failing: AtomicBool::new(false) });
+        let dist = Arc::new(FailingPublishes::new(inner));
         let account = create_account(&store, "owner@example.com", AccountRole::Customer).await;
         let (key, secret) = create_key(&store, account).await;
         let router = certdns_api::router(ApiDeps {

@@ -1,7 +1,6 @@
 //! What a write leaves behind: the newest values served, the distribution
 //! following the store (repaired after a failed publish), audit events.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use certdns_api::ApiConfig;
@@ -11,6 +10,7 @@ use certdns_testkit::Backend;
 use crate::support::*;
 
 certdns_testkit::both_backends!(
+    updates_answer_once_every_responder_serves_them,
     concurrent_updates_keep_the_newest,
     published_state_follows_writes,
     reconcile_repairs_a_failed_publish,
@@ -75,7 +75,7 @@ async fn reconcile_repairs_a_failed_publish(backend: Backend) {
     let env = Env::start(backend).await;
     let reg = env.register().await;
     let gone = env.register().await;
-    env.dist.failing.store(true, Ordering::SeqCst);
+    env.dist.fail(true);
     // The writes succeed although publishing fails.
     assert_eq!(update(&env, &reg, &txt(1)).await.status(), 200);
     let fresh = env.register().await;
@@ -92,7 +92,7 @@ async fn reconcile_repairs_a_failed_publish(backend: Backend) {
     assert!(env.snapshot_state(&gone.subdomain).await.is_some());
 
     // The router's own reconciler repairs it once publishing works again.
-    env.dist.failing.store(false, Ordering::SeqCst);
+    env.dist.fail(false);
     for _ in 0..100 {
         if env.snapshot_state(&reg.subdomain).await.unwrap().version == 1 {
             break;
@@ -170,4 +170,47 @@ async fn audit_events_are_written(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("last_used_at never set");
+}
+
+/// With a live responder, `/update` answers once the responder serves the new
+/// value, and says so (`propagationDelaySeconds: 0`); concurrent updates share
+/// one wait per batch. Without any responder nothing is waited for.
+async fn updates_answer_once_every_responder_serves_them(backend: Backend) {
+    let env = Env::start(backend).await;
+    let reg = env.register().await;
+    let r = update(&env, &reg, &txt(1)).await;
+    assert!(r.text().await.unwrap().ends_with("\"propagationDelaySeconds\": 2}"), "no responder: the usual delay");
+
+    let replica = certdns_replication::Replica::new();
+    let responder = certdns_replication::ResponderId::generate("test responder");
+    let follower = certdns_replication::Follower::new(env.dist.clone(), replica.clone(), responder);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(follower.run(cancel.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while certdns_replication::Distribution::live_responders(env.dist.as_ref()).await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the responder reports itself");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sub: Subdomain = reg.subdomain.parse().unwrap();
+    for i in 2..=6 {
+        let r = update(&env, &reg, &txt(i)).await;
+        assert_eq!(r.text().await.unwrap(), format!("{{\"txt\": \"{}\", \"propagationDelaySeconds\": 0}}", txt(i)));
+        let served = replica.values(sub).unwrap();
+        assert_eq!(served.first(), Some(&txt(i)), "served by the responder when /update answers");
+    }
+
+    // Thirty at once: every answer confirmed, fewer waits than updates.
+    let waits_before = env.dist.waits();
+    let regs: Vec<Registered> = futures_util::future::join_all((0..10).map(|_| env.register())).await;
+    let values: Vec<String> = (0..30).map(|i| txt(100 + i)).collect();
+    let answers =
+        futures_util::future::join_all(regs.iter().cycle().zip(&values).map(|(reg, value)| update(&env, reg, value)))
+            .await;
+    for r in answers {
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().ends_with("\"propagationDelaySeconds\": 0}"));
+    }
+    let waits = env.dist.waits() - waits_before;
+    assert!(waits < 30, "{waits} waits for 30 updates: one per batch, not per update");
+    cancel.cancel();
 }

@@ -99,7 +99,7 @@ async fn apex_answers_soa_ns_and_static_records() {
 async fn txt_answers_the_two_newest_values_fed_by_a_follower() {
     let dist = Arc::new(InProcess::new());
     let replica = Replica::new();
-    let follower = Follower::new(dist.clone(), replica.clone());
+    let follower = Follower::new(dist.clone(), replica.clone(), certdns_replication::ResponderId::generate("test"));
     let health = follower.health();
     let stop_follower = CancellationToken::new();
     let following = tokio::spawn(follower.run(stop_follower.clone()));

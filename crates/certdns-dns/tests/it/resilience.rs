@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use certdns_core::Subdomain;
-use certdns_replication::{Distribution, Follower, RedisDistribution, Replica};
+use certdns_replication::{Distribution, Follower, Generation, RedisDistribution, Replica};
 use certdns_testkit::PrivateRedis;
 use hickory_proto::rr::RecordType;
 use tokio::time::Instant;
@@ -35,11 +35,15 @@ async fn answers_survive_a_redis_outage_and_resync_after() {
     let prefix = "certdns-dns-test:";
     let publisher = RedisDistribution::connect(&redis.url(), prefix).await.unwrap();
     let sub = Subdomain::generate();
+    // As a writer does: claim a generation, publish the store, mark it complete.
+    let Generation::Building(id) = publisher.begin_generation().await.unwrap() else { panic!("a fresh Redis") };
     publisher.publish(&[upsert(sub, 1, &["before"])]).await.unwrap();
+    assert!(publisher.complete_generation(&id).await.unwrap());
 
     let replica = Replica::new();
     let follower_dist = RedisDistribution::connect(&redis.url(), prefix).await.unwrap();
-    let follower = Follower::new(Arc::new(follower_dist), replica.clone());
+    let follower =
+        Follower::new(Arc::new(follower_dist), replica.clone(), certdns_replication::ResponderId::generate("test"));
     let health = follower.health();
     let stop = CancellationToken::new();
     let following = tokio::spawn(follower.run(stop.clone()));
@@ -67,7 +71,7 @@ async fn answers_survive_a_redis_outage_and_resync_after() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match publisher.publish(&[upsert(sub, 2, &["after", "before"])]).await {
-            Ok(()) => break,
+            Ok(_) => break,
             Err(e) => assert!(Instant::now() < deadline, "publisher reconnects: {e}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -75,6 +79,9 @@ async fn answers_survive_a_redis_outage_and_resync_after() {
     wait_for_values(&r, &qname, &["after", "before"]).await;
     let report = health.report(bound);
     assert!(!report.degraded && report.resyncs >= 1, "{report:?}");
+    // The empty Redis holds no complete generation: the replica was kept, not
+    // swapped for the empty snapshot, and says it is waiting for a rebuild.
+    assert!(report.ready && report.rebuilding, "{report:?}");
 
     stop.cancel();
     following.await.unwrap();

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certdns_core::{Subdomain, TxtState, TxtValue};
-use certdns_replication::{Change, Distribution, Follower, InProcess, RedisDistribution, Replica};
+use certdns_replication::{
+    Change, Distribution, Follower, Generation, InProcess, RedisDistribution, Replica, ResponderId,
+};
 use certdns_testkit::{Backend, TestRedis};
 use tokio_util::sync::CancellationToken;
 
@@ -15,6 +17,8 @@ certdns_testkit::both_backends!(setup = open_distribution;
     changes_follow_the_snapshot_cursor,
     waiting_for_changes_wakes_on_publish,
     followers_converge_and_keep_the_newest,
+    publishes_return_ordered_positions,
+    writers_wait_until_every_live_follower_applied,
 );
 
 /// The in-process backend, or a real Redis under a key prefix of the test's own.
@@ -93,7 +97,17 @@ async fn waiting_for_changes_wakes_on_publish(dist: Arc<dyn Distribution>) {
     publisher.await.unwrap();
 }
 
+/// What a writer does before responders may trust a snapshot: claim a
+/// generation, (publish the store,) mark it complete.
+async fn make_complete(dist: &dyn Distribution) {
+    if let Generation::Building(id) = dist.begin_generation().await.unwrap() {
+        assert!(dist.complete_generation(&id).await.unwrap());
+    }
+    assert!(dist.generation().await.unwrap().is_complete());
+}
+
 async fn followers_converge_and_keep_the_newest(dist: Arc<dyn Distribution>) {
+    make_complete(dist.as_ref()).await;
     let before = Subdomain::generate();
     dist.publish(&[upsert(before, 7)]).await.unwrap();
 
@@ -101,7 +115,7 @@ async fn followers_converge_and_keep_the_newest(dist: Arc<dyn Distribution>) {
     let replicas: Vec<Arc<Replica>> = (0..2).map(|_| Replica::new()).collect();
     let mut healths = Vec::new();
     for replica in &replicas {
-        let follower = Follower::new(dist.clone(), replica.clone());
+        let follower = Follower::new(dist.clone(), replica.clone(), certdns_replication::ResponderId::generate("test"));
         healths.push(follower.health());
         tokio::spawn(follower.run(cancel.clone()));
     }
@@ -169,4 +183,105 @@ async fn redis_prefixes_are_isolated() {
 async fn redis_unreachable_is_a_clear_error() {
     let err = RedisDistribution::connect("redis://127.0.0.1:1", "x:").await.err().expect("must fail");
     assert!(err.to_string().contains("unavailable"), "{err}");
+}
+
+/// A publish says where its changes are in the stream; later publishes are later.
+async fn publishes_return_ordered_positions(dist: Arc<dyn Distribution>) {
+    let a = Subdomain::generate();
+    let first = dist.publish(&[upsert(a, 1)]).await.unwrap().expect("written");
+    let second = dist.publish(&[upsert(a, 2), upsert(Subdomain::generate(), 1)]).await.unwrap().expect("written");
+    assert!(second.is_at_or_after(&first) && !first.is_at_or_after(&second), "{first:?} {second:?}");
+    assert_eq!(dist.publish(&[upsert(a, 2)]).await.unwrap(), None, "nothing newer: no position");
+    let snap = dist.snapshot().await.unwrap();
+    assert!(snap.cursor.is_at_or_after(&second));
+}
+
+/// Followers report what they applied; a writer's wait ends when every live one
+/// has the change, and a follower that stops reporting drops out of it.
+async fn writers_wait_until_every_live_follower_applied(dist: Arc<dyn Distribution>) {
+    make_complete(dist.as_ref()).await;
+    let cancel = CancellationToken::new();
+    let replicas: Vec<Arc<Replica>> = (0..2).map(|_| Replica::new()).collect();
+    for (i, replica) in replicas.iter().enumerate() {
+        let follower = Follower::new(dist.clone(), replica.clone(), ResponderId::generate(format!("r{i}")));
+        tokio::spawn(follower.run(cancel.clone()));
+    }
+    // Both announce themselves within a heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dist.live_responders().await.unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "followers never reported");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sub = Subdomain::generate();
+    let position = dist.publish(&[upsert(sub, 7)]).await.unwrap().unwrap();
+    let started = Instant::now();
+    let applied = dist.wait_applied(&position, Duration::from_secs(5)).await.unwrap();
+    assert!(applied.everywhere(), "{applied:?}");
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    for replica in &replicas {
+        assert_eq!(replica.version(sub), Some(7), "answered by every follower when the wait ends");
+    }
+    // A report from a responder that then goes silent: waited for until it leaves.
+    let silent = ResponderId::generate("silent");
+    dist.report_applied(&silent, &position).await.unwrap();
+    let later = dist.publish(&[upsert(sub, 8)]).await.unwrap().unwrap();
+    let started = Instant::now();
+    let applied = dist.wait_applied(&later, Duration::from_millis(300)).await.unwrap();
+    assert_eq!((applied.live, applied.confirmed), (3, 2), "the silent one holds the wait to its bound");
+    assert!(started.elapsed() >= Duration::from_millis(290));
+    tokio::time::sleep(certdns_replication::membership::LIVENESS).await;
+    let applied = dist.wait_applied(&later, Duration::from_secs(5)).await.unwrap();
+    assert!(applied.everywhere() && applied.live == 2, "it left after the liveness bound: {applied:?}");
+    cancel.cancel();
+}
+
+/// The distribution loses its state (a Redis restarted empty, shown here by
+/// deleting every key of the deployment): a follower keeps every name, merges
+/// what the empty distribution gets meanwhile, and loads the new generation
+/// whole once a writer completes it — deletions made during the outage included.
+/// (The in-process distribution lives and dies with its process: nothing to lose.)
+#[tokio::test]
+async fn a_lost_redis_state_keeps_the_replica_until_a_new_generation_is_complete() {
+    let redis = TestRedis::new().await;
+    let dist: Arc<dyn Distribution> = Arc::new(RedisDistribution::connect(redis.url(), redis.prefix()).await.unwrap());
+    make_complete(dist.as_ref()).await;
+    let (kept, deleted) = (Subdomain::generate(), Subdomain::generate());
+    dist.publish(&[upsert(kept, 1), upsert(deleted, 1)]).await.unwrap();
+    let replica = Replica::new();
+    let follower = Follower::new(dist.clone(), replica.clone(), ResponderId::generate("r"));
+    let health = follower.health();
+    let cancel = CancellationToken::new();
+    tokio::spawn(follower.run(cancel.clone()));
+    wait_until(|| replica.version(deleted) == Some(1)).await;
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}*", redis.prefix())).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
+    assert_eq!(dist.generation().await.unwrap(), Generation::Missing);
+    let after_loss = Subdomain::generate();
+    dist.publish(&[upsert(after_loss, 1)]).await.unwrap();
+    wait_until(|| replica.version(after_loss) == Some(1)).await;
+    wait_until(|| health.report(Duration::from_secs(30)).rebuilding).await;
+    assert_eq!((replica.version(kept), replica.version(deleted)), (Some(1), Some(1)), "nothing dropped");
+    assert!(health.report(Duration::from_secs(30)).ready, "a complete replica stays ready");
+
+    // A writer republishes the store (without `deleted`, removed meanwhile) into
+    // a new generation and completes it: the follower loads it whole.
+    let Generation::Building(id) = dist.begin_generation().await.unwrap() else { panic!("claimed") };
+    dist.publish(&[upsert(kept, 1)]).await.unwrap();
+    assert!(dist.complete_generation(&id).await.unwrap());
+    wait_until(|| replica.version(deleted).is_none()).await;
+    assert_eq!((replica.version(kept), replica.version(after_loss)), (Some(1), Some(1)));
+    assert!(!health.report(Duration::from_secs(30)).rebuilding);
+    cancel.cancel();
+}
+
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "condition not reached within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -2,15 +2,14 @@
 //! a publish that fails is repaired by the reconciler without anyone asking.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use certdns_core::{
     Account, AccountId, AccountRole, AccountStatus, AllowFrom, Email, Registration, RegistrationId, Secret, Subdomain,
     TxtState, TxtValue, Username, now,
 };
-use certdns_replication::{Change, Cursor, DistError, Distribution, InProcess, RedisDistribution, Snapshot};
+use certdns_replication::faults::FailingPublishes;
+use certdns_replication::{Change, Distribution, InProcess, RedisDistribution, ResponderId};
 use certdns_store::PortalStore;
 use certdns_sync::TxtSync;
 use certdns_testkit::{Backend, TestDatabase, TestRedis};
@@ -24,37 +23,9 @@ certdns_testkit::both_backends!(
     reconcile_seeds_an_empty_distribution_and_removes_strays,
 );
 
-/// A distribution whose publishes fail while `failing` is set (Redis down).
-struct Flaky {
-    inner: Arc<dyn Distribution>,
-    failing: AtomicBool,
-}
-
-#[async_trait]
-impl Distribution for Flaky {
-    fn kind(&self) -> &'static str {
-        "flaky"
-    }
-    async fn publish(&self, changes: &[Change]) -> Result<(), DistError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(DistError::Unavailable("simulated outage".into()));
-        }
-        self.inner.publish(changes).await
-    }
-    async fn snapshot(&self) -> Result<Snapshot, DistError> {
-        self.inner.snapshot().await
-    }
-    async fn changes(&self, cursor: &Cursor, wait: Duration) -> Result<(Vec<Change>, Cursor), DistError> {
-        self.inner.changes(cursor, wait).await
-    }
-    async fn ping(&self) -> Result<(), DistError> {
-        self.inner.ping().await
-    }
-}
-
 struct Setup {
     store: Arc<dyn PortalStore>,
-    dist: Arc<Flaky>,
+    dist: Arc<FailingPublishes>,
     sync: Arc<TxtSync>,
     account: AccountId,
 }
@@ -70,7 +41,7 @@ async fn open(backend: Backend) -> (Setup, (TestDatabase, Option<TestRedis>)) {
             (Arc::new(RedisDistribution::connect(redis.url(), redis.prefix()).await.unwrap()), Some(redis))
         }
     };
-    let dist = Arc::new(Flaky { inner, failing: AtomicBool::new(false) });
+    let dist = Arc::new(FailingPublishes::new(inner));
     let sync = TxtSync::new(store.core(), dist.clone(), 2);
     let account = Account {
         id: AccountId::generate(),
@@ -159,14 +130,14 @@ async fn account_deletion_removes_every_name(s: Setup) {
 
 async fn failed_publishes_are_repaired_at_once(s: Setup) {
     let (kept, gone) = (s.register().await, s.register().await);
-    s.dist.failing.store(true, Ordering::SeqCst);
+    s.dist.fail(true);
     let written = s.write(&kept, 1).await;
     s.sync.delete_registration(s.account, gone.id).await.unwrap();
     let fresh = s.register().await;
     assert_eq!(s.published(kept.subdomain).await, Some(0), "the publish was lost");
     // No periodic reconciler runs here: the failed publish itself asked for a repair,
     // which retries with back-off until the distribution works again.
-    s.dist.failing.store(false, Ordering::SeqCst);
+    s.dist.fail(false);
     s.eventually(kept.subdomain, Some(written.version)).await;
     s.eventually(gone.subdomain, None).await;
     s.eventually(fresh.subdomain, Some(0)).await;
@@ -185,4 +156,66 @@ async fn reconcile_seeds_an_empty_distribution_and_removes_strays(s: Setup) {
     assert_eq!(states, vec![state]);
     let again = fresh.reconcile_now().await.unwrap();
     assert_eq!((again.upserted, again.removed), (0, 0), "a second run has nothing to do");
+}
+
+/// A Redis that comes back from an old save holds a "complete" generation that
+/// is stale: the writer sees the newest change go back in time, republishes the
+/// store into a new generation, and a follower keeps everything meanwhile.
+#[tokio::test]
+async fn a_distribution_restored_from_an_old_save_is_republished() {
+    let (s, (_db, redis)) = open(Backend::Fleet).await;
+    let redis = redis.expect("a Redis");
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    s.sync.reconcile_now().await.unwrap(); // a complete generation
+    let early = s.register().await;
+    s.write(&early, 1).await;
+    // The "save": every key of the deployment as it is now.
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}*", redis.prefix())).query_async(&mut conn).await.unwrap();
+    let mut saved = Vec::new();
+    for key in &keys {
+        let dump: Vec<u8> = redis::cmd("DUMP").arg(key).query_async(&mut conn).await.unwrap();
+        saved.push((key.clone(), dump));
+    }
+    let replica = certdns_replication::Replica::new();
+    let follower = certdns_replication::Follower::new(s.dist.clone(), replica.clone(), ResponderId::generate("r"));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(follower.run(cancel.clone()));
+    let late = s.register().await;
+    let written = s.write(&late, 1).await;
+    wait_for(|| replica.version(late.subdomain) == Some(written.version)).await;
+
+    // Restored from the save: the late registration is gone from Redis.
+    for (key, dump) in &saved {
+        let _: () =
+            redis::cmd("RESTORE").arg(key).arg(0).arg(dump).arg("REPLACE").query_async(&mut conn).await.unwrap();
+    }
+    let stale = s.dist.inner.snapshot().await.unwrap();
+    assert!(stale.states.iter().all(|st| st.subdomain != late.subdomain) && stale.generation.is_complete());
+    // The writer notices within a check or two and republishes into a new generation.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let snap = s.dist.inner.snapshot().await.unwrap();
+        if snap.generation.is_complete()
+            && snap.generation != stale.generation
+            && snap.states.iter().any(|st| st.subdomain == late.subdomain)
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the stale generation was never replaced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The follower never dropped the late name, and holds the new generation.
+    assert_eq!(replica.version(late.subdomain), Some(written.version));
+    assert_eq!(replica.version(early.subdomain).map(|v| v >= 1), Some(true));
+    cancel.cancel();
+}
+
+async fn wait_for(mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "not reached within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

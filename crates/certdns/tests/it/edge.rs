@@ -36,6 +36,7 @@ async fn slow_clients_are_cut_off_while_the_service_answers() {
         ("CERTDNS_HTTP__LIMITS__HEADER_READ_TIMEOUT_SECS", "2"),
         ("CERTDNS_PORTAL__LIMITS__HEADER_READ_TIMEOUT_SECS", "2"),
         ("CERTDNS_API__REQUEST_TIMEOUT_SECS", "2"),
+        ("CERTDNS_API__PROPAGATION_WAIT_MS", "1000"),
         ("CERTDNS_PORTAL__REQUEST_TIMEOUT_SECS", "2"),
     ];
     let args =

@@ -8,6 +8,7 @@ mod cli;
 mod edge;
 mod embedded;
 mod faults;
+mod fleet;
 mod operations;
 mod roles;
 mod shipped_configs;

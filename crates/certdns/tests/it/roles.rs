@@ -29,8 +29,16 @@ async fn split_roles_on_postgres_and_redis_converge() {
     for dns in [&dns1, &dns2] {
         let answer = crate::support::wait_for_txt(dns.dns_udp(), &fulldomain, 1).await;
         assert_eq!(txt_values(&answer), [valid_txt('x')]);
-        let ready: Value = reqwest::get(format!("{}/ready", dns.http_url())).await.unwrap().json().await.unwrap();
-        assert_eq!(ready["checks"]["replica"]["status"], "ok", "{ready}");
+        // Ready once the api's first reconcile has completed the distribution's generation.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let ready: Value = reqwest::get(format!("{}/ready", dns.http_url())).await.unwrap().json().await.unwrap();
+            if ready["checks"]["replica"]["status"] == "ok" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{ready}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
     for server in [api, dns1, dns2] {
         server.stop().await;
