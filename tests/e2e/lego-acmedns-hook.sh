@@ -72,23 +72,24 @@ update() { # registration-json value
         echo "acmedns-hook: update $sub: HTTP $status: $(head -c 500 "$body")" >&2
         rm -f "$body"; exit 1
     fi
+    # certdns answers 200 once every live responder serves the value, and says
+    # so: the CA may ask at once.
+    DELAY="$(jq -r '.propagationDelaySeconds // empty' "$body")"
     rm -f "$body"
 }
 
-# Like lego's own propagation check (which asks the authoritative servers
-# directly, never the CA's resolver): wait until every certdns responder named in
-# E2E_AUTH_PORTS answers the new value. With split roles the API answers 200
-# before the responders have applied the change (milliseconds later); a check
-# through the CA's own resolver in that window would leave the old answer in its
-# cache for the TXT TTL and fail the validation.
-wait_authoritative() { # fulldomain value
-    local port tries
+# certdns's promise, checked as lego's own propagation check would (it asks the
+# authoritative servers directly, never the CA's resolver): when /update said
+# "propagationDelaySeconds": 0, every certdns responder named in E2E_AUTH_PORTS
+# already answers the new value — asked once each, no retry. (Before that
+# promise, a check through the CA's resolver in the milliseconds between the
+# 200 and the responders applying the change cached the old answer.)
+check_authoritative() { # fulldomain value
+    local port
+    [ "${DELAY:-}" = 0 ] || die "update of $1 was not confirmed by every responder (propagationDelaySeconds ${DELAY:-none})"
     for port in ${E2E_AUTH_PORTS:-}; do
-        for tries in $(seq 1 100); do
-            dig +short +norecurse +time=1 +tries=1 -p "$port" @127.0.0.1 TXT "$1" | grep -q -- "$2" && break
-            [ "$tries" = 100 ] && die "responder 127.0.0.1:$port never answered the new value for $1"
-            sleep 0.1
-        done
+        dig +short +norecurse +time=2 +tries=1 -p "$port" @127.0.0.1 TXT "$1" | grep -q -- "$2" ||
+            die "responder 127.0.0.1:$port does not answer the new value for $1 although /update confirmed it"
     done
 }
 
@@ -112,7 +113,7 @@ present)
         die "new registration for $domain: create the CNAME \"$cname\" and run again"
     fi
     update "$reg" "$3"
-    wait_authoritative "$(jq -r .fulldomain <<<"$reg")" "$3"
+    check_authoritative "$(jq -r .fulldomain <<<"$reg")" "$3"
     ;;
 cleanup)
     ;;
