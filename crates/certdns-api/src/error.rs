@@ -16,6 +16,9 @@ pub enum ApiError {
     BadTxt,
     /// A storage failure on `/update` (acme-dns: 500 `db_error`).
     DbError,
+    /// The store cannot serve now (down, unreachable, disk full): 503
+    /// `store_unavailable` with `Retry-After`, so clients try again.
+    StoreUnavailable,
     MalformedJson,
     InvalidAllowFrom,
     BadSubject,
@@ -50,6 +53,7 @@ impl ApiError {
             }
             ApiError::BadSubject => StatusCode::BAD_REQUEST,
             ApiError::DbError | ApiError::NoOwner => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::LicenseKeyRevoked | ApiError::AccountSuspended => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -64,6 +68,7 @@ impl ApiError {
             ApiError::BadSubdomain => "bad_subdomain",
             ApiError::BadTxt => "bad_txt",
             ApiError::DbError => "db_error",
+            ApiError::StoreUnavailable => "store_unavailable",
             ApiError::MalformedJson => "malformed_json_payload",
             ApiError::InvalidAllowFrom => "invalid_allowfrom_cidr",
             ApiError::BadSubject => "bad_subject",
@@ -95,8 +100,16 @@ pub fn json_response(status: StatusCode, body: String) -> Response {
 /// (`NotFound`) match them before using `?`.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "storage failure");
-        ApiError::DbError
+        match e {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %e, "the store is unavailable");
+                ApiError::StoreUnavailable
+            }
+            _ => {
+                tracing::error!(error = %e, "storage failure");
+                ApiError::DbError
+            }
+        }
     }
 }
 
@@ -108,6 +121,9 @@ impl IntoResponse for ApiError {
                 if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
                     response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
+            }
+            ApiError::StoreUnavailable => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
             }
             ApiError::RateLimited { retry_after } => {
                 // Whole seconds, rounded up, at least 1 (RFC 9110 delay-seconds).

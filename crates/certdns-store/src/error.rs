@@ -18,13 +18,28 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
+        match &e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 StoreError::Unavailable(e.to_string())
             }
-            other => StoreError::Database(other),
+            sqlx::Error::Database(db) if out_of_service(db.as_ref()) => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Database(e),
         }
     }
+}
+
+/// Errors that say the database cannot serve now — not that the request is
+/// wrong — so callers can answer "try again later" rather than "broken".
+fn out_of_service(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = db.code() else { return false };
+    if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+        // Connection exceptions, insufficient resources (disk full, out of
+        // memory, too many connections), operator intervention (shutdown).
+        return ["08", "53", "57"].iter().any(|class| code.starts_with(class));
+    }
+    // SQLite: the primary code is the extended code's low byte. I/O error,
+    // database or disk full, cannot open.
+    code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 10 | 13 | 14))
 }
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`].

@@ -28,6 +28,8 @@ pub struct Ops {
     /// Present when the dns role runs.
     pub replica: Option<(Arc<Replica>, Arc<FollowerHealth>)>,
     pub degraded_after: Duration,
+    /// Readiness fails with the distribution (the api role runs).
+    pub distribution_required: bool,
     /// The last write probe: when, and whether it worked.
     pub last_write: Arc<std::sync::Mutex<Option<(std::time::Instant, bool)>>>,
 }
@@ -97,10 +99,12 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
     }
     let result = tokio::time::timeout(CHECK_TIMEOUT, ops.distribution.ping()).await;
     let healthy = matches!(result, Ok(Ok(())));
-    // A responder keeps answering from its replica while Redis is away; its
-    // replica check below turns it unready after `dns.degraded_after_secs`.
-    // Failing it at once would withdraw every PoP from anycast together.
-    if ops.store.is_some() || ops.replica.is_none() {
+    // Only the api role needs Redis to do its job. A responder keeps answering
+    // from its replica while Redis is away (its replica check below turns it
+    // unready after `dns.degraded_after_secs`; failing it at once would withdraw
+    // every PoP from anycast together), and the portal's rare publishes are
+    // repaired by the reconcile.
+    if ops.distribution_required {
         ok &= healthy;
     }
     let mut distribution =

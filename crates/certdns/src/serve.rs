@@ -144,6 +144,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         distribution: distribution.clone(),
         replica: replica_health,
         degraded_after: Duration::from_secs(config.dns.degraded_after_secs),
+        distribution_required: config.runs(Role::Api),
         last_write: Arc::default(),
     };
     http = http.merge(ops::probes(ops.clone(), !config.runs(Role::Api)));

@@ -41,7 +41,7 @@ async fn over_budget_clients_never_reach_the_store() {
     expect_error(r.send().await.unwrap(), 429, "rate_limited").await;
     // The store really is gone: a request that needs it fails.
     let r = env.post("/register").header("authorization", env.basic()).send().await.unwrap();
-    expect_error(r, 500, "db_error").await;
+    expect_error(r, 503, "store_unavailable").await;
 }
 
 /// Failed authentications are limited per address; once the budget is gone the

@@ -58,7 +58,7 @@ async fn update_status(http: &str, reg: &Value, txt: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// A full disk: every write fails with acme-dns's JSON 500 and `/ready` turns
+/// A full disk: every write fails with a JSON 503 (`store_unavailable`) and `/ready` turns
 /// 503 naming the store's writes (reads still work, so a read check alone would
 /// say "ok"); once space is freed both recover on their own.
 #[tokio::test]
@@ -89,8 +89,8 @@ async fn a_full_disk_is_reported_and_survived() {
     for (i, c) in "bcdefghijk".chars().enumerate() {
         let (status, body) = update_status(&http, &reg, &valid_txt(c)).await;
         match status {
-            500 => {
-                assert_eq!(body, r#"{"error": "db_error"}"#);
+            503 => {
+                assert_eq!(body, r#"{"error": "store_unavailable"}"#);
                 refused += 1;
             }
             200 => assert!(i < 3, "writes keep succeeding on a full disk"),
