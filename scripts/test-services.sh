@@ -90,3 +90,16 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     apt_install chromium chromium-driver
 fi
 echo "test-services: chromium $(chromium --version 2>/dev/null | awk '{print $2}'), $(chromedriver --version 2>/dev/null | awk '{print $1, $2}')"
+
+# --- Fuzzing (tests/fuzz/) -------------------------------------------------------
+# api.sh installs schemathesis into a virtualenv: python3 with venv (on Debian the
+# ensurepip module comes with python3-venv). dns.sh needs a C++ compiler for
+# libFuzzer (g++, with the Rust toolchain's build essentials).
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "test-services: installing python3 and python3-venv (API fuzzing)"
+    apt_install python3 python3-venv
+fi
+if ! command -v c++ >/dev/null; then
+    echo "test-services: installing g++ (libFuzzer, DNS fuzzing)"
+    apt_install g++
+fi

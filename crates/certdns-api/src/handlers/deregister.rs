@@ -19,7 +19,11 @@ use crate::state::AppState;
 /// Extension: delete a registration, so nothing stale stays answerable.
 #[utoipa::path(
     post, path = "/deregister",
-    request_body(content = Option<crate::openapi::DeregisterRequest>, description = "With registration credentials: optional (must name the same subdomain if given). With a license key: required."),
+    request_body(content = crate::openapi::DeregisterRequest, description = "With a license key: required. With registration credentials: may be left out (if given, must name the same subdomain)."),
+    params(
+        ("X-Api-User" = Option<String>, Header, nullable = false, description = "`username` from /register (with `X-Api-Key`, instead of a license key)"),
+        ("X-Api-Key" = Option<String>, Header, nullable = false, description = "`password` from /register"),
+    ),
     responses(
         (status = 200, description = "Deleted; the name stops answering", body = crate::openapi::DeregisterResponse),
         (status = 400, description = "`malformed_json_payload` or `bad_subdomain`", body = crate::openapi::ErrorBody),

@@ -103,7 +103,16 @@ async fn license_key_owner(state: &Arc<AppState>, incoming: &Incoming) -> Result
     post, path = "/register",
     request_body(content = Option<crate::openapi::RegisterRequest>, description = "Optional; empty, `null` or `{}` register without restrictions. Keys match case-insensitively; any Content-Type."),
     responses(
-        (status = 201, description = "Registered", body = RegisterResponse),
+        (status = 201, description = "Registered", body = RegisterResponse, links(
+            ("update" = (operation_id = "update", description = "Set a TXT value with the new credentials", parameters(
+                ("header.X-Api-User" = "$response.body#/username"),
+                ("header.X-Api-Key" = "$response.body#/password"),
+            ), request_body = json!({"subdomain": "$response.body#/subdomain", "txt": "___validation_token_from_the_ca_43_chars___"}))),
+            ("deregister" = (operation_id = "deregister", description = "Delete the registration with its own credentials", parameters(
+                ("header.X-Api-User" = "$response.body#/username"),
+                ("header.X-Api-Key" = "$response.body#/password"),
+            ), request_body = json!({"subdomain": "$response.body#/subdomain"}))),
+        )),
         (status = 400, description = "`malformed_json_payload`, `invalid_allowfrom_cidr` or `bad_subject`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`license_key_required` / `invalid_license_key`, with `WWW-Authenticate: Basic`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`license_key_revoked` or `account_suspended`", body = crate::openapi::ErrorBody),
