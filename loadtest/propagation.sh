@@ -42,5 +42,11 @@ start dns2 --role dns --http-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 --ops-l
 # The first start writes its credentials to first-start.txt in the data directory,
 # since stdout is not a terminal.
 base_url="$(grep -A1 'ACME client base URL' "$work/first-start.txt" | tail -n1 | tr -d ' ')"
+ops() { sed -n 's|.*Ops *http://\([0-9.:]*\) .*|\1|p' "$work/$1.out"; }
+# Measure only once the api hears from both responders (they report within ~0.5 s).
+for _ in $(seq 1 50); do
+    [ "$(curl -s "http://$(ops api)/ready" | sed -n 's/.*"live_responders":\([0-9]*\).*/\1/p')" = 2 ] && break
+    sleep 0.1
+done
 udp() { sed -n 's/.*DNS *udp \([0-9.:]*\),.*/\1/p' "$work/$1.out"; }
 target/release/examples/propagation --base-url "$base_url" --dns "$(udp dns1)" --dns "$(udp dns2)" --updates "$updates"

@@ -9,10 +9,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # The end-to-end step's switches (CERTDNS_SKIP_E2E, CERTDNS_E2E_*) are not certdns
 # configuration keys, and certdns refuses unknown CERTDNS_* variables: keep them
-# away from the binaries `cargo test` starts and hand them to tests/e2e/run.sh only.
+# away from the binaries `cargo test` starts and hand them to tests/e2e/run.sh and
+# tests/anycast/run.sh only (CERTDNS_ANYCAST_*).
 skip_e2e="${CERTDNS_SKIP_E2E:-}"
 e2e_env=()
-while read -r v; do e2e_env+=("$v=${!v}"); unset "$v"; done < <(compgen -e | grep -E '^CERTDNS_(SKIP_E2E$|E2E_)' || true)
+while read -r v; do e2e_env+=("$v=${!v}"); unset "$v"; done < <(compgen -e | grep -E '^CERTDNS_(SKIP_E2E$|E2E_|ANYCAST_)' || true)
 # The same for the fuzzing step's (CERTDNS_SKIP_FUZZ, CERTDNS_FUZZ_*), handed to tests/fuzz/*.sh.
 skip_fuzz="${CERTDNS_SKIP_FUZZ:-}"
 fuzz_env=()
@@ -53,10 +54,13 @@ for campaign in dns api; do
     fi
 done
 
-# End to end: real ACME clients, pebble, unbound, knot (see tests/e2e/README.md).
+# End to end: real ACME clients, pebble, unbound, knot (see tests/e2e/README.md),
+# then anycast failover with BIRD in network namespaces.
 if [ -z "$skip_e2e" ] || [ "$skip_e2e" = 0 ]; then
     echo "== end-to-end (tests/e2e/run.sh; CERTDNS_SKIP_E2E=1 skips it)"
     env "${e2e_env[@]}" tests/e2e/run.sh
+    echo "== anycast failover (tests/anycast/run.sh: BIRD in network namespaces)"
+    env "${e2e_env[@]}" tests/anycast/run.sh
 else
     echo "== end-to-end skipped (CERTDNS_SKIP_E2E is set)"
 fi

@@ -75,6 +75,7 @@ fleet() { # responders, wait_ms
     base=$(grep -A1 'ACME client base URL' "$WORK/first-start.txt" | tail -n1 | tr -d ' ')
     for _ in $(seq 1 256); do
       curl -s -X POST "$base/register" | sed -E 's/.*"username":"([^"]*)","password":"([^"]*)".*"subdomain":"([^"]*)".*/reg \1 \2 \3/'
+      echo # the JSON body has no final newline
     done >"$WORK/creds"
     BASIC="Basic $(echo "$base" | sed -E 's#https?://([^@]*)@.*#\1#' | tr -d '\n' | base64 -w0)"
   fi

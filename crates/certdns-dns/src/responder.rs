@@ -13,10 +13,11 @@ use certdns_replication::{Replica, TxtLookup};
 use hickory_proto::op::{Edns, Header, HeaderCounts, LowerQuery, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinDecoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use crate::metrics::Metrics;
 use crate::rrl::{Rrl, Verdict};
@@ -160,11 +161,14 @@ impl RequestHandler for Responder {
         }
 
         let client_edns = request.edns.as_ref();
+        // hickory echoes the question section byte for byte; only a single question
+        // written out label by label reads the same in the answer (see `echoable`).
+        let echo = request.queries.len() == 1 && echoable(request.queries.as_bytes());
         let reply = if request.metadata.op_code != OpCode::Query {
             Reply::bare(ResponseCode::NotImp)
         } else if client_edns.is_some_and(|e| e.version() != 0) {
             Reply::bare(ResponseCode::BADVERS)
-        } else if request.queries.len() != 1 {
+        } else if !echo {
             Reply::bare(ResponseCode::FormErr)
         } else if rrl_slip {
             Reply::bare(ResponseCode::NoError)
@@ -192,8 +196,16 @@ impl RequestHandler for Responder {
             (true, None) => CLASSIC_UDP_LIMIT,
             (true, Some(e)) => usize::from(e.max_payload().clamp(512, EDNS_PAYLOAD)),
         };
+        // Not echoable: the answer carries no question (QDCOUNT 0).
+        let no_question;
+        let queries = if echo {
+            &request.queries
+        } else {
+            no_question = Queries::read(&mut BinDecoder::new(&[]), 0).ok();
+            no_question.as_ref().unwrap_or(&request.queries)
+        };
         let size = HEADER_LEN
-            + request.queries.as_bytes().len()
+            + queries.as_bytes().len()
             + reply.answers_len
             + if reply.negative_soa { soa.wire_len } else { 0 }
             + if response_edns.is_some() { OPT_LEN } else { 0 };
@@ -210,7 +222,7 @@ impl RequestHandler for Responder {
 
         let answers: &[Record] = if truncate { &[] } else { &reply.answers };
         let authority: &[Record] = if reply.negative_soa && !truncate { &soa.records } else { &[] };
-        let mut builder = MessageResponseBuilder::from_message_request(request);
+        let mut builder = MessageResponseBuilder::new(queries, None);
         if let Some(edns) = &response_edns {
             builder.edns(edns);
         }
@@ -226,6 +238,21 @@ impl RequestHandler for Responder {
         };
         self.metrics.answered(qtype, reply.rcode, started.elapsed());
         info
+    }
+}
+
+/// Whether a one-question section can be echoed as sent: its name is written out
+/// label by label, without a compression pointer. The question is the first name
+/// in a message, so a pointer in it can only point back into the header, whose
+/// bytes differ in the answer: echoed, the name would no longer parse.
+fn echoable(question: &[u8]) -> bool {
+    let mut at = 0;
+    loop {
+        match question.get(at) {
+            Some(0) => return true,
+            Some(&len) if len < 0x40 => at += 1 + usize::from(len),
+            _ => return false,
+        }
     }
 }
 

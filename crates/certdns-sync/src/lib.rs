@@ -61,6 +61,14 @@ impl TxtSync {
         let watch =
             Watch { distribution: distribution.clone(), pokes: pokes.clone(), restart, furthest: furthest.clone() };
         tokio::spawn(watch.run(stop.clone()));
+        // Start hearing responders' reports now, so the first /update after a start
+        // already knows who must confirm it.
+        let listen = distribution.clone();
+        tokio::spawn(async move {
+            if let Err(e) = listen.live_responders().await {
+                tracing::debug!(error = %e, "responders' reports not read yet");
+            }
+        });
         Arc::new(Self { store, distribution, keep, pokes, furthest, stop })
     }
 

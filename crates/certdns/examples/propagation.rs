@@ -91,7 +91,7 @@ async fn main() -> Result<(), String> {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
 
     let mut delays = Vec::with_capacity(args.updates);
-    let mut timeouts = 0;
+    let (mut timeouts, mut confirmed, mut first_round) = (0, 0, 0);
     for i in 0..args.updates {
         let value = format!("{i:0>43}");
         let resp = http
@@ -106,9 +106,17 @@ async fn main() -> Result<(), String> {
             return Err(format!("update {i} answered {}", resp.status()));
         }
         let acknowledged = Instant::now();
+        let body = resp.text().await.map_err(|e| e.to_string())?;
+        let everywhere = body.ends_with("\"propagationDelaySeconds\": 0}");
+        if !everywhere {
+            eprintln!("update {i} not confirmed: {body}");
+        }
+        confirmed += usize::from(everywhere);
         let deadline = acknowledged + Duration::from_secs(2);
         let mut pending = args.dns.clone();
+        let mut rounds = 0;
         while !pending.is_empty() && Instant::now() < deadline {
+            rounds += 1;
             let mut still = Vec::new();
             for server in pending {
                 if !txt_contains(&socket, server, &query, value.as_bytes()).await {
@@ -119,6 +127,7 @@ async fn main() -> Result<(), String> {
         }
         if pending.is_empty() {
             delays.push(acknowledged.elapsed());
+            first_round += usize::from(rounds == 1);
         } else {
             timeouts += 1;
         }
@@ -128,6 +137,11 @@ async fn main() -> Result<(), String> {
         return Err("no update was answered within 2 s".into());
     }
     let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
+    println!(
+        "/update confirmed by every responder: {confirmed} of {}; every responder answered at the first question: \
+         {first_round} of {}",
+        args.updates, args.updates
+    );
     println!(
         "propagation over {} updates to {} responders: p50 {} p90 {} p99 {} max {} (timeouts: {timeouts})",
         delays.len(),

@@ -31,6 +31,7 @@ use crate::state::AppState;
         (status = 403, description = "`license_key_revoked`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such registration in this account", body = crate::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`, with `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the store is down or full; retry after `Retry-After`", body = crate::openapi::ErrorBody),
     ),
     security(("api_user" = [], "api_key" = []), ("license_key" = []))
 )]

@@ -51,7 +51,7 @@ struct Owner {
 async fn license_owner(state: &Arc<AppState>, incoming: &Incoming) -> Result<Owner, ApiError> {
     let found = license_key_owner(state, incoming).await;
     if let Err(e) = &found
-        && *e != ApiError::DbError
+        && !matches!(e, ApiError::DbError | ApiError::StoreUnavailable)
     {
         state.limits.register_unauthenticated(incoming.ip).map_err(|(w, d)| rate_limited(w, d))?;
     }
@@ -119,6 +119,7 @@ async fn license_key_owner(state: &Arc<AppState>, incoming: &Incoming) -> Result
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`, with `Retry-After`", body = crate::openapi::ErrorBody),
         (status = 500, description = "`db_error`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the store is down or full; retry after `Retry-After`", body = crate::openapi::ErrorBody),
     ),
     security(("license_key" = []))
 )]

@@ -40,6 +40,7 @@ fn valid_label(s: &str) -> bool {
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 429, description = "`rate_limited` (too many failed authentications), with `Retry-After`", body = crate::openapi::ErrorBody),
         (status = 500, description = "`db_error`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the store is down or full; retry after `Retry-After`", body = crate::openapi::ErrorBody),
     ),
     security(("api_user" = [], "api_key" = []))
 )]

@@ -248,6 +248,16 @@ async fn badvers_notimp_formerr() {
     raw.truncate(20);
     let reply = udp_raw(r.udp, &raw, Duration::from_secs(2)).await.expect("FORMERR, not silence");
     assert_eq!(Message::from_vec(&reply).unwrap().metadata.response_code, ResponseCode::FormErr);
+    // A question whose name is a pointer into the header (offset 2, the flags):
+    // echoed, it would not parse in the answer, whose flags differ. FORMERR
+    // without the question (found by fuzz/, seed regress-qname-pointer-into-header).
+    let raw = [0x10, 0x05, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x02, 0, 16, 0, 1];
+    let over_udp = udp_raw(r.udp, &raw, Duration::from_secs(2)).await.expect("an answer");
+    for reply in [over_udp, tcp_raw(r.tcp, &raw).await] {
+        let reply = Message::from_vec(&reply).expect("the answer parses");
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+        assert!(reply.queries.is_empty());
+    }
     // A response (QR=1) is never answered: no reflection loops.
     let mut response = query("auth.example.org.", RecordType::SOA);
     response.metadata.message_type = MessageType::Response;
