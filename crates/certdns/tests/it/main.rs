@@ -7,6 +7,7 @@
 mod cli;
 mod edge;
 mod embedded;
+mod fault_matrix;
 mod faults;
 mod fleet;
 mod operations;
