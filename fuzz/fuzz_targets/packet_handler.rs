@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use certdns_core::{Subdomain, TxtState, TxtValue};
-use certdns_replication::{Change, Replica};
+use certdns_replication::Replica;
 use certdns_dns::fuzzing::PacketHarness;
 use certdns_dns::{EDNS_PAYLOAD, Protocol, RrlConfig, ZoneConfig};
 use hickory_proto::op::Message;
@@ -27,10 +27,9 @@ fn setup() -> &'static Setup {
             records: vec!["ns1.a.example. A 192.0.2.1".into(), "x.y.a.example. TXT \"static\"".into()],
             ..ZoneConfig::default()
         };
-        let replica = Replica::new();
         // A fixed subdomain, so the fuzzer can find it: 00000000-0000-0000-0000-000000000001.a.example
         let values = (0..3).map(|i| TxtValue::parse(&format!("{i:0>43}")).expect("valid")).collect();
-        replica.apply(&Change::Upsert(TxtState { subdomain: Subdomain::from_u128(1), version: 1, values }));
+        let replica = Replica::with_states(&[TxtState { subdomain: Subdomain::from_u128(1), version: 1, values }]);
         let harness = PacketHarness::new(&zone, replica, &RrlConfig::default()).expect("zone compiles");
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         Setup { runtime, harness }

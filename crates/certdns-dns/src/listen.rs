@@ -183,11 +183,14 @@ impl BoundDns {
                 let (responder, stopped) = (responder.clone(), stopped.clone());
                 udp_tasks.spawn_blocking(move || crate::udp::serve(socket, responder, stopped));
             }
-            let flag = stopped.clone();
+            // Raised on cancel, and also when this task is dropped unpolled (the
+            // runtime shutting down, e.g. after a panic): otherwise the threads
+            // would run on and the runtime would wait for them forever.
+            let flag = RaiseOnDrop(stopped.clone());
             let raise_flag = cancel.clone();
             tokio::spawn(async move {
+                let _flag = flag;
                 raise_flag.cancelled().await;
-                flag.store(true, Ordering::Relaxed);
             });
             let shutdown = server.shutdown_token().clone();
             let rrl = self.rrl;
@@ -219,5 +222,14 @@ impl BoundDns {
             tracing::info!("DNS responder stopped");
             result.and(tcp_result)
         }
+    }
+}
+
+/// Sets the UDP threads' stop flag when dropped.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }

@@ -115,6 +115,7 @@ impl Responder {
                 if !matches!(qtype, RecordType::TXT | RecordType::ANY) {
                     return self.replica.lookup(subdomain, |found| match found {
                         TxtLookup::Unknown => Reply::negative(ResponseCode::NXDomain),
+                        TxtLookup::NotLoaded => Reply::bare(ResponseCode::ServFail),
                         TxtLookup::Values(_) => Reply::negative(ResponseCode::NoError),
                     });
                 }
@@ -122,6 +123,8 @@ impl Responder {
                 let ttl = self.zone.txt_ttl;
                 self.replica.lookup(subdomain, |found| match found {
                     TxtLookup::Unknown => Reply::negative(ResponseCode::NXDomain),
+                    // Starting: say "ask another server" rather than a cached NXDOMAIN.
+                    TxtLookup::NotLoaded => Reply::bare(ResponseCode::ServFail),
                     TxtLookup::Values(values) => {
                         // The owner echoes the question's exact case (0x20).
                         let records: Vec<Record> = values

@@ -7,7 +7,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use certdns_core::{Subdomain, TxtState, TxtValue};
@@ -76,6 +76,10 @@ type Map = papaya::HashMap<u128, Entry, UuidHash>;
 pub enum TxtLookup<'a> {
     /// No registration has this subdomain (or it was removed).
     Unknown,
+    /// Not held, and the replica has not loaded a complete snapshot yet: whether
+    /// the name exists is not known (a responder must not say NXDOMAIN, which
+    /// resolvers cache).
+    NotLoaded,
     /// A registration exists; these are its values, newest first (maybe none).
     Values(TxtValues<'a>),
 }
@@ -106,11 +110,23 @@ impl TxtValues<'_> {
 pub struct Replica {
     map: ArcSwap<Map>,
     applied: AtomicU64,
+    /// A complete snapshot was loaded: a name not held does not exist. Never
+    /// cleared; later changes and merges keep the set complete.
+    loaded: AtomicBool,
 }
 
 impl Replica {
+    /// An empty replica waiting for its first complete snapshot ([`reset`](Self::reset)):
+    /// until then a name it does not hold looks up as [`TxtLookup::NotLoaded`].
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A replica holding exactly these states, a complete set (tests and tools).
+    pub fn with_states(states: &[TxtState]) -> Arc<Self> {
+        let replica = Self::new();
+        replica.reset(states);
+        replica
     }
 
     /// Looks a subdomain up and hands the result to `f` (the values borrow from the
@@ -120,7 +136,10 @@ impl Replica {
         let pinned = map.pin();
         match pinned.get(&subdomain.as_u128()) {
             Some(Entry { txt: Some(txt), .. }) => f(TxtLookup::Values(TxtValues(txt))),
-            _ => f(TxtLookup::Unknown),
+            // A tombstone is known to be gone, loaded or not.
+            Some(Entry { txt: None, .. }) => f(TxtLookup::Unknown),
+            None if self.is_loaded() => f(TxtLookup::Unknown),
+            None => f(TxtLookup::NotLoaded),
         }
     }
 
@@ -132,7 +151,7 @@ impl Replica {
     /// Convenience for tests and tools: the values as owned strings.
     pub fn values(&self, subdomain: Subdomain) -> Option<Vec<String>> {
         self.lookup(subdomain, |l| match l {
-            TxtLookup::Unknown => None,
+            TxtLookup::Unknown | TxtLookup::NotLoaded => None,
             TxtLookup::Values(v) => Some(v.map(|b| String::from_utf8_lossy(b).into_owned()).collect()),
         })
     }
@@ -176,6 +195,12 @@ impl Replica {
             }
         }
         self.map.store(Arc::new(map));
+        self.loaded.store(true, Ordering::Release);
+    }
+
+    /// Whether a complete snapshot was loaded (see [`TxtLookup::NotLoaded`]).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// Number of entries, tombstones included.
@@ -235,7 +260,12 @@ mod tests {
         let s = Subdomain::generate();
         r.apply(&upsert(s, 0, &[]));
         r.lookup(s, |l| assert!(matches!(l, TxtLookup::Values(v) if v.is_empty())));
+        // Before a complete snapshot, a name not held is not known to be absent.
+        r.lookup(Subdomain::generate(), |l| assert_eq!(l, TxtLookup::NotLoaded));
+        let r = Replica::with_states(&[TxtState { subdomain: s, version: 0, values: vec![] }]);
+        r.lookup(s, |l| assert!(matches!(l, TxtLookup::Values(v) if v.is_empty())));
         r.lookup(Subdomain::generate(), |l| assert_eq!(l, TxtLookup::Unknown));
+        assert!(r.is_loaded());
     }
 
     #[test]

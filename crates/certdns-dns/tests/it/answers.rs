@@ -143,6 +143,44 @@ async fn txt_answers_the_two_newest_values_fed_by_a_follower() {
     r.stop().await;
 }
 
+/// A responder that has not loaded its first complete snapshot (starting, or its
+/// distribution's state being rebuilt) does not know which names exist: an unknown
+/// registration name gets SERVFAIL (ask another server), never an NXDOMAIN a
+/// resolver would cache. What it does know it answers: names it already holds,
+/// removed names, the static zone.
+#[tokio::test]
+async fn before_the_first_snapshot_unknown_names_get_servfail() {
+    let r = Running::start(dns_config(), zone_config(), Replica::new()).await;
+    let held = Subdomain::generate();
+    let removed = Subdomain::generate();
+    r.replica.apply(&upsert(held, 1, &["held"]));
+    r.replica.apply(&certdns_replication::Change::Remove { subdomain: removed, version: 2 });
+    let unknown = format!("{}.{ZONE}.", Subdomain::generate());
+
+    for qtype in [RecordType::TXT, RecordType::A] {
+        for reply in [udp(r.udp, &query(&unknown, qtype)).await, tcp(r.tcp, &query(&unknown, qtype)).await] {
+            assert_eq!(reply.metadata.response_code, ResponseCode::ServFail, "{reply:?}");
+            assert!(reply.answers.is_empty() && reply.authorities.is_empty());
+        }
+    }
+    let reply = udp(r.udp, &query(&format!("{held}.{ZONE}."), RecordType::TXT)).await;
+    assert_authoritative(&reply, ResponseCode::NoError);
+    assert_eq!(txt_values(&reply), vec![value("held").as_str().to_owned()]);
+    let reply = udp(r.udp, &query(&format!("{removed}.{ZONE}."), RecordType::TXT)).await;
+    assert_authoritative(&reply, ResponseCode::NXDomain);
+    let reply = udp(r.udp, &query(&format!("{ZONE}."), RecordType::SOA)).await;
+    assert_authoritative(&reply, ResponseCode::NoError);
+    let reply = udp(r.udp, &query(&format!("unknown.{ZONE}."), RecordType::TXT)).await;
+    assert_authoritative(&reply, ResponseCode::NXDomain);
+
+    // The first complete snapshot: from now on, not held means does not exist.
+    r.replica.reset(&[]);
+    let reply = udp(r.udp, &query(&unknown, RecordType::TXT)).await;
+    assert_authoritative(&reply, ResponseCode::NXDomain);
+    assert_negative_soa(&reply);
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn nodata_nxdomain_and_refused() {
     let r = Running::default().await;
@@ -311,7 +349,7 @@ async fn rate_limiting_drops_and_slips_when_enabled() {
     dns.rrl.responses_per_second = 1;
     dns.rrl.burst = 5;
     dns.rrl.slip = 2;
-    let r = Running::start(dns, zone_config(), Replica::new()).await;
+    let r = Running::start(dns, zone_config(), Replica::with_states(&[])).await;
     let q = query("auth.example.org.", RecordType::SOA).to_vec().unwrap();
     let (mut answered, mut slipped, mut dropped) = (0, 0, 0);
     for _ in 0..20 {
@@ -341,21 +379,21 @@ async fn bind_reports_a_taken_address_and_bad_config_in_one_line() {
     let r = Running::default().await;
     let mut dns = dns_config();
     dns.listen = vec![r.tcp];
-    let err = certdns_dns::bind(&dns, &zone_config(), Replica::new()).await.err().expect("address in use");
+    let err = certdns_dns::bind(&dns, &zone_config(), Replica::with_states(&[])).await.err().expect("address in use");
     let msg = err.to_string();
     assert!(msg.contains(&r.tcp.to_string()) && !msg.contains('\n'), "{msg}");
 
     let mut zone = zone_config();
     zone.domain = "a..b".into();
-    let err = certdns_dns::bind(&dns_config(), &zone, Replica::new()).await.err().expect("invalid zone");
+    let err = certdns_dns::bind(&dns_config(), &zone, Replica::with_states(&[])).await.err().expect("invalid zone");
     assert_eq!(err.to_string(), "zone.domain: \"a..b\" is not a valid domain name");
     let mut zone = zone_config();
     zone.records.push("bad.auth.example.org. A 999.1.1.1".into());
-    let err = certdns_dns::bind(&dns_config(), &zone, Replica::new()).await.err().expect("invalid record");
+    let err = certdns_dns::bind(&dns_config(), &zone, Replica::with_states(&[])).await.err().expect("invalid record");
     assert!(err.to_string().starts_with("zone.records[5]: \"bad.auth.example.org. A 999.1.1.1\""), "{err}");
     let mut dns = dns_config();
     dns.listen.clear();
-    let err = certdns_dns::bind(&dns, &zone_config(), Replica::new()).await.err().expect("no address");
+    let err = certdns_dns::bind(&dns, &zone_config(), Replica::with_states(&[])).await.err().expect("no address");
     assert!(err.to_string().starts_with("dns.listen:"), "{err}");
     r.stop().await;
 }
@@ -364,7 +402,7 @@ async fn bind_reports_a_taken_address_and_bad_config_in_one_line() {
 async fn serves_ipv4_and_ipv6_addresses_together() {
     let mut dns = dns_config();
     dns.listen = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
-    let bound = certdns_dns::bind(&dns, &zone_config(), Replica::new()).await.expect("bind v4 and v6");
+    let bound = certdns_dns::bind(&dns, &zone_config(), Replica::with_states(&[])).await.expect("bind v4 and v6");
     let addrs = bound.local_addrs();
     assert_eq!(addrs.len(), 4, "UDP and TCP per address: {addrs:?}");
     let cancel = CancellationToken::new();

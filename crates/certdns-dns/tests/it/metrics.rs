@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 async fn queries_are_counted_by_qtype_and_rcode_with_latency_and_rrl() {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
-    let replica = Replica::new();
+    let replica = Replica::with_states(&[]);
     let sub = Subdomain::generate();
     replica.apply(&upsert(sub, 1, &["a"]));
     let rrl = RrlConfig { enabled: true, responses_per_second: 1, burst: 3, slip: 2, ..RrlConfig::default() };

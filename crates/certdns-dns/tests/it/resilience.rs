@@ -40,7 +40,7 @@ async fn answers_survive_a_redis_outage_and_resync_after() {
     publisher.publish(&[upsert(sub, 1, &["before"])]).await.unwrap();
     assert!(publisher.complete_generation(&id).await.unwrap());
 
-    let replica = Replica::new();
+    let replica = Replica::with_states(&[]);
     let follower_dist = RedisDistribution::connect(&redis.url(), prefix).await.unwrap();
     let follower =
         Follower::new(Arc::new(follower_dist), replica.clone(), certdns_replication::ResponderId::generate("test"));

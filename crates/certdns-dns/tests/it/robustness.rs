@@ -73,7 +73,7 @@ fn junk(rng: &mut Rng, seeds: &[Vec<u8>], count: usize) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn the_handler_survives_junk_and_its_answers_parse() {
-    let replica = Replica::new();
+    let replica = Replica::with_states(&[]);
     let sub = Subdomain::generate();
     replica.apply(&upsert(sub, 1, &["a", "b"]));
     let harness = PacketHarness::new(&zone_config(), replica, &RrlConfig::default()).unwrap();

@@ -57,7 +57,7 @@ impl Running {
     }
 
     pub async fn default() -> Self {
-        Self::start(dns_config(), zone_config(), Replica::new()).await
+        Self::start(dns_config(), zone_config(), Replica::with_states(&[])).await
     }
 
     pub async fn stop(mut self) {

@@ -298,7 +298,7 @@ fn newest(ledger: &[&Update], pick: impl Fn(&Update) -> bool) -> Option<usize> {
 
 #[derive(Debug, PartialEq)]
 enum Verdict {
-    /// No answer (refused, timed out).
+    /// No answer (refused, timed out, SERVFAIL).
     Unanswered,
     /// Carries the newest acknowledged value, or a newer one.
     Right,
@@ -315,6 +315,9 @@ enum Verdict {
 fn judge(probe: &Probe, ledger: &[&Update]) -> Verdict {
     let (rcode, values) = match &probe.answer {
         Err(_) => return Verdict::Unanswered,
+        // "Ask another server" (a responder that has not loaded its replica yet):
+        // not an answer, and nothing a resolver caches as the name's absence.
+        Ok((ResponseCode::ServFail, _)) => return Verdict::Unanswered,
         Ok(answer) => answer,
     };
     if *rcode != ResponseCode::NoError || values.is_empty() {
