@@ -50,7 +50,9 @@ impl AppState {
             recorder
         });
         let wait = std::time::Duration::from_millis(deps.config.propagation_wait_ms);
-        let updates = UpdateBatcher::spawn(deps.store.clone(), deps.sync.clone(), deps.config.txt_values, wait);
+        let deadline = std::time::Duration::from_secs(deps.config.request_timeout_secs);
+        let updates =
+            UpdateBatcher::spawn(deps.store.clone(), deps.sync.clone(), deps.config.txt_values, wait, deadline);
         Self {
             usage,
             sync: deps.sync,

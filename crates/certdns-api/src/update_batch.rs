@@ -23,6 +23,14 @@ const MAX_BATCH: usize = 32;
 /// and whether every live responder serves it.
 type Outcome = Result<(Option<u64>, bool), String>;
 
+/// What bounds a batch: values kept per registration, the wait for the
+/// responders, the write's deadline.
+struct Limits {
+    keep: usize,
+    wait: Duration,
+    write_deadline: Duration,
+}
+
 struct Job {
     write: AuthorizedWrite,
     reply: oneshot::Sender<Outcome>,
@@ -34,10 +42,25 @@ pub struct UpdateBatcher {
 }
 
 impl UpdateBatcher {
-    /// `wait` bounds how long a batch waits for the responders (zero: not at all).
-    pub fn spawn(store: Arc<dyn Store>, sync: Arc<TxtSync>, keep: usize, wait: Duration) -> Self {
+    /// `wait` bounds how long a batch waits for the responders (zero: not at all);
+    /// `request_deadline` is the whole request's.
+    ///
+    /// A batch's write may take half of what the deadline leaves after the wait:
+    /// a request queued behind a batch that hangs then still gets 503
+    /// `store_unavailable` (after its own batch hung too) before the deadline's
+    /// 408, so a database that hangs instead of failing — frozen, or cut off by
+    /// the network, where a connection waits for TCP to give up — answers like
+    /// one that is down, and the writes behind it are not stuck for as long.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        sync: Arc<TxtSync>,
+        keep: usize,
+        wait: Duration,
+        request_deadline: Duration,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(dispatch(store, sync, keep, wait, rx));
+        let write_deadline = request_deadline.saturating_sub(wait) / 2;
+        tokio::spawn(dispatch(store, sync, Limits { keep, wait, write_deadline }, rx));
         Self { tx }
     }
 
@@ -57,7 +80,8 @@ impl UpdateBatcher {
 /// faster here than two (bigger batches, one WAL flush each), and several API
 /// instances still write at once. A batch publishes and answers in a task of its
 /// own while the next batch writes.
-async fn dispatch(store: Arc<dyn Store>, sync: Arc<TxtSync>, keep: usize, wait: Duration, mut rx: mpsc::Receiver<Job>) {
+async fn dispatch(store: Arc<dyn Store>, sync: Arc<TxtSync>, limits: Limits, mut rx: mpsc::Receiver<Job>) {
+    let Limits { keep, wait, write_deadline } = limits;
     while let Some(first) = rx.recv().await {
         // The writes that queued up while the previous batch was written.
         let mut batch = vec![first];
@@ -67,9 +91,25 @@ async fn dispatch(store: Arc<dyn Store>, sync: Arc<TxtSync>, keep: usize, wait: 
                 Err(_) => break,
             }
         }
+        // A request that gave up while queued (its client was told 408) is not
+        // written later behind its back.
+        batch.retain(|job| !job.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         metrics::histogram!("certdns_api_update_batch_writes").record(batch.len() as f64);
         let (writes, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.write, j.reply)).unzip();
-        let written = store.put_txts_if_authorized(&writes, keep, certdns_core::now()).await;
+        let writing = store.put_txts_if_authorized(&writes, keep, certdns_core::now());
+        // Given up, the write is dropped mid-statement: its transaction rolls back
+        // unless the commit was already on its way, and either way the client,
+        // told 503, sends it again.
+        let written = match tokio::time::timeout(write_deadline, writing).await {
+            Ok(written) => written,
+            Err(_) => {
+                metrics::counter!("certdns_api_update_batch_timeouts_total").increment(1);
+                Err(StoreError::Unavailable(format!("the store did not answer within {write_deadline:?}")))
+            }
+        };
         tokio::spawn(publish_and_answer(sync.clone(), wait, written, replies));
     }
 }

@@ -290,6 +290,8 @@ pub struct PrivatePostgres {
     /// As root: run the server's tools as this OS user.
     run_as: Option<&'static str>,
     running: bool,
+    /// SIGSTOPped by [`PrivatePostgres::freeze`].
+    frozen: bool,
     /// `data/` (the cluster), the Unix socket and `postgres.log`.
     dir: tempfile::TempDir,
 }
@@ -344,7 +346,7 @@ impl PrivatePostgres {
         let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
         let run_as = if root.unwrap_or(false) { Some("postgres") } else { None };
         let port = PrivateRedis::free_port();
-        let mut me = Self { bin, port, run_as, running: false, dir };
+        let mut me = Self { bin, port, run_as, running: false, frozen: false, dir };
         if let Some(user) = me.run_as {
             let mut chown = std::process::Command::new("chown");
             chown.arg(format!("{user}:")).arg(me.dir.path());
@@ -419,6 +421,48 @@ impl PrivatePostgres {
         }
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and every backend): its
+    /// sockets stay open but nothing answers, as with a database host that hangs
+    /// or a network that drops packets instead of refusing them.
+    pub async fn freeze(&mut self) {
+        assert!(self.running, "freeze() a running server");
+        self.signal_all("STOP").await;
+        self.frozen = true;
+    }
+
+    /// Lets a [`PrivatePostgres::freeze`]d server run on.
+    pub async fn thaw(&mut self) {
+        if self.frozen {
+            self.signal_all("CONT").await;
+            self.frozen = false;
+        }
+    }
+
+    /// Sends `signal` to every process of the server.
+    async fn signal_all(&self, signal: &str) {
+        let pids = self.server_pids();
+        let mut kill = std::process::Command::new("kill");
+        kill.arg(format!("-{signal}")).args(&pids);
+        run_checked(format!("kill -{signal} {pids:?}"), kill).await;
+    }
+
+    /// The postmaster (the first line of `postmaster.pid`) and its children.
+    fn server_pids(&self) -> Vec<String> {
+        let pid_file = self.dir.path().join("data/postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()));
+        let postmaster = text.lines().next().unwrap_or_default().trim().to_owned();
+        let mut pids = vec![postmaster.clone()];
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            if after_comm.split_whitespace().nth(1) == Some(postmaster.as_str()) {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        pids
+    }
+
     /// Starts it again on the same port and data (after [`PrivatePostgres::kill`]);
     /// returns once it accepts connections.
     pub async fn restart(&mut self) {
@@ -446,6 +490,10 @@ impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         // Also after a start that failed half-way: whatever runs on this data goes.
         if self.running || self.dir.path().join("data/postmaster.pid").exists() {
+            if self.frozen {
+                // A stopped process would not act on pg_ctl's signal.
+                let _ = std::process::Command::new("kill").arg("-CONT").args(self.server_pids()).status();
+            }
             // Blocking is fine here: the server is ours and goes down in well under a second.
             let quiet = || std::process::Stdio::null();
             let _ = self.pg_ctl("stop").stdout(quiet()).stderr(quiet()).status();

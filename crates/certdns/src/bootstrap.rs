@@ -52,9 +52,12 @@ impl FirstStart {
     }
 
     /// Writes the credentials to `<dir>/first-start.txt`, readable only by this
-    /// user. A file left by an earlier first start is replaced; the exclusive
-    /// create refuses a link planted in its place.
+    /// user, and returns its absolute path (the banner names it; `./first-start.txt`
+    /// means nothing in a log read from another directory). A file left by an
+    /// earlier first start is replaced; the exclusive create refuses a link planted
+    /// in its place.
     pub fn write_to(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        let dir = std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
         let path = dir.join(CREDENTIALS_FILE);
         match std::fs::remove_file(&path) {
             Ok(()) => {}

@@ -1,8 +1,8 @@
 //! A fault matrix that says what is lost. The production shape (an api role and
 //! two dns roles on a PostgreSQL and a Redis of the test's own) runs under a
 //! steady `/update` load while a prober asks every name on both responders;
-//! Redis, Postgres, one responder and the api are killed in turn and brought
-//! back. Every update and every answer is recorded, judged afterwards, and
+//! Redis, Postgres, one responder and the api are killed (and Postgres also
+//! frozen) in turn and brought back. Every update and every answer is recorded, judged afterwards, and
 //! summed up in one table row per fault:
 //!
 //! ```sh
@@ -391,6 +391,8 @@ enum Fault {
     Redis,
     /// Postgres immediate stop, back on the same data.
     Postgres,
+    /// Postgres SIGSTOPped: connections open, nothing answers.
+    PostgresFrozen,
     /// One dns role kill -9, a new process in its place.
     Responder,
     /// The api role kill -9, a new process in its place.
@@ -398,16 +400,22 @@ enum Fault {
 }
 
 impl Fault {
-    const ALL: [Fault; 4] = [Fault::Redis, Fault::Postgres, Fault::Responder, Fault::Api];
+    const ALL: [Fault; 5] = [Fault::Redis, Fault::Postgres, Fault::PostgresFrozen, Fault::Responder, Fault::Api];
 
     fn down_for(self) -> Duration {
-        Duration::from_secs(if self == Fault::Postgres { 5 } else { 3 })
+        Duration::from_secs(match self {
+            Fault::Postgres => 5,
+            // Longer than two batch write deadlines (4 s each by default).
+            Fault::PostgresFrozen => 9,
+            _ => 3,
+        })
     }
 
     fn describe(self) -> &'static str {
         match self {
             Fault::Redis => "Redis `kill -9`, back empty after 3 s",
             Fault::Postgres => "Postgres immediate stop, back after 5 s",
+            Fault::PostgresFrozen => "Postgres frozen (SIGSTOP), thawed after 9 s",
             Fault::Responder => "one dns role (2) `kill -9`, restarted after 3 s",
             Fault::Api => "api role `kill -9`, restarted after 3 s",
         }
@@ -687,6 +695,7 @@ async fn fault_matrix() {
         match fault {
             Fault::Redis => redis.stop(),
             Fault::Postgres => pg.kill().await,
+            Fault::PostgresFrozen => pg.freeze().await,
             // The second responder (the prober's "responder 2").
             Fault::Responder => kill_9(responders.pop().unwrap()),
             Fault::Api => kill_9(api.take().unwrap()),
@@ -699,6 +708,7 @@ async fn fault_matrix() {
         match fault {
             Fault::Redis => redis = PrivateRedis::start(redis_port).await,
             Fault::Postgres => pg.restart().await,
+            Fault::PostgresFrozen => pg.thaw().await,
             Fault::Responder => {
                 // Its very first answers too, asked as fast as it answers.
                 let stop = Arc::new(AtomicBool::new(false));
@@ -785,18 +795,27 @@ fn summarize(
     let writes_total: usize = view.values().map(|(version, _)| version).sum();
     let slowest = updates.iter().max_by_key(|u| u.done - u.sent).unwrap();
     let slowest_took = slowest.done - slowest.sent;
-    // Postgres down: no write may be acknowledged; clients are told to retry.
-    let postgres = phases.iter().find(|p| p.fault == Some(Fault::Postgres)).unwrap();
-    let accepted: Vec<String> = updates
-        .iter()
-        .filter(|u| u.sent >= postgres.down && u.done <= postgres.restarted)
-        .filter(|u| !(u.status == Some(503) && u.body == r#"{"error": "store_unavailable"}"# || u.status == Some(408)))
-        .map(|u| format!("{:?} {}", u.status, u.body))
-        .collect();
+    // Postgres down or frozen: no write may be acknowledged; clients are told
+    // to retry. A frozen one must not look like a slow client (408): its
+    // updates get 503 before the request deadline.
     let mut failures: Vec<String> = Vec::new();
-    if !accepted.is_empty() {
-        let examples = &accepted[..accepted.len().min(5)];
-        failures.push(format!("Postgres down: {} updates not refused with 503/408: {examples:?}", accepted.len()));
+    let unavailable = |u: &Update| u.status == Some(503) && u.body == r#"{"error": "store_unavailable"}"#;
+    for (fault, refused) in [(Fault::Postgres, "503/408"), (Fault::PostgresFrozen, "503")] {
+        let phase = phases.iter().find(|p| p.fault == Some(fault)).unwrap();
+        let accepted: Vec<String> = updates
+            .iter()
+            .filter(|u| u.sent >= phase.down && u.done <= phase.restarted)
+            .filter(|u| !(unavailable(u) || fault == Fault::Postgres && u.status == Some(408)))
+            .map(|u| format!("{:?} {}", u.status, u.body))
+            .collect();
+        if !accepted.is_empty() {
+            let examples = &accepted[..accepted.len().min(5)];
+            failures.push(format!(
+                "{}: {} updates not refused with {refused}: {examples:?}",
+                fault.describe(),
+                accepted.len()
+            ));
+        }
     }
     if slowest_took > NO_HANG {
         failures.push(format!("an /update took {slowest_took:?} ({:?} {})", slowest.status, slowest.body));
