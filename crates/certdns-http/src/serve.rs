@@ -1,4 +1,5 @@
-//! Serving a router on a TCP listener with the limits a public listener needs.
+//! Serving a router on a TCP listener with the limits a public listener needs,
+//! in plain HTTP or over TLS.
 //!
 //! `axum::serve` gives hyper no timer, so hyper's header read timeout never
 //! fires: a client that sends half a request line keeps its socket forever, and
@@ -7,8 +8,10 @@
 //! long a kept-alive connection may sit idle before its next request (hyper
 //! starts the same timer while it waits) — and the listener serves at most
 //! `max_connections` at once: the rest wait in the kernel's accept queue until a
-//! slot frees. The whole-request deadline (a body that stalls) is each router's
-//! own middleware, so its answer can be in that router's error format.
+//! slot frees. Over TLS the handshake gets the same deadline (a client that
+//! connects and never sends its ClientHello is dropped like one that never sends
+//! its headers). The whole-request deadline (a body that stalls) is each
+//! router's own middleware, so its answer can be in that router's error format.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::either::Either;
 use tower::ServiceExt;
 
 /// How long open connections get to finish after shutdown starts.
@@ -68,26 +72,42 @@ impl ConnectionLimits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets open
-/// connections finish (for up to 10 s). Handlers see the peer as
-/// `ConnectInfo<SocketAddr>`. `name` labels the metrics (`api`, `portal`).
+/// What a listener needs to speak HTTPS.
+#[derive(Clone)]
+pub struct Https {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// `Strict-Transport-Security: max-age=…` on every answer; 0: none.
+    pub hsts_max_age_secs: u64,
+}
+
+/// Serves `router` on `listener` (over TLS when `https` is given) until
+/// `shutdown` completes, then lets open connections finish (for up to 10 s).
+/// Handlers see the peer as `ConnectInfo<SocketAddr>`. `name` labels the
+/// metrics (`api`, `portal`).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
     name: &'static str,
+    https: Option<Https>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let header_timeout = Duration::from_secs(limits.header_read_timeout_secs);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
+        .header_read_timeout(header_timeout)
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(limits.header_read_timeout_secs))
+        .keep_alive_interval(header_timeout)
         .max_concurrent_streams(64);
     let builder = Arc::new(builder);
+    let router = match &https {
+        Some(https) if https.hsts_max_age_secs > 0 => with_hsts(router, https.hsts_max_age_secs),
+        _ => router,
+    };
+    let acceptor = https.map(|h| h.acceptor);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -117,14 +137,31 @@ pub async fn serve(
         let service = TowerToHyperService::new(service);
         let builder = builder.clone();
         let connection = graceful.watcher();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let _slot = slot;
+            let io = match acceptor {
+                None => Either::Left(stream),
+                Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => Either::Right(tls),
+                    Ok(Err(e)) => {
+                        tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
+                        metrics::counter!("certdns_http_tls_handshake_failures_total", "listener" => name, "reason" => "error").increment(1);
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(listener = name, %peer, "TLS handshake not done within the header deadline");
+                        metrics::counter!("certdns_http_tls_handshake_failures_total", "listener" => name, "reason" => "timeout").increment(1);
+                        return;
+                    }
+                },
+            };
             metrics::gauge!("certdns_http_connections", "listener" => name).increment(1.0);
-            let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let served = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             if let Err(e) = connection.watch(served.into_owned()).await {
                 tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
             }
             metrics::gauge!("certdns_http_connections", "listener" => name).decrement(1.0);
-            drop(slot);
         });
     }
     drop(listener);
@@ -132,4 +169,18 @@ pub async fn serve(
         tracing::warn!(listener = name, "connections still open {DRAIN:?} after shutdown began");
     }
     Ok(())
+}
+
+/// Every answer tells the browser to use HTTPS only from now on (RFC 6797; sent
+/// over TLS only, where it counts).
+fn with_hsts(router: Router, max_age_secs: u64) -> Router {
+    let value = http::HeaderValue::from_str(&format!("max-age={max_age_secs}"))
+        .unwrap_or_else(|e| unreachable!("digits are a header value: {e}"));
+    router.layer(axum::middleware::map_response(move |mut response: axum::response::Response| {
+        let value = value.clone();
+        async move {
+            response.headers_mut().entry(http::header::STRICT_TRANSPORT_SECURITY).or_insert(value);
+            response
+        }
+    }))
 }

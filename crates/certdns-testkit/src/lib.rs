@@ -438,12 +438,24 @@ impl PrivatePostgres {
         }
     }
 
-    /// Sends `signal` to every process of the server.
+    /// Sends `signal` to every process of the server: the postmaster must get it;
+    /// a child may be gone by then (an exiting backend, reaped as soon as the
+    /// postmaster runs again), which is fine.
     async fn signal_all(&self, signal: &str) {
         let pids = self.server_pids();
+        let (postmaster, children) = pids.split_first().expect("the postmaster's pid");
         let mut kill = std::process::Command::new("kill");
-        kill.arg(format!("-{signal}")).args(&pids);
-        run_checked(format!("kill -{signal} {pids:?}"), kill).await;
+        kill.arg(format!("-{signal}")).arg(postmaster);
+        run_checked(format!("kill -{signal} {postmaster} (the postmaster)"), kill).await;
+        if !children.is_empty() {
+            let quiet = || std::process::Stdio::null();
+            let children = children.to_vec();
+            let signal = format!("-{signal}");
+            let _ = tokio::task::spawn_blocking(move || {
+                std::process::Command::new("kill").arg(signal).args(children).stderr(quiet()).status()
+            })
+            .await;
+        }
     }
 
     /// The postmaster (the first line of `postmaster.pid`) and its children.

@@ -70,7 +70,11 @@ async fn key(store: &dyn Store, config: &Config, cmd: KeyCommand) -> anyhow::Res
             println!("base URL for ACME clients (shown once, keep it secret):");
             println!(
                 "{}",
-                config::base_url_with_credentials(&config.public_api_url(), key.id.as_str(), secret.expose())
+                config::base_url_with_credentials(
+                    &config.public_api_url(config.http.listen),
+                    key.id.as_str(),
+                    secret.expose()
+                )
             );
         }
         KeyCommand::Revoke { key_id } => {

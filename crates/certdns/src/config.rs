@@ -10,6 +10,7 @@ use certdns_api::ApiConfig;
 use certdns_dns::{DnsConfig, ZoneConfig};
 use certdns_http::ConnectionLimits;
 use certdns_portal::PortalConfig;
+use certdns_tls::TlsConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -108,6 +109,7 @@ pub struct Config {
     pub zone: ZoneConfig,
     pub api: ApiConfig,
     pub portal: PortalConfig,
+    pub tls: TlsConfig,
 }
 
 impl Default for Config {
@@ -128,6 +130,7 @@ impl Default for Config {
             zone: ZoneConfig::default(),
             api: ApiConfig::default(),
             portal: PortalConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -141,7 +144,7 @@ const TOP_DOCS: &[(&str, &str)] = &[
     ("redis_url", "redis://host:port for TXT distribution between processes (default: in-process)"),
     ("redis_read_url", "dns role: read TXT changes from this Redis (a replica in the PoP); reports go to redis_url"),
     ("redis_prefix", "prefix of every Redis key"),
-    ("public_api_url", "public base URL of the API, no path (default: http://<http.listen>)"),
+    ("public_api_url", "public base URL of the API, no path (default: http://<http.listen>, https:// with [tls])"),
     ("log_format", "text or json"),
     ("log_level", "tracing filter, e.g. info or certdns=debug,info (RUST_LOG wins)"),
 ];
@@ -151,7 +154,7 @@ const OPS_DOCS: &[(&str, &str)] =
 
 /// Every section of the file with its key docs; `serve --help` prints them in
 /// this order, and a test checks that together they name every key.
-fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 9] {
+fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 10] {
     [
         ("", TOP_DOCS),
         ("http", HTTP_DOCS),
@@ -162,6 +165,7 @@ fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 9] {
         ("api", ApiConfig::DOCS),
         ("portal", PortalConfig::DOCS),
         ("portal", ConnectionLimits::DOCS),
+        ("tls", TlsConfig::DOCS),
     ]
 }
 
@@ -386,6 +390,7 @@ impl Config {
         self.api.validate()?;
         self.portal.validate()?;
         self.http.limits.validate("http")?;
+        self.tls.validate()?;
         if self.runs(Role::Portal) && self.portal.listen == self.http.listen && self.http.listen.port() != 0 {
             return Err(format!(
                 "portal.listen: {} is already http.listen; the portal needs its own",
@@ -396,6 +401,12 @@ impl Config {
         if self.ops.listen.port() != 0 && others.contains(&self.ops.listen) {
             return Err(format!("ops.listen: {} is already taken by http.listen or portal.listen", self.ops.listen));
         }
+        if let Some(redirect) = self.tls.redirect_listen
+            && redirect.port() != 0
+            && [self.http.listen, self.portal.listen, self.ops.listen].contains(&redirect)
+        {
+            return Err(format!("tls.redirect_listen: {redirect} is already taken by another listener"));
+        }
         Ok(())
     }
 
@@ -403,10 +414,16 @@ impl Config {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(SQLITE_FILE).display()))
     }
 
-    /// The public API base URL without a trailing slash.
-    pub fn public_api_url(&self) -> String {
-        let url = self.public_api_url.clone().unwrap_or_else(|| format!("http://{}", self.http.listen));
+    /// The public API base URL without a trailing slash; unset, the listener's
+    /// address (as bound: `http.listen` may name port 0).
+    pub fn public_api_url(&self, bound: SocketAddr) -> String {
+        let url = self.public_api_url.clone().unwrap_or_else(|| format!("{}://{bound}", self.http_scheme()));
         url.trim_end_matches('/').to_owned()
+    }
+
+    /// `https` when the HTTP listeners speak TLS.
+    pub fn http_scheme(&self) -> &'static str {
+        if self.tls.enabled() { "https" } else { "http" }
     }
 
     /// Whether this process needs the database (the dns role does not).
@@ -485,6 +502,9 @@ mod tests {
             ..Config::default()
         };
         config.api.client_ip_header = Some("x-forwarded-for".parse().unwrap());
+        config.tls.cert_file = Some("cert.pem".into());
+        config.tls.key_file = Some("key.pem".into());
+        config.tls.redirect_listen = Some("127.0.0.1:80".parse().unwrap());
         let mut paths = Vec::new();
         key_paths(&serde_json::to_value(&config).unwrap(), "", &mut paths);
         let docs = documented();
@@ -505,6 +525,8 @@ mod tests {
             "CERTDNS_API__REGISTRATION",
             "CERTDNS_PORTAL__LISTEN",
             "CERTDNS_PORTAL__SMTP",
+            "CERTDNS_TLS__CERT_FILE",
+            "CERTDNS_TLS__KEY_FILE",
         ] {
             assert!(help.contains(key), "{key} missing from --help");
         }

@@ -32,7 +32,12 @@ pub struct Ops {
     pub distribution_required: bool,
     /// The last write probe: when, and whether it worked.
     pub last_write: Arc<std::sync::Mutex<Option<(std::time::Instant, bool)>>>,
+    /// The certificate the HTTP listeners serve, when they speak TLS.
+    pub tls: Option<Arc<certdns_tls::CertSlot>>,
 }
+
+/// A certificate this close to its end is reported as `expiring` (still ready).
+const EXPIRING_WITHIN: i64 = 14 * 24 * 3600;
 
 /// Write probes run at most this often, however many load balancers ask.
 const WRITE_PROBE_EVERY: Duration = Duration::from_secs(2);
@@ -142,6 +147,23 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
                 "resyncs": report.resyncs,
                 "serving": if report.ready { "the last complete generation" } else { "part of the names" },
             }),
+        );
+    }
+    if let Some(slot) = &ops.tls {
+        // An expired certificate fails every client's handshake: not ready.
+        let left = slot.not_after() - time::OffsetDateTime::now_utc().unix_timestamp();
+        let status = match left {
+            ..=0 => "expired",
+            1..EXPIRING_WITHIN => "expiring",
+            _ => "ok",
+        };
+        ok &= left > 0;
+        let not_after = time::OffsetDateTime::from_unix_timestamp(slot.not_after())
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+        checks.insert(
+            "tls".into(),
+            json!({ "status": status, "names": slot.names(), "not_after": not_after, "expires_in_secs": left }),
         );
     }
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

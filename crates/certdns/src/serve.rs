@@ -61,10 +61,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("ops.listen: cannot listen on {}", config.ops.listen))?;
     let ops_addr = ops_listener.local_addr()?;
-    let public_api_url = match &config.public_api_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => format!("http://{http_addr}"),
-    };
+    let public_api_url = config.public_api_url(http_addr);
+    // The certificate is loaded before anything listens: a missing or broken one
+    // stops the start, naming the file.
+    let tls = certdns_tls::Tls::start(&config.tls, cancel.clone())?;
+    let https = tls.as_ref().map(|tls| certdns_http::Https {
+        acceptor: tls.acceptor.clone(),
+        hsts_max_age_secs: config.tls.hsts_max_age_secs,
+    });
 
     // Every change to what the DNS answers goes through the sync layer, shared by
     // the api and portal roles of this process.
@@ -146,23 +150,52 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         degraded_after: Duration::from_secs(config.dns.degraded_after_secs),
         distribution_required: config.runs(Role::Api),
         last_write: Arc::default(),
+        tls: tls.as_ref().map(|tls| tls.slot.clone()),
     };
     http = http.merge(ops::probes(ops.clone(), !config.runs(Role::Api)));
-    tasks.spawn(serve_http(listener, http, config.http.limits, cancel.clone(), ("HTTP server", "http")));
+    tasks.spawn(serve_http(listener, http, config.http.limits, https.clone(), cancel.clone(), ("HTTP server", "http")));
     let ops_limits =
         certdns_http::ConnectionLimits { max_connections: 64, ..certdns_http::ConnectionLimits::default() };
-    tasks.spawn(serve_http(ops_listener, ops::operator(ops), ops_limits, cancel.clone(), ("ops listener", "ops")));
-
-    let portal_addr = match portal {
-        Some((listener, router)) => {
+    tasks.spawn(serve_http(
+        ops_listener,
+        ops::operator(ops),
+        ops_limits,
+        None,
+        cancel.clone(),
+        ("ops listener", "ops"),
+    ));
+    let redirect_addr = match config.tls.redirect_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("tls.redirect_listen: cannot listen on {at}"))?;
             let addr = listener.local_addr()?;
-            tasks.spawn(serve_http(listener, router, config.portal.limits, cancel.clone(), ("portal", "portal")));
+            let router = certdns_http::redirect::to_https(http_addr.port());
+            let names = ("redirect to HTTPS", "redirect");
+            tasks.spawn(serve_http(listener, router, config.http.limits, None, cancel.clone(), names));
             Some(addr)
         }
         None => None,
     };
 
-    let addrs = Listeners { http: http_addr, ops: ops_addr, portal: portal_addr, dns: &dns_addrs };
+    let portal_addr = match portal {
+        Some((listener, router)) => {
+            let addr = listener.local_addr()?;
+            let names = ("portal", "portal");
+            tasks.spawn(serve_http(listener, router, config.portal.limits, https.clone(), cancel.clone(), names));
+            Some(addr)
+        }
+        None => None,
+    };
+
+    let addrs = Listeners {
+        http: http_addr,
+        ops: ops_addr,
+        portal: portal_addr,
+        redirect: redirect_addr,
+        tls: tls.as_ref().map(|tls| tls.slot.as_ref()),
+        dns: &dns_addrs,
+    };
     print_banner(&config, &addrs, distribution.kind(), first_start.as_ref());
     tracing::info!(roles = ?config.roles, %http_addr, "certdns started");
 
@@ -190,10 +223,11 @@ async fn serve_http(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     limits: certdns_http::ConnectionLimits,
+    https: Option<certdns_http::Https>,
     cancel: CancellationToken,
     (name, label): (&'static str, &'static str),
 ) -> anyhow::Result<&'static str> {
-    certdns_http::serve(listener, router, limits, label, async move { cancel.cancelled().await })
+    certdns_http::serve(listener, router, limits, label, https, async move { cancel.cancelled().await })
         .await
         .context(name)?;
     Ok(name)
@@ -211,7 +245,7 @@ async fn start_portal(
         .with_context(|| format!("portal.listen: cannot listen on {}", config.portal.listen))?;
     let mut portal_config = config.portal.clone();
     if portal_config.public_url.is_none() {
-        portal_config.public_url = Some(format!("http://{}", listener.local_addr()?));
+        portal_config.public_url = Some(format!("{}://{}", config.http_scheme(), listener.local_addr()?));
     }
     let router = certdns_portal::router(certdns_portal::PortalDeps {
         store,
@@ -230,6 +264,8 @@ struct Listeners<'a> {
     http: SocketAddr,
     ops: SocketAddr,
     portal: Option<SocketAddr>,
+    redirect: Option<SocketAddr>,
+    tls: Option<&'a certdns_tls::CertSlot>,
     dns: &'a [(certdns_dns::Protocol, SocketAddr)],
 }
 
@@ -253,10 +289,25 @@ fn print_banner(config: &Config, at: &Listeners<'_>, distribution: &str, first_s
     } else {
         served.push("/health");
     }
-    println!("  HTTP  http://{}  ({})", at.http, served.join(" "));
+    let scheme = config.http_scheme();
+    println!("  HTTP  {scheme}://{}  ({})", at.http, served.join(" "));
+    if let Some(redirect) = at.redirect {
+        println!("  HTTP  http://{redirect}  (redirects to HTTPS only)");
+    }
     println!("  Ops   http://{}  (/metrics /ready /health)", at.ops);
     if let Some(portal) = at.portal {
-        println!("  Portal http://{portal}");
+        println!("  Portal {scheme}://{portal}");
+    }
+    if let Some(slot) = at.tls {
+        let expires = time::OffsetDateTime::from_unix_timestamp(slot.not_after())
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_else(|| slot.not_after().to_string());
+        println!("  TLS   certificate for {}, expires {expires}", slot.names().join(", "));
+    }
+    for warning in clear_text_warnings(config, at) {
+        println!("  WARNING: {warning}");
+        tracing::warn!("{warning}");
     }
     if config.needs_store() {
         println!("  store {}", certdns_store::redact(&config.database_url()));
@@ -278,6 +329,31 @@ fn print_banner(config: &Config, at: &Listeners<'_>, distribution: &str, first_s
         }
         None => {}
     }
+}
+
+/// A listener that carries credentials in clear beyond this machine: TLS off, not
+/// on loopback, and no proxy declared in front (`client_ip_header`, where TLS
+/// would end).
+fn clear_text_warnings(config: &Config, at: &Listeners<'_>) -> Vec<String> {
+    if config.tls.enabled() {
+        return Vec::new();
+    }
+    let listeners = [
+        ("http.listen", Some(at.http).filter(|_| config.runs(Role::Api)), config.api.client_ip_header.is_some()),
+        ("portal.listen", at.portal, config.portal.client_ip_header.is_some()),
+    ];
+    listeners
+        .into_iter()
+        .filter_map(|(key, addr, behind_proxy)| Some((key, addr?, behind_proxy)))
+        .filter(|(_, addr, behind_proxy)| !addr.ip().is_loopback() && !behind_proxy)
+        .map(|(key, addr, _)| {
+            format!(
+                "{key} {addr} is reachable from other machines over plain HTTP: license keys and /update \
+                 credentials would cross the network in clear. Set tls.cert_file and tls.key_file, or put a \
+                 TLS-terminating proxy in front (and set client_ip_header)."
+            )
+        })
+        .collect()
 }
 
 /// Where the first start's credentials went.

@@ -32,7 +32,7 @@ async fn start(limits: ConnectionLimits) -> (SocketAddr, oneshot::Sender<()>, to
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        serve(listener, router, limits, "test", async move {
+        serve(listener, router, limits, "test", None, async move {
             let _ = stopped.await;
         })
         .await

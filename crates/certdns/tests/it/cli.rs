@@ -72,6 +72,35 @@ async fn bad_configuration_is_one_clear_line() {
             "database_url",
         ),
         (vec!["serve"], vec![("CERTDNS_PUBLIC_API_URL", "https://api.example.net/acme")], "", "public_api_url"),
+        (vec!["serve"], vec![("CERTDNS_TLS__CERT_FILE", "cert.pem")], "", "tls.key_file"),
+        (
+            vec![
+                "serve",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--dns-listen",
+                "127.0.0.1:0",
+                "--portal-listen",
+                "127.0.0.1:0",
+            ],
+            vec![("CERTDNS_TLS__CERT_FILE", "missing.pem"), ("CERTDNS_TLS__KEY_FILE", "missing.key")],
+            "",
+            "tls.cert_file: cannot read missing.pem",
+        ),
+        (
+            vec![
+                "serve",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--dns-listen",
+                "127.0.0.1:0",
+                "--portal-listen",
+                "127.0.0.1:0",
+            ],
+            vec![("CERTDNS_TLS__CERT_FILE", "certdns.toml"), ("CERTDNS_TLS__KEY_FILE", "certdns.toml")],
+            "",
+            "tls.cert_file certdns.toml / tls.key_file certdns.toml: the certificate chain holds no pem certificate",
+        ),
     ];
     for (args, env, contents, needle) in cases {
         std::fs::write(&file, contents).unwrap();

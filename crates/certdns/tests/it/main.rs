@@ -14,3 +14,4 @@ mod operations;
 mod roles;
 mod shipped_configs;
 mod support;
+mod tls;
