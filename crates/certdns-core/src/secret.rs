@@ -63,6 +63,18 @@ const SCHEME: &str = "sha256:";
 const ROTATION_PREVIOUS: &str = ";previous=";
 const ROTATION_UNTIL: &str = ";until=";
 
+/// Secrets that may be in a rotation's grace period at once (the current one
+/// not counted): enough for a rotation that went wrong and its fix, few enough
+/// that a key cannot accumulate working secrets.
+pub const MAX_IN_GRACE: usize = 3;
+
+/// A rotation refused: [`MAX_IN_GRACE`] earlier secrets are still in grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{MAX_IN_GRACE} earlier secrets of this key are still in their grace period; the first ends at {next_ends}")]
+pub struct TooManyRotations {
+    pub next_ends: time::OffsetDateTime,
+}
+
 impl SecretHash {
     pub fn of(secret: &str) -> Self {
         Self(format!("{SCHEME}{}", hex::encode(Sha256::digest(secret.as_bytes()))))
@@ -89,31 +101,48 @@ impl SecretHash {
         computed.0.as_bytes().ct_eq(current.as_bytes()).into()
     }
 
-    /// Like [`SecretHash::verify`], and also accepts the previous secret of a
-    /// rotation until its grace deadline. Both comparisons always run, so the
-    /// time taken does not say which one matched.
+    /// Like [`SecretHash::verify`], and also accepts the previous secrets of
+    /// rotations until their grace deadlines. Every comparison always runs, so
+    /// the time taken does not say which one matched.
     pub fn verify_at(&self, candidate: &str, now: time::OffsetDateTime) -> bool {
-        let current = self.verify(candidate);
-        let previous = match self.previous() {
-            Some((hash, until)) => hash.verify(candidate) && now < until,
-            None => false,
-        };
-        current | previous
+        let mut matched = self.verify(candidate);
+        for (hash, until) in self.previous_all() {
+            matched |= hash.verify(candidate) & (now < until);
+        }
+        matched
     }
 
-    /// The stored form after a rotation: `new` is the current secret's hash, and
-    /// the current secret of `self` stays valid until `until`. An older previous
-    /// secret is dropped (only one rotation is in grace at a time).
+    /// The stored form after a rotation at `now`: `new` is the current secret's
+    /// hash, and the current secret of `self` stays valid until `until`. Earlier
+    /// rotations still in their grace period keep their own deadlines — a second
+    /// rotation never cuts the first one's grace short; expired ones are dropped.
+    /// At most [`MAX_IN_GRACE`] secrets can be in grace at once.
     ///
-    /// Stored as `sha256:<new>;previous=sha256:<old>;until=<unix seconds>`, in the
-    /// same column, so every reader of license keys carries it along.
-    pub fn rotated(&self, new: &SecretHash, until: time::OffsetDateTime) -> SecretHash {
-        Self(format!(
-            "{}{ROTATION_PREVIOUS}{}{ROTATION_UNTIL}{}",
-            new.current(),
-            self.current(),
-            until.unix_timestamp()
-        ))
+    /// Stored as `sha256:<new>;previous=sha256:<old>;until=<unix seconds>`, one
+    /// `;previous=…;until=…` per secret in grace (newest first), in the same
+    /// column, so every reader of license keys carries them along.
+    pub fn rotated(
+        &self,
+        new: &SecretHash,
+        until: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> Result<SecretHash, TooManyRotations> {
+        let still: Vec<(SecretHash, time::OffsetDateTime)> =
+            self.previous_all().into_iter().filter(|(_, deadline)| *deadline > now).collect();
+        if still.len() >= MAX_IN_GRACE {
+            let ends = still.iter().map(|(_, deadline)| *deadline).min().unwrap_or(until);
+            return Err(TooManyRotations { next_ends: ends });
+        }
+        let mut stored =
+            format!("{}{ROTATION_PREVIOUS}{}{ROTATION_UNTIL}{}", new.current(), self.current(), until.unix_timestamp());
+        for (hash, deadline) in still {
+            stored.push_str(&format!(
+                "{ROTATION_PREVIOUS}{}{ROTATION_UNTIL}{}",
+                hash.current(),
+                deadline.unix_timestamp()
+            ));
+        }
+        Ok(Self(stored))
     }
 
     /// The hash of the current secret alone.
@@ -121,12 +150,24 @@ impl SecretHash {
         self.0.split_once(ROTATION_PREVIOUS).map_or(self.0.as_str(), |(current, _)| current)
     }
 
-    /// The previous secret of a rotation and when it stops being accepted.
-    pub fn previous(&self) -> Option<(SecretHash, time::OffsetDateTime)> {
-        let (_, rest) = self.0.split_once(ROTATION_PREVIOUS)?;
-        let (hash, until) = rest.split_once(ROTATION_UNTIL)?;
-        let until = time::OffsetDateTime::from_unix_timestamp(until.parse().ok()?).ok()?;
-        Some((SecretHash(hash.to_owned()), until))
+    /// Every previous secret kept by rotations and when each stops being
+    /// accepted (newest first), expired ones included.
+    pub fn previous_all(&self) -> Vec<(SecretHash, time::OffsetDateTime)> {
+        self.0
+            .split(ROTATION_PREVIOUS)
+            .skip(1)
+            .filter_map(|entry| {
+                let (hash, until) = entry.split_once(ROTATION_UNTIL)?;
+                let until = time::OffsetDateTime::from_unix_timestamp(until.parse().ok()?).ok()?;
+                Some((SecretHash(hash.to_owned()), until))
+            })
+            .collect()
+    }
+
+    /// When the last previous secret still in grace at `now` stops being
+    /// accepted; `None` when no rotation is in grace.
+    pub fn grace_until(&self, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
+        self.previous_all().into_iter().map(|(_, until)| until).filter(|until| *until > now).max()
     }
 
     /// A hash of nothing in particular, verified against when the account looked
@@ -181,7 +222,7 @@ mod tests {
         let new = Secret::generate();
         let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let until = now + time::Duration::days(7);
-        let h = old.hash().rotated(&new.hash(), until);
+        let h = old.hash().rotated(&new.hash(), until, now).unwrap();
         assert_eq!(h.current(), new.hash().as_str());
         assert!(h.verify(new.expose()));
         assert!(!h.verify(old.expose()), "plain verify accepts only the current secret");
@@ -190,13 +231,27 @@ mod tests {
         assert!(!h.verify_at(old.expose(), until));
         assert!(h.verify_at(new.expose(), until + time::Duration::days(100)));
         assert!(!h.verify_at(&"x".repeat(40), now));
-        // A second rotation forgets the first secret.
+        // A second rotation keeps the first secret's grace: nothing promised is cut short.
         let newer = Secret::generate();
-        let h2 = h.rotated(&newer.hash(), until);
-        assert!(!h2.verify_at(old.expose(), now));
-        assert!(h2.verify_at(new.expose(), now));
-        assert!(h2.verify_at(newer.expose(), now));
+        let later = until + time::Duration::days(3);
+        let h2 = h.rotated(&newer.hash(), later, now + time::Duration::days(1)).unwrap();
+        assert!(h2.verify_at(old.expose(), now), "the first secret keeps its grace");
+        assert!(!h2.verify_at(old.expose(), until), "until its own deadline");
+        assert!(h2.verify_at(new.expose(), until));
+        assert!(!h2.verify_at(new.expose(), later));
+        assert!(h2.verify_at(newer.expose(), later));
+        assert_eq!(h2.grace_until(now), Some(later));
+        assert_eq!(h2.grace_until(later), None);
         assert!(!format!("{h2:?}").contains("sha256"));
+        // Expired secrets are dropped at the next rotation; at most MAX_IN_GRACE in grace.
+        let after = h2.rotated(&Secret::generate().hash(), later + time::Duration::days(30), later).unwrap();
+        assert_eq!(after.previous_all().len(), 1);
+        let mut full = old.hash();
+        for _ in 0..MAX_IN_GRACE {
+            full = full.rotated(&Secret::generate().hash(), until, now).unwrap();
+        }
+        let refused = full.rotated(&Secret::generate().hash(), until, now).unwrap_err();
+        assert_eq!(refused.next_ends, until);
         // Read back from storage unchanged.
         let stored = SecretHash::from_stored(h2.as_str().to_owned());
         assert!(stored.verify_at(new.expose(), now));

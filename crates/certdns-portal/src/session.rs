@@ -148,6 +148,35 @@ pub fn login_cookie(state: &AppState, account: AccountId, version: i64) -> Heade
     }
 }
 
+/// `claims` signed with the session key (HS256): a value the browser carries
+/// that nobody else can forge. `None` only if signing itself fails.
+pub fn sign<T: Serialize>(state: &AppState, claims: &T) -> Option<String> {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &state.keys.encoding)
+        .map_err(|e| tracing::error!(error = %e, "cannot sign a cookie"))
+        .ok()
+}
+
+/// The claims of a token made by [`sign`], if the signature holds and its `exp`
+/// has not passed.
+pub fn verified<T: serde::de::DeserializeOwned>(state: &AppState, token: &str) -> Option<T> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<T>(token, &state.keys.decoding, &validation).ok().map(|data| data.claims)
+}
+
+/// A cookie of the portal's own with the session cookie's flags (HttpOnly,
+/// SameSite=Lax, Secure unless turned off); `__Host-` prefixed when Secure.
+pub fn own_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let name = if state.keys.secure { format!("__Host-{name}") } else { name.to_owned() };
+    state.keys.cookie(&name, value, Some(max_age))
+}
+
+/// The value of a cookie set by [`own_cookie`].
+pub fn own_cookie_value<'a>(state: &AppState, headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let name = if state.keys.secure { format!("__Host-{name}") } else { name.to_owned() };
+    cookie_value(headers, &name)
+}
+
 pub fn logout_cookie(state: &AppState) -> HeaderValue {
     state.keys.cookie(state.keys.session_cookie, "", Some(0))
 }

@@ -282,7 +282,11 @@ where
             tx.rollback().await?;
             return Err(StoreError::NotFound);
         };
-        let rotated = SecretHash::from_stored(stored.clone()).rotated(new_hash, grace_until);
+        let Ok(rotated) = SecretHash::from_stored(stored.clone()).rotated(new_hash, grace_until, certdns_core::now())
+        else {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict("too many earlier secrets of this key are still in their grace period"));
+        };
         // Compare-and-set on the old value: two rotations racing cannot both win.
         let done: Option<(String,)> =
             sqlx::query_as("UPDATE license_keys SET secret_hash = $3 WHERE id = $1 AND secret_hash = $2 RETURNING id")

@@ -1,26 +1,32 @@
 //! License keys: the list, create (shown once as a base URL), rotate, rename, revoke.
+//!
+//! Creating and rotating follow Post/Redirect/Get: the POST does the work and
+//! redirects to `/keys/created`, carrying the new secret in a signed cookie
+//! that that page clears as it shows it. A reload or the back button then shows
+//! "already shown" instead of creating another key or rotating again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use certdns_core::{AuditKind, KeyId, LicenseKey, Secret};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{NoticeQuery, Page, Shared, when, when_opt};
 use crate::error::PageError;
-use crate::session::{Ctx, CurrentUser, User};
+use crate::session::{self, Ctx, CurrentUser, User};
 use crate::state::AppState;
 use crate::templates::{Layout, render};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/keys", get(keys_page).post(create_key))
+        .route("/keys/created", get(key_created_page))
         .route("/keys/{id}/revoke", post(revoke_key))
         .route("/keys/{id}/rotate", post(rotate_key))
         .route("/keys/{id}/rename", post(rename_key))
@@ -79,7 +85,7 @@ async fn key_rows(state: &AppState, user: &CurrentUser) -> Result<Vec<KeyRow>, P
             registrations: counts.get(&k.id).copied().unwrap_or(0),
             active: k.is_active(),
             revoked: when_opt(k.revoked_at, ""),
-            grace_until: k.secret_hash.previous().filter(|(_, until)| *until > now).map(|(_, until)| when(until)),
+            grace_until: k.secret_hash.grace_until(now).map(when),
         })
         .collect();
     rows.sort_by(|a, b| b.active.cmp(&a.active).then(b.created.cmp(&a.created)));
@@ -100,10 +106,10 @@ async fn key_form_refused(state: &AppState, user: &CurrentUser, ctx: &Ctx, name:
 }
 
 /// `https://KEYID:SECRET@api.example.net`: what the customer pastes into a client.
-fn base_url_with(state: &AppState, id: &KeyId, secret: &Secret) -> String {
+fn base_url_with(state: &AppState, id: &KeyId, secret: &str) -> String {
     let mut url = state.api_url.clone();
     let _ = url.set_username(id.as_str());
-    let _ = url.set_password(Some(secret.expose()));
+    let _ = url.set_password(Some(secret));
     url.as_str().trim_end_matches('/').to_owned()
 }
 
@@ -140,15 +146,7 @@ async fn create_key(State(state): Shared, User(user, ctx): User, Form(f): Form<K
     state.core.create_license_key(&key).await?;
     let detail = serde_json::json!({ "key": key.id.to_string(), "name": name });
     state.audit(Some(user.account.id), AuditKind::LicenseKeyCreated, ctx.peer, detail).await;
-    let page = KeyCreatedPage {
-        layout: Layout::of(&ctx),
-        name,
-        id: key.id.to_string(),
-        base_url: base_url_with(&state, &key.id, &secret),
-        rotated: false,
-        grace_until: String::new(),
-    };
-    Ok(render(StatusCode::OK, &page))
+    reveal_once(&state, &user, &key.id, &secret, None)
 }
 
 async fn revoke_key(State(state): Shared, User(user, ctx): User, Path(id): Path<String>) -> Page {
@@ -170,20 +168,108 @@ async fn rotate_key(State(state): Shared, User(user, ctx): User, Path(id): Path<
         _ => return Err(PageError::not_found(&ctx)),
     };
     let secret = Secret::generate();
-    let until = certdns_core::now() + time::Duration::hours(i64::from(state.config.rotation_grace_hours));
+    let now = certdns_core::now();
+    let until = now + time::Duration::hours(i64::from(state.config.rotation_grace_hours));
+    // Earlier rotations keep their grace; a key with too many secrets in grace
+    // is refused here, with the date the first of them ends.
+    if let Err(full) = key.secret_hash.rotated(&secret.hash(), until, now) {
+        let error = format!(
+            "“{}” already has {} earlier secrets in their grace period. Rotate again after {}, or revoke the key \
+             and create a new one.",
+            key.name,
+            certdns_core::secret::MAX_IN_GRACE,
+            when(full.next_ends)
+        );
+        return key_form_refused(&state, &user, &ctx, String::new(), error).await;
+    }
     let rotated = state.store.rotate_license_key(user.account.id, &id, &secret.hash(), until).await;
     rotated.map_err(PageError::or_not_found(&ctx))?;
     let detail = serde_json::json!({ "key": id.to_string(), "grace_until": until.unix_timestamp() });
     state.audit(Some(user.account.id), AuditKind::LicenseKeyRotated, ctx.peer, detail).await;
-    let page = KeyCreatedPage {
-        layout: Layout::of(&ctx),
-        name: key.name,
-        id: id.to_string(),
-        base_url: base_url_with(&state, &id, &secret),
-        rotated: true,
-        grace_until: when(until),
+    reveal_once(&state, &user, &id, &secret, Some(until))
+}
+
+/// A new secret on its way to the one page that shows it: signed (nobody can
+/// plant a base URL of their own there), bound to the account, and short-lived.
+#[derive(Serialize, Deserialize)]
+struct Reveal {
+    /// The account it was made for.
+    sub: String,
+    key: String,
+    secret: String,
+    /// A rotation: until when the previous secret works.
+    grace_until: Option<i64>,
+    exp: i64,
+}
+
+const REVEAL_COOKIE: &str = "certdns_reveal";
+/// Long enough to follow the redirect on a slow connection; the page clears it.
+const REVEAL_SECS: i64 = 300;
+
+/// 303 to `/keys/created`, the secret in the reveal cookie.
+fn reveal_once(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &KeyId,
+    secret: &Secret,
+    grace_until: Option<time::OffsetDateTime>,
+) -> Page {
+    let reveal = Reveal {
+        sub: user.account.id.to_string(),
+        key: id.to_string(),
+        secret: secret.expose().to_owned(),
+        grace_until: grace_until.map(time::OffsetDateTime::unix_timestamp),
+        exp: certdns_core::now().unix_timestamp() + REVEAL_SECS,
     };
-    Ok(render(StatusCode::OK, &page))
+    let token = session::sign(state, &reveal).ok_or_else(|| PageError::Internal("signing the reveal cookie".into()))?;
+    let mut response = Redirect::to("/keys/created").into_response();
+    response.headers_mut().append(header::SET_COOKIE, session::own_cookie(state, REVEAL_COOKIE, &token, REVEAL_SECS));
+    Ok(response)
+}
+
+/// Shows a new secret once: the cookie is cleared with this answer, and the
+/// page is not stored by the browser, so a reload or the back button finds it
+/// gone.
+async fn key_created_page(State(state): Shared, User(user, ctx): User, headers: HeaderMap) -> Page {
+    let reveal = session::own_cookie_value(&state, &headers, REVEAL_COOKIE)
+        .and_then(|token| session::verified::<Reveal>(&state, token))
+        .filter(|r| r.sub == user.account.id.to_string());
+    let key = match &reveal {
+        Some(r) => match r.key.parse::<KeyId>() {
+            Ok(id) => state.core.license_key(&id).await?.filter(|k| k.account_id == user.account.id),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let mut response = match (reveal, key) {
+        (Some(reveal), Some(key)) => {
+            let grace = reveal.grace_until.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok());
+            let page = KeyCreatedPage {
+                layout: Layout::of(&ctx),
+                name: key.name,
+                id: key.id.to_string(),
+                base_url: base_url_with(&state, &key.id, &reveal.secret),
+                rotated: grace.is_some(),
+                grace_until: grace.map(when).unwrap_or_default(),
+            };
+            render(StatusCode::OK, &page)
+        }
+        _ => {
+            let page = crate::templates::Message {
+                layout: Layout::of(&ctx),
+                title: "Secret already shown".into(),
+                message: "A key's secret is shown once, right after it is created or rotated, and this one has \
+                          been. If it was not copied, rotate the key to get a new secret."
+                    .into(),
+                link: Some(("/keys".into(), "Back to my keys".into())),
+            };
+            render(StatusCode::OK, &page)
+        }
+    };
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, session::own_cookie(&state, REVEAL_COOKIE, "", 0));
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 async fn rename_key(

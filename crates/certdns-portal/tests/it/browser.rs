@@ -165,6 +165,21 @@ async fn flow(env: &Env, c: &Client) {
         .await
         .expect("the copy button confirms");
     shot(c, "key-created").await;
+    // A reload shows the secret no more and creates no second key; back leads
+    // to the keys page without resubmitting the form.
+    c.refresh().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//h1[text()='Secret already shown']"))
+        .await
+        .expect("a reload finds the secret gone");
+    assert!(c.find(Locator::Css("#base-url")).await.is_err(), "the secret is not shown twice");
+    shot(c, "key-shown-once").await;
+    c.back().await.unwrap();
+    wait_css(c, "#key-name").await;
+    c.goto(&format!("{}/keys", env.portal)).await.unwrap();
+    let source = c.source().await.unwrap();
+    assert_eq!(source.matches("<td>web servers").count(), 1, "one key, whatever the reload and back did");
 
     // Register through the API with the copied URL, and send one update.
     let (status, reg) = register(&url, "www.example.com").await;

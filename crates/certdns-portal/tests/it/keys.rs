@@ -30,19 +30,46 @@ async fn key_lifecycle_through_the_api(backend: Backend) {
     let (_, page, _) = get(&c, &format!("{}/keys", env.portal)).await;
     assert!(page.contains(&format!("<a href=\"/registrations#key-{id}\">1</a>")), "registrations count");
 
+    // Reloading the page that showed the secret creates nothing.
+    let keys_before = env.store.core().list_license_keys(account_of(&env, &id).await).await.unwrap().len();
+    let (_, again, _) = get(&c, &format!("{}/keys/created", env.portal)).await;
+    assert!(again.contains("Secret already shown"));
+    assert_eq!(env.store.core().list_license_keys(account_of(&env, &id).await).await.unwrap().len(), keys_before);
+
     // Rotate: a new URL; the old secret stays valid for the grace period.
     let t = token(&env, &c).await;
-    let (status, page, _) = post(&c, &format!("{}/keys/{id}/rotate", env.portal), &[("csrf", &t)]).await;
-    assert_eq!(status, 200);
+    let (status, _, location) = post(&c, &format!("{}/keys/{id}/rotate", env.portal), &[("csrf", &t)]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/keys/created")));
+    let page = shown_once(&env, &c).await;
     assert!(page.contains("The previous secret keeps working until"));
     let old_secret = url.split('@').next().unwrap().rsplit(':').next().unwrap().to_owned();
     let key = env.store.core().license_key(&id.parse().unwrap()).await.unwrap().unwrap();
     assert!(key.verify_secret(&old_secret, now()));
     assert!(!key.secret_hash.verify(&old_secret));
-    let marker = "readonly value=\"";
-    let start = page.find(marker).unwrap() + marker.len();
-    let new_url = page[start..start + page[start..].find('"').unwrap()].to_owned();
+    let (_, new_url) = base_url_on(&page);
     assert_ne!(new_url, url);
+    // A second rotation (say, the new URL was lost) cuts no grace short: the
+    // original secret keeps working until its own deadline.
+    let (status, _, _) = post(&c, &format!("{}/keys/{id}/rotate", env.portal), &[("csrf", &t)]).await;
+    assert_eq!(status, 303);
+    let (_, newest_url) = base_url_on(&shown_once(&env, &c).await);
+    let key = env.store.core().license_key(&id.parse().unwrap()).await.unwrap().unwrap();
+    let new_secret = new_url.split('@').next().unwrap().rsplit(':').next().unwrap().to_owned();
+    let newest_secret = newest_url.split('@').next().unwrap().rsplit(':').next().unwrap().to_owned();
+    for (which, secret) in [("original", &old_secret), ("first rotation's", &new_secret), ("newest", &newest_secret)] {
+        assert!(key.verify_secret(secret, now()), "the {which} secret works");
+    }
+    // A third in grace is the limit; a fourth rotation is refused and says until when.
+    let (status, _, _) = post(&c, &format!("{}/keys/{id}/rotate", env.portal), &[("csrf", &t)]).await;
+    assert_eq!(status, 303);
+    let _ = shown_once(&env, &c).await;
+    let (status, page, _) = post(&c, &format!("{}/keys/{id}/rotate", env.portal), &[("csrf", &t)]).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("earlier secrets in their grace period"), "{page}");
+    let key = env.store.core().license_key(&id.parse().unwrap()).await.unwrap().unwrap();
+    assert!(key.verify_secret(&old_secret, now()), "the refused rotation changed nothing");
+    assert_eq!(key.secret_hash.previous_all().len(), 3);
+    let new_url = newest_url;
     // The API caches keys for KEY_CACHE_TTL; the new secret works once that passed.
     tokio::time::sleep(certdns_api::KEY_CACHE_TTL + std::time::Duration::from_millis(200)).await;
     let (status, _) = register(&new_url, "api.example.com").await;
@@ -72,6 +99,10 @@ async fn key_lifecycle_through_the_api(backend: Backend) {
     ] {
         assert!(kinds.contains(&k), "{k:?} audited");
     }
+}
+
+async fn account_of(env: &Env, key: &str) -> certdns_core::AccountId {
+    env.store.core().license_key(&key.parse().unwrap()).await.unwrap().unwrap().account_id
 }
 
 async fn tenancy_between_accounts(backend: Backend) {
@@ -114,7 +145,7 @@ async fn tenancy_between_accounts(backend: Backend) {
     let key = env.store.core().license_key(&key_a.parse().unwrap()).await.unwrap().unwrap();
     assert!(key.is_active());
     assert_eq!(key.name, "alpha-key");
-    assert!(key.secret_hash.previous().is_none());
+    assert!(key.secret_hash.previous_all().is_empty());
     let subdomain: Subdomain = sub.parse().unwrap();
     assert!(env.store.core().registration_by_subdomain(account_a, subdomain).await.unwrap().is_some());
     // A's token does not work in B's session, and the reverse.

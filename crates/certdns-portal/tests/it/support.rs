@@ -243,8 +243,26 @@ pub async fn token(env: &Env, c: &reqwest::Client) -> String {
 /// Creates a key; returns (key id, base URL with credentials).
 pub async fn create_key(env: &Env, c: &reqwest::Client, name: &str) -> (String, String) {
     let t = token(env, c).await;
-    let (status, page, _) = post(c, &format!("{}/keys", env.portal), &[("csrf", &t), ("name", name)]).await;
+    let (status, page, location) = post(c, &format!("{}/keys", env.portal), &[("csrf", &t), ("name", name)]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/keys/created")), "{page}");
+    let page = shown_once(env, c).await;
+    base_url_on(&page)
+}
+
+/// `/keys/created` after a create or rotate: the page with the new secret.
+/// Asking again shows it no more.
+pub async fn shown_once(env: &Env, c: &reqwest::Client) -> String {
+    let (status, page, _) = get(c, &format!("{}/keys/created", env.portal)).await;
     assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"base-url\""), "the new secret is shown: {page}");
+    let (status, again, _) = get(c, &format!("{}/keys/created", env.portal)).await;
+    assert_eq!(status, 200);
+    assert!(again.contains("Secret already shown") && !again.contains("base-url"), "shown once: {again}");
+    page
+}
+
+/// The key id and base URL on the page that shows a new secret.
+pub fn base_url_on(page: &str) -> (String, String) {
     let marker = "id=\"base-url\" class=\"mono\" readonly value=\"";
     let start = page.find(marker).unwrap() + marker.len();
     let end = page[start..].find('"').unwrap() + start;
