@@ -129,6 +129,8 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
         .route("/health", get(|| async { "ok" }))
         .route("/static/portal.css", get(assets::css))
         .route("/static/portal.js", get(assets::js))
+        .route("/static/favicon.svg", get(assets::favicon))
+        .route("/favicon.ico", get(assets::favicon))
         .merge(pages)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

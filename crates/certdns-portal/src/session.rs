@@ -89,6 +89,9 @@ pub struct Ctx {
     /// The token forms must carry.
     pub csrf: String,
     pub peer: Option<IpAddr>,
+    /// The first segment of the request path (`keys` for `/keys/created`): the
+    /// navigation marks that section as the current page.
+    pub section: String,
 }
 
 /// Extractor for pages that need a login: redirects to `/login` otherwise.
@@ -274,7 +277,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
         Body::from(bytes)
     };
 
-    parts.extensions.insert(Ctx { user, csrf: csrf.clone(), peer });
+    let section = parts.uri.path().trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
+    parts.extensions.insert(Ctx { user, csrf: csrf.clone(), peer, section });
     let mut response = next.run(Request::from_parts(parts, body)).await;
     if let Some(token) = set_csrf_cookie {
         let cookie = state.keys.cookie(state.keys.csrf_cookie, &token, None);

@@ -15,18 +15,21 @@ pub struct Layout {
     pub operator: bool,
     pub unverified: bool,
     pub notice: Option<String>,
+    /// The navigation section of this page (`keys`, `registrations`, …).
+    pub section: String,
 }
 
 impl Layout {
     pub fn anonymous(csrf: String) -> Self {
-        Self { csrf, email: None, operator: false, unverified: false, notice: None }
+        Self { csrf, email: None, operator: false, unverified: false, notice: None, section: String::new() }
     }
 
     pub fn of(ctx: &Ctx) -> Self {
-        match &ctx.user {
+        let layout = match &ctx.user {
             Some(u) => Self::user(u, ctx.csrf.clone()),
             None => Self::anonymous(ctx.csrf.clone()),
-        }
+        };
+        Self { section: ctx.section.clone(), ..layout }
     }
 
     pub fn user(u: &CurrentUser, csrf: String) -> Self {
@@ -34,8 +37,11 @@ impl Layout {
             csrf,
             email: Some(u.account.email.to_string()),
             operator: u.is_operator(),
-            unverified: !u.email_verified,
+            // Operators are made by the CLI or the first start, with no inbox to
+            // confirm (often a placeholder address): no nagging banner for them.
+            unverified: !u.email_verified && !u.is_operator(),
             notice: None,
+            section: String::new(),
         }
     }
 

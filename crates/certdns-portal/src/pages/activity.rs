@@ -10,7 +10,7 @@ use axum::routing::get;
 use certdns_core::AuditKind;
 use serde::Deserialize;
 
-use super::{Page, Shared, when};
+use super::{Page, Shared, when, when_ago};
 use crate::session::User;
 use crate::state::AppState;
 use crate::templates::{Layout, render};
@@ -85,14 +85,23 @@ fn describe(kind: AuditKind) -> &'static str {
     }
 }
 
-/// An event's JSON detail as `key: value, …`.
+/// An event's JSON detail as `key: value, …`; times (`…_at`, `…_until`, in
+/// Unix seconds) as dates.
 fn detail_text(detail: &serde_json::Value) -> String {
+    let value = |k: &str, v: &serde_json::Value| {
+        let time = (k.ends_with("_at") || k.ends_with("_until"))
+            .then(|| v.as_i64().and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok()))
+            .flatten();
+        match (time, v.as_str()) {
+            (Some(t), _) => when(t),
+            (None, Some(s)) => s.to_owned(),
+            (None, None) => v.to_string(),
+        }
+    };
     match detail {
-        serde_json::Value::Object(m) if !m.is_empty() => m
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
-            .collect::<Vec<_>>()
-            .join(", "),
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            m.iter().map(|(k, v)| format!("{}: {}", k.replace('_', " "), value(k, v))).collect::<Vec<_>>().join(", ")
+        }
         _ => String::new(),
     }
 }
@@ -102,10 +111,11 @@ async fn audit_page(State(state): Shared, User(user, ctx): User, Query(q): Query
     let more = events.len() > AUDIT_PAGE as usize;
     let events: Vec<_> = events.into_iter().take(AUDIT_PAGE as usize).collect();
     let next = if more { events.last().map(|e| e.id) } else { None };
+    let now = certdns_core::now();
     let rows = events
         .iter()
         .map(|e| AuditRow {
-            at: when(e.at),
+            at: when_ago(e.at, now),
             kind: e.kind.as_str().to_owned(),
             description: describe(e.kind).to_owned(),
             address: e.client_addr.map(|a| a.to_string()).unwrap_or_default(),
@@ -154,6 +164,10 @@ mod tests {
     fn details_read_as_text() {
         assert_eq!(detail_text(&serde_json::json!({ "key": "k1", "n": 3 })), "key: k1, n: 3");
         assert_eq!(detail_text(&serde_json::json!({})), "");
+        assert_eq!(
+            detail_text(&serde_json::json!({ "key": "k1", "grace_until": 1_800_000_000 })),
+            "grace until: 2027-01-15 08:00 UTC, key: k1"
+        );
         assert_eq!(detail_text(&serde_json::Value::Null), "");
     }
 }

@@ -56,6 +56,19 @@ fn when(t: OffsetDateTime) -> String {
     t.format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).unwrap_or_default()
 }
 
+/// `when(t)` and how long ago it was, as people say it: "2026-12-01 13:39 UTC
+/// (5 min ago)".
+fn when_ago(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let secs = (now - t).whole_seconds();
+    let ago = match secs {
+        ..60 => "just now".to_owned(),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86_400 => format!("{} h ago", secs / 3600),
+        _ => format!("{} d ago", secs / 86_400),
+    };
+    format!("{} ({ago})", when(t))
+}
+
 fn when_opt(t: Option<OffsetDateTime>, none: &str) -> String {
     t.map(when).unwrap_or_else(|| none.to_owned())
 }

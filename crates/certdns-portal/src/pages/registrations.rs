@@ -157,7 +157,7 @@ async fn registration_page(
         layout: Layout::of(&ctx),
         reg: row,
         key,
-        allow_from: reg.allow_from.to_json(),
+        allow_from: allow_from_text(&reg.allow_from),
         check,
         account_uri: q.account_uri.unwrap_or_default(),
         ca_domain,
@@ -176,6 +176,12 @@ async fn delete_registration(State(state): Shared, User(user, ctx): User, Path(s
     Ok(Redirect::to("/registrations?notice=deleted").into_response())
 }
 
+/// The networks allowed to send updates, as a person reads them.
+fn allow_from_text(allow: &certdns_core::AllowFrom) -> String {
+    let nets: Vec<String> = allow.as_strings().map(|n| n.to_string()).collect();
+    if nets.is_empty() { "any address".to_owned() } else { nets.join(", ") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +191,12 @@ mod tests {
         assert_eq!(cname_name("www.example.com"), "_acme-challenge.www.example.com");
         assert_eq!(cname_name("*.example.com."), "_acme-challenge.example.com");
         assert_eq!(cname_name(""), "_acme-challenge.<your domain>");
+    }
+
+    #[test]
+    fn allow_from_reads_as_words() {
+        assert_eq!(allow_from_text(&certdns_core::AllowFrom::default()), "any address");
+        let two = certdns_core::AllowFrom::parse(&["192.0.2.0/24", "2001:db8::/32"]).unwrap();
+        assert_eq!(allow_from_text(&two), "192.0.2.0/24, 2001:db8::/32");
     }
 }

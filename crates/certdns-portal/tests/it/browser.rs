@@ -93,11 +93,47 @@ fn screenshots_dir() -> PathBuf {
     dir
 }
 
+/// Checks the page at a desktop size and a phone size — no horizontal overflow,
+/// no button or link-button out of the window — and writes a screenshot at each
+/// (`<name>.png`, `<name>-phone.png`).
 async fn shot(c: &Client, name: &str) {
-    let png = c.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
-    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+    for (width, height, suffix) in [(1280, 900, ""), (390, 844, "-phone")] {
+        c.set_window_size(width, height).await.unwrap();
+        let found = c.execute(LAYOUT_CHECK, vec![]).await.unwrap();
+        let problems: Vec<String> = serde_json::from_value(found).unwrap();
+        assert!(problems.is_empty(), "{name} at {width}x{height}: {problems:#?}");
+        let png = c.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+        // Written when missing or when asked: every run has new ids and times, and
+        // rewriting the committed pictures each time would only make noise.
+        let file = screenshots_dir().join(format!("{name}{suffix}.png"));
+        if !file.exists() || std::env::var_os(UPDATE_SCREENSHOTS).is_some() {
+            std::fs::write(file, png).unwrap();
+        }
+    }
+    c.set_window_size(1280, 900).await.unwrap();
 }
+
+/// Set, the screenshots in `docs/screenshots/` are rewritten (after a page changed).
+const UPDATE_SCREENSHOTS: &str = "CERTDNS_UPDATE_SCREENSHOTS";
+
+/// What a user would see as broken layout: the page wider than the window, or
+/// an action (button, link styled as one, input) beyond its left or right edge.
+const LAYOUT_CHECK: &str = r#"
+const width = document.documentElement.clientWidth;
+const problems = [];
+if (document.documentElement.scrollWidth > width) {
+  problems.push(`page is ${document.documentElement.scrollWidth}px wide in a ${width}px window`);
+}
+for (const el of document.querySelectorAll('main button, main a.button, main input:not([type=hidden]), main select, header a, header button')) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) continue;
+  if (r.left < -1 || r.right > width + 1) {
+    problems.push(`${el.tagName.toLowerCase()} "${(el.textContent || el.value || el.id).trim().slice(0, 30)}" spans ${Math.round(r.left)}..${Math.round(r.right)}px`);
+  }
+}
+return problems;
+"#;
 
 async fn fill(c: &Client, css: &str, text: &str) {
     let el = c.find(Locator::Css(css)).await.unwrap();
@@ -179,7 +215,11 @@ async fn flow(env: &Env, c: &Client) {
     wait_css(c, "#key-name").await;
     c.goto(&format!("{}/keys", env.portal)).await.unwrap();
     let source = c.source().await.unwrap();
-    assert_eq!(source.matches("<td>web servers").count(), 1, "one key, whatever the reload and back did");
+    assert_eq!(
+        source.matches("<td data-label=\"Name\">web servers").count(),
+        1,
+        "one key, whatever the reload and back did"
+    );
 
     // Register through the API with the copied URL, and send one update.
     let (status, reg) = register(&url, "www.example.com").await;
@@ -205,10 +245,15 @@ async fn flow(env: &Env, c: &Client) {
         .collect();
     env.store.add_usage(&usage).await.unwrap();
 
-    // The keys page shows the key with its registrations count.
+    // The keys page shows the key with its registrations count; the navigation
+    // marks where the user is; the site has an icon.
     c.goto(&format!("{}/keys", env.portal)).await.unwrap();
     let source = c.source().await.unwrap();
     assert!(source.contains("web servers"));
+    let current = c.find(Locator::Css("nav a[aria-current=page]")).await.unwrap();
+    assert_eq!(current.text().await.unwrap(), "License keys");
+    let icon = reqwest::get(format!("{}/favicon.ico", env.portal)).await.unwrap();
+    assert_eq!((icon.status().as_u16(), icon.headers()["content-type"].to_str().unwrap()), (200, "image/svg+xml"));
     shot(c, "keys").await;
 
     // The registration appears in the portal.
