@@ -59,6 +59,11 @@ struct KeyCreatedPage {
     name: String,
     id: String,
     base_url: String,
+    /// The API without credentials: what update-only clients (cert-manager,
+    /// Caddy) are given, so the license secret stays out of their configuration.
+    api_url: String,
+    /// The secret alone, for clients that ask for user and key separately.
+    secret: String,
     rotated: bool,
     grace_until: String,
 }
@@ -249,6 +254,8 @@ async fn key_created_page(State(state): Shared, User(user, ctx): User, headers: 
                 name: key.name,
                 id: key.id.to_string(),
                 base_url: base_url_with(&state, &key.id, &reveal.secret),
+                api_url: state.api_url.as_str().trim_end_matches('/').to_owned(),
+                secret: reveal.secret.clone(),
                 rotated: grace.is_some(),
                 grace_until: grace.map(when).unwrap_or_default(),
             };

@@ -42,6 +42,14 @@ async fn key_lifecycle_through_the_api(backend: Backend) {
     assert_eq!((status, location.as_deref()), (303, Some("/keys/created")));
     let page = shown_once(&env, &c).await;
     assert!(page.contains("The previous secret keeps working until"));
+    // A snippet per common client; the update-only ones get the API without the key.
+    for client in
+        ["certbot", "lego", "acme.sh", "cert-manager", "Certify The Web", "Posh-ACME", "win-acme", "Caddy", "Traefik"]
+    {
+        assert!(page.contains(&format!("<h3>{client}")), "{client} snippet");
+    }
+    assert!(page.contains(&format!("host: \"{}\"", env.api)), "cert-manager's issuer names the plain API");
+    assert!(page.contains(&format!("server_url {}", env.api)), "Caddy names the plain API");
     let old_secret = url.split('@').next().unwrap().rsplit(':').next().unwrap().to_owned();
     let key = env.store.core().license_key(&id.parse().unwrap()).await.unwrap().unwrap();
     assert!(key.verify_secret(&old_secret, now()));
