@@ -33,6 +33,11 @@ struct RegRow {
     subject: String,
     fulldomain: String,
     cname_name: String,
+    /// The customer's zone as the public suffix list sees it (`example.com`),
+    /// and the CNAME's name relative to it (`_acme-challenge.www`); empty when
+    /// the subject says too little.
+    cname_zone: String,
+    cname_relative: String,
     created: String,
     last_update: String,
 }
@@ -82,11 +87,29 @@ fn cname_name(subject: &str) -> String {
     if base.is_empty() { "_acme-challenge.<your domain>".into() } else { format!("_acme-challenge.{base}") }
 }
 
+/// The registrable domain of `subject` (its likely zone) and the CNAME's name
+/// relative to it: `www.example.co.uk` → (`example.co.uk`, `_acme-challenge.www`).
+/// A zone delegated further down (`shop.example.com` as a zone of its own) is
+/// the customer's to know; the page says which zone the relative name assumes.
+fn cname_in_zone(subject: &str) -> Option<(String, String)> {
+    let base = subject.trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase();
+    let zone = psl::domain_str(&base)?.to_owned();
+    let relative = match base.strip_suffix(&zone).map(|rest| rest.trim_end_matches('.')) {
+        Some("") => "_acme-challenge".to_owned(),
+        Some(rest) => format!("_acme-challenge.{rest}"),
+        None => return None,
+    };
+    Some((zone, relative))
+}
+
 fn reg_row(state: &AppState, r: &Registration) -> RegRow {
     let subject = r.subject.clone().unwrap_or_default();
+    let (cname_zone, cname_relative) = cname_in_zone(&subject).unwrap_or_default();
     RegRow {
         subdomain: r.subdomain.to_string(),
         cname_name: cname_name(&subject),
+        cname_zone,
+        cname_relative,
         subject,
         fulldomain: state.fulldomain(r.subdomain),
         created: when(r.created_at),
@@ -191,6 +214,18 @@ mod tests {
         assert_eq!(cname_name("www.example.com"), "_acme-challenge.www.example.com");
         assert_eq!(cname_name("*.example.com."), "_acme-challenge.example.com");
         assert_eq!(cname_name(""), "_acme-challenge.<your domain>");
+    }
+
+    #[test]
+    fn names_relative_to_the_zone() {
+        let rel = |s: &str| cname_in_zone(s);
+        let pair = |z: &str, r: &str| Some((z.to_owned(), r.to_owned()));
+        assert_eq!(rel("www.example.com"), pair("example.com", "_acme-challenge.www"));
+        assert_eq!(rel("*.example.com"), pair("example.com", "_acme-challenge"));
+        assert_eq!(rel("Example.COM."), pair("example.com", "_acme-challenge"));
+        assert_eq!(rel("a.b.example.co.uk"), pair("example.co.uk", "_acme-challenge.a.b"));
+        assert_eq!(rel(""), None);
+        assert_eq!(rel("co.uk"), None, "a public suffix is nobody's zone");
     }
 
     #[test]

@@ -26,7 +26,13 @@ async fn key_lifecycle_through_the_api(backend: Backend) {
     let fulldomain = reg["fulldomain"].as_str().unwrap().to_owned();
     let (_, page, _) = get(&c, &format!("{}/registrations", env.portal)).await;
     assert!(page.contains("www.example.com"));
-    assert!(page.contains(&format!("_acme-challenge.www.example.com. CNAME {fulldomain}.")));
+    assert!(page.contains(">_acme-challenge.www.example.com.</code>"), "the CNAME's name, copyable");
+    assert!(page.contains(&format!(">{fulldomain}.</code>")), "its target, copyable");
+    let sub = reg["subdomain"].as_str().unwrap();
+    let (_, detail, _) = get(&c, &format!("{}/registrations/{sub}", env.portal)).await;
+    assert!(detail.contains("relative to the zone example.com"), "{detail}");
+    assert!(detail.contains(">_acme-challenge.www</code>"));
+    assert!(detail.contains(&format!("_acme-challenge.www.example.com. 3600 IN CNAME {fulldomain}.")));
     let (_, page, _) = get(&c, &format!("{}/keys", env.portal)).await;
     assert!(page.contains(&format!("<a href=\"/registrations#key-{id}\">1</a>")), "registrations count");
 
