@@ -63,20 +63,28 @@ async fn start_driver() -> Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
+    browser_with(driver, &[]).await
+}
+
+/// A Chromium session with `extra` command-line switches.
+async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
     let chromium = find_binary("CERTDNS_TEST_CHROMIUM", &["/usr/bin/chromium", "chromium"])
         .unwrap_or_else(|| panic!("chromium not found: {HOW_TO_INSTALL}"));
+    let mut args = vec![
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+        "--force-device-scale-factor=1",
+    ];
+    args.extend_from_slice(extra);
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1280,900", "--force-device-scale-factor=1",
-            ],
-        }),
-    );
+    caps.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": chromium, "args": args }));
     let client = ClientBuilder::rustls()
         .unwrap()
         .capabilities(caps)
@@ -358,4 +366,22 @@ async fn secure_cookies_work_on_loopback() {
     let source = c.source().await.unwrap();
     let _ = c.close().await;
     assert!(source.contains("Change password"), "still signed in with Secure cookies on loopback");
+}
+
+/// With the system in dark mode the portal is dark too, and still passes the
+/// layout checks at both sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dark_mode_follows_the_system() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let env = start(Backend::Embedded).await;
+    let driver = start_driver().await;
+    let c = browser_with(&driver, &["--force-dark-mode", "--blink-settings=preferredColorScheme=0"]).await;
+    c.goto(&format!("{}/login", env.portal)).await.unwrap();
+    wait_css(&c, "form[action='/login']").await;
+    let dark = c.execute("return matchMedia('(prefers-color-scheme: dark)').matches", vec![]).await.unwrap();
+    assert_eq!(dark, serde_json::json!(true), "the browser reports dark mode");
+    let background = c.execute("return getComputedStyle(document.body).backgroundColor", vec![]).await.unwrap();
+    assert_eq!(background, serde_json::json!("rgb(13, 17, 23)"), "the page is dark");
+    shot(&c, "login-dark").await;
+    let _ = c.close().await;
 }
