@@ -65,8 +65,19 @@ struct Claims {
     sub: String,
     ver: i64,
     csrf: String,
+    /// This session's own id, so it alone can be signed out (sessions issued
+    /// before it existed have none and end with "sign out everywhere" or expiry).
+    #[serde(default)]
+    sid: String,
     iat: i64,
     exp: i64,
+}
+
+/// The session a request came with: its id and when it expires (Unix seconds).
+#[derive(Clone)]
+pub struct SessionId {
+    pub id: String,
+    pub expires_at: i64,
 }
 
 /// The logged-in account of a request.
@@ -89,6 +100,8 @@ pub struct Ctx {
     /// The token forms must carry.
     pub csrf: String,
     pub peer: Option<IpAddr>,
+    /// The signed-in session, for signing out this device alone.
+    pub session: Option<SessionId>,
     /// The first segment of the request path (`keys` for `/keys/created`): the
     /// navigation marks that section as the current page.
     pub section: String,
@@ -141,7 +154,14 @@ pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub fn login_cookie(state: &AppState, account: AccountId, version: i64) -> HeaderValue {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let ttl = i64::from(state.config.session_hours) * 3600;
-    let claims = Claims { sub: account.to_string(), ver: version, csrf: random_token(24), iat: now, exp: now + ttl };
+    let claims = Claims {
+        sub: account.to_string(),
+        ver: version,
+        csrf: random_token(24),
+        sid: random_token(16),
+        iat: now,
+        exp: now + ttl,
+    };
     match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.keys.encoding) {
         Ok(token) => state.keys.cookie(state.keys.session_cookie, &token, Some(ttl)),
         Err(e) => {
@@ -184,7 +204,7 @@ pub fn logout_cookie(state: &AppState) -> HeaderValue {
     state.keys.cookie(state.keys.session_cookie, "", Some(0))
 }
 
-async fn load_session(state: &AppState, headers: &HeaderMap) -> Option<(CurrentUser, String)> {
+async fn load_session(state: &AppState, headers: &HeaderMap) -> Option<(CurrentUser, String, SessionId)> {
     let token = cookie_value(headers, state.keys.session_cookie)?;
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 0;
@@ -195,6 +215,10 @@ async fn load_session(state: &AppState, headers: &HeaderMap) -> Option<(CurrentU
     if version != data.claims.ver {
         return None;
     }
+    // ...and must not have been signed out on its own.
+    if !data.claims.sid.is_empty() && state.store.session_revoked(&data.claims.sid).await.ok()? {
+        return None;
+    }
     let account = state.core.account(id).await.ok()??;
     // Suspension bumps the version too; this also covers a session checked in
     // the instant between the two writes.
@@ -202,7 +226,8 @@ async fn load_session(state: &AppState, headers: &HeaderMap) -> Option<(CurrentU
         return None;
     }
     let email_verified = state.store.email_verified_at(id).await.ok()?.is_some();
-    Some((CurrentUser { account, email_verified }, data.claims.csrf))
+    let session = SessionId { id: data.claims.sid, expires_at: data.claims.exp };
+    Some((CurrentUser { account, email_verified }, data.claims.csrf, session))
 }
 
 fn forbidden(message: &str) -> Response {
@@ -245,13 +270,13 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
     let browser_token = cookie_value(&parts.headers, state.keys.csrf_cookie)
         .filter(|t| t.len() >= 16 && t.len() <= 64)
         .map(str::to_owned);
-    let (user, csrf, set_csrf_cookie) = match session {
-        Some((user, token)) => (Some(user), token, None),
+    let (user, csrf, set_csrf_cookie, session) = match session {
+        Some((user, token, session)) => (Some(user), token, None, Some(session)),
         None => match browser_token {
-            Some(t) => (None, t, None),
+            Some(t) => (None, t, None, None),
             None => {
                 let t = random_token(24);
-                (None, t.clone(), Some(t))
+                (None, t.clone(), Some(t), None)
             }
         },
     };
@@ -278,7 +303,7 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
     };
 
     let section = parts.uri.path().trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
-    parts.extensions.insert(Ctx { user, csrf: csrf.clone(), peer, section });
+    parts.extensions.insert(Ctx { user, csrf: csrf.clone(), peer, session, section });
     let mut response = next.run(Request::from_parts(parts, body)).await;
     if let Some(token) = set_csrf_cookie {
         let cookie = state.keys.cookie(state.keys.csrf_cookie, &token, None);

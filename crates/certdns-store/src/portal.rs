@@ -81,6 +81,11 @@ pub trait PortalStore: Send + Sync + 'static {
     /// Invalidates every session of the account; returns the new version.
     /// [`StoreError::NotFound`](crate::StoreError::NotFound) if there is no such account.
     async fn bump_session_version(&self, account: AccountId) -> Result<i64>;
+    /// Signs out one session (`id`, the session's own random id) until it would
+    /// have expired (`expires_at`, Unix seconds); forgets expired ones.
+    async fn revoke_session(&self, id: &str, expires_at: i64) -> Result<()>;
+    /// Whether the session `id` was signed out.
+    async fn session_revoked(&self, id: &str) -> Result<bool>;
     /// Sets the password hash and bumps the session version in one statement;
     /// returns the new version.
     async fn set_password_hash(&self, account: AccountId, hash: &str) -> Result<i64>;

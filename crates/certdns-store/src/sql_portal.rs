@@ -125,6 +125,27 @@ where
         Ok(row.map(|(v,)| v))
     }
 
+    async fn revoke_session(&self, id: &str, expires_at: i64) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("INSERT INTO revoked_sessions (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+            .bind(id)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < $1")
+            .bind(certdns_core::now().unix_timestamp())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session_revoked(&self, id: &str) -> Result<bool> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM revoked_sessions WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
+        Ok(row.is_some())
+    }
+
     async fn bump_session_version(&self, account: AccountId) -> Result<i64> {
         let row: Option<(i64,)> = sqlx::query_as(
             "UPDATE accounts SET session_version = session_version + 1 WHERE id = $1 RETURNING session_version",

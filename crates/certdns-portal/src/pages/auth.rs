@@ -14,7 +14,7 @@ use certdns_store::{StoreError, TokenKind};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Page, Shared, with_cookie};
+use super::{NoticeQuery, Page, Shared, with_cookie};
 use crate::config::Signup as SignupMode;
 use crate::error::message;
 use crate::limits::wait_words;
@@ -33,6 +33,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/signup", get(signup_page).post(signup))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/logout/everywhere", post(logout_everywhere))
         .route("/verify-email", get(verify_email))
         .route("/verify-email/resend", post(resend_verification))
         .route("/forgot-password", get(forgot_page).post(forgot))
@@ -114,12 +115,12 @@ fn signup_open(state: &AppState) -> bool {
     state.config.signup == SignupMode::Open
 }
 
-async fn login_page(State(state): Shared, Context(ctx): Context) -> Response {
+async fn login_page(State(state): Shared, Context(ctx): Context, Query(q): Query<NoticeQuery>) -> Response {
     if ctx.user.is_some() {
         return Redirect::to("/keys").into_response();
     }
-    let page =
-        LoginPage { layout: Layout::of(&ctx), email: String::new(), error: None, signup_open: signup_open(&state) };
+    let layout = Layout::of(&ctx).with_notice(q.text());
+    let page = LoginPage { layout, email: String::new(), error: None, signup_open: signup_open(&state) };
     render(StatusCode::OK, &page)
 }
 
@@ -176,13 +177,29 @@ async fn login(State(state): Shared, Context(ctx): Context, Form(f): Form<Creden
     Ok(with_cookie(Redirect::to("/keys").into_response(), session::login_cookie(&state, account.id, version)))
 }
 
+/// Signs out this browser: its session is revoked server-side (a copied cookie
+/// stops working too); the account's other sessions stay.
 async fn logout(State(state): Shared, Context(ctx): Context) -> Page {
     if let Some(user) = &ctx.user {
-        // Revokes every session of the account (this browser's and any other).
-        state.store.bump_session_version(user.account.id).await?;
-        state.audit(Some(user.account.id), AuditKind::Logout, ctx.peer, serde_json::json!({})).await;
+        match ctx.session.as_ref().filter(|s| !s.id.is_empty()) {
+            Some(session) => state.store.revoke_session(&session.id, session.expires_at).await?,
+            // A session from before per-session ids: only the version can end it.
+            None => drop(state.store.bump_session_version(user.account.id).await?),
+        }
+        let detail = serde_json::json!({ "sessions": "this one" });
+        state.audit(Some(user.account.id), AuditKind::Logout, ctx.peer, detail).await;
     }
     Ok(with_cookie(Redirect::to("/login").into_response(), session::logout_cookie(&state)))
+}
+
+/// Signs out every session of the account, on every device.
+async fn logout_everywhere(State(state): Shared, Context(ctx): Context) -> Page {
+    if let Some(user) = &ctx.user {
+        state.store.bump_session_version(user.account.id).await?;
+        let detail = serde_json::json!({ "sessions": "all" });
+        state.audit(Some(user.account.id), AuditKind::Logout, ctx.peer, detail).await;
+    }
+    Ok(with_cookie(Redirect::to("/login?notice=signed_out_everywhere").into_response(), session::logout_cookie(&state)))
 }
 
 fn signup_closed(ctx: &Ctx) -> Response {

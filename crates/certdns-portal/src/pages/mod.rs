@@ -98,6 +98,7 @@ fn notice_text(code: &str) -> Option<String> {
         }
         "verification_sent" => "We sent a new confirmation link. It works for 24 hours.",
         "password_changed" => "Password changed. Your other sessions were signed out.",
+        "signed_out_everywhere" => "Signed out on every device. Sign in again here to continue.",
         "revoked" => "The key is revoked. Clients using it are refused from now on.",
         "renamed" => "Key renamed.",
         "deleted" => "Registration deleted. Our DNS stopped answering for it; remove the CNAME from your zone too.",

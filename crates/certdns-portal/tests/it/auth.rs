@@ -64,16 +64,27 @@ async fn signup_logout_and_revocation(backend: Backend) {
     assert_eq!(status, 200);
     assert!(page.contains("alice@example.com"));
     assert!(page.contains("No keys yet"), "helpful empty state");
-    // A second session, to replay after logout.
-    let cookie = session_cookie(&env, "alice@example.com").await;
-    let replay = client();
-    let r = replay.get(format!("{}/keys", env.portal)).header("cookie", cookie.as_str()).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200, "the second session works");
+    // Two more sessions (two devices). "Sign out" ends the one it is sent from,
+    // server-side (its cookie, replayed, is refused); the other keeps working.
+    let keys = format!("{}/keys", env.portal);
+    let (a, b) = (session_cookie(&env, "alice@example.com").await, session_cookie(&env, "alice@example.com").await);
+    let raw = client();
+    let with = |cookie: &str| raw.get(&keys).header("cookie", cookie.to_owned());
+    let page_a = with(&a).send().await.unwrap().text().await.unwrap();
+    let r = raw.post(format!("{}/logout", env.portal)).header("cookie", a.as_str()).form(&[("csrf", csrf(&page_a))]);
+    let r = r.send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "/login"));
+    assert_eq!(with(&a).send().await.unwrap().status().as_u16(), 303, "a signed-out session is revoked server-side");
+    assert_eq!(with(&b).send().await.unwrap().status().as_u16(), 200, "the other device stays signed in");
+    // "Sign out everywhere" (from the account page) ends every session.
+    let (_, account, _) = get(&c, &format!("{}/account", env.portal)).await;
+    assert!(account.contains("Sign out everywhere"));
     let t = csrf(&page);
-    let (status, _, location) = post(&c, &format!("{}/logout", env.portal), &[("csrf", &t)]).await;
-    assert_eq!((status, location.as_deref()), (303, Some("/login")));
-    let r = replay.get(format!("{}/keys", env.portal)).header("cookie", cookie.as_str()).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 303, "a logged-out session is revoked server-side");
+    let (status, _, location) = post(&c, &format!("{}/logout/everywhere", env.portal), &[("csrf", &t)]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/login?notice=signed_out_everywhere")));
+    assert_eq!(with(&b).send().await.unwrap().status().as_u16(), 303, "every session ended");
+    let (_, login, _) = get(&c, &format!("{}/login?notice=signed_out_everywhere", env.portal)).await;
+    assert!(login.contains("Signed out on every device"));
 
     // Log in again.
     let (_, page, _) = get(&c, &format!("{}/login", env.portal)).await;

@@ -94,6 +94,18 @@ async fn session_versions_and_passwords(store: Arc<dyn PortalStore>) {
     assert!(matches!(store.bump_session_version(nobody).await, Err(StoreError::NotFound)));
     assert!(matches!(store.set_password_hash(nobody, "x").await, Err(StoreError::NotFound)));
 
+    // One session signed out alone; twice is harmless; expired entries are forgotten.
+    let later = now().unix_timestamp() + 3600;
+    assert!(!store.session_revoked("s1").await.unwrap());
+    store.revoke_session("s1", later).await.unwrap();
+    store.revoke_session("s1", later).await.unwrap();
+    assert!(store.session_revoked("s1").await.unwrap());
+    assert!(!store.session_revoked("s2").await.unwrap());
+    store.revoke_session("old", now().unix_timestamp() - 10).await.unwrap();
+    store.revoke_session("s3", later).await.unwrap();
+    assert!(!store.session_revoked("old").await.unwrap(), "an expired entry is pruned");
+    assert!(store.session_revoked("s3").await.unwrap());
+
     assert_eq!(store.email_verified_at(a).await.unwrap(), None);
     let at = now();
     store.mark_email_verified(a, at).await.unwrap();
