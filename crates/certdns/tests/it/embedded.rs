@@ -96,17 +96,7 @@ async fn files_are_private_to_the_user() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // Relative to the working directory, as an operator would type it.
-    let args = [
-        "serve",
-        "--data-dir",
-        "data",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--dns-listen",
-        "127.0.0.1:0",
-        "--portal-listen",
-        "127.0.0.1:0",
-    ];
+    let args = serve_on_loopback(&["--data-dir", "data"]);
     let server = Certdns::start(dir.path(), &args, &[]).await;
     assert_eq!(mode(&data), 0o700, "the data directory it created");
     let creds = server.first_start_file().expect("credentials in a file, stdout is not a terminal");

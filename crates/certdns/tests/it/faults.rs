@@ -67,17 +67,7 @@ async fn a_full_disk_is_reported_and_survived() {
     let data = dir.path().join("data");
     let disk = SmallDisk::mount(&data, 16);
     let data_arg = data.display().to_string();
-    let args = [
-        "serve",
-        "--data-dir",
-        &data_arg,
-        "--http-listen",
-        "127.0.0.1:0",
-        "--dns-listen",
-        "127.0.0.1:0",
-        "--portal-listen",
-        "127.0.0.1:0",
-    ];
+    let args = serve_on_loopback(&["--data-dir", &data_arg]);
     let server = Certdns::start(dir.path(), &args, &[]).await;
     let http = server.http_url();
     let reg = register(&server.first_start_base_url().unwrap()).await;

@@ -12,6 +12,19 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_certdns");
 
+/// Every listener of `serve` on a free loopback port (append `--data-dir` and
+/// the like after it).
+pub const LOOPBACK_LISTENERS: [&str; 6] =
+    ["--http-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--portal-listen", "127.0.0.1:0"];
+
+/// `serve` with [`LOOPBACK_LISTENERS`] and `more` after them.
+pub fn serve_on_loopback<'a>(more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["serve"];
+    args.extend_from_slice(&LOOPBACK_LISTENERS);
+    args.extend_from_slice(more);
+    args
+}
+
 pub struct Certdns {
     child: Child,
     /// The working directory it was started in.
