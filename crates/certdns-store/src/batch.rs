@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::AuthorizedWrite;
-use crate::sql::{TxtRow, prepend_recent};
+use crate::rows::{TxtRow, prepend_recent};
 
 /// How long opening the Postgres batch connection may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -14,6 +14,7 @@ mod batch;
 mod error;
 mod open;
 pub mod portal;
+mod rows;
 mod sql;
 mod sql_portal;
 

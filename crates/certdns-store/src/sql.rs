@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use certdns_core::{
-    Account, AccountId, AccountStatus, AllowFrom, AuditEvent, Email, KeyId, LicenseKey, NewAuditEvent, Registration,
-    RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
+    Account, AccountId, AccountStatus, AuditEvent, Email, KeyId, LicenseKey, NewAuditEvent, Registration,
+    RegistrationId, Subdomain, TxtState, TxtValue, Username,
 };
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::batch::BatchWriter;
 use crate::error::conflict_as;
+use crate::rows::*;
 use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -47,182 +48,6 @@ impl<DB: Database> SqlStore<DB> {
         }
     }
 }
-
-#[derive(FromRow)]
-struct AccountRow {
-    id: Uuid,
-    email: String,
-    role: String,
-    status: String,
-    password_hash: Option<String>,
-    created_at: OffsetDateTime,
-}
-
-#[derive(FromRow)]
-struct LicenseKeyRow {
-    id: String,
-    account_id: Uuid,
-    name: String,
-    secret_hash: String,
-    created_at: OffsetDateTime,
-    last_used_at: Option<OffsetDateTime>,
-    revoked_at: Option<OffsetDateTime>,
-}
-
-#[derive(FromRow)]
-struct RegistrationRow {
-    id: Uuid,
-    account_id: Uuid,
-    license_key_id: Option<String>,
-    username: Uuid,
-    password_hash: String,
-    subdomain: Uuid,
-    allow_from: String,
-    subject: Option<String>,
-    created_at: OffsetDateTime,
-    last_update_at: Option<OffsetDateTime>,
-}
-
-#[derive(FromRow)]
-struct RegistrationStatusRow {
-    #[sqlx(flatten)]
-    registration: RegistrationRow,
-    account_status: String,
-}
-
-/// A registration's TXT state as stored: `txt_recent` holds its most recent
-/// values, newest first, separated by single spaces.
-#[derive(FromRow)]
-pub(crate) struct TxtRow {
-    pub(crate) subdomain: Uuid,
-    pub(crate) txt_version: i64,
-    pub(crate) txt_recent: String,
-}
-
-#[derive(FromRow)]
-struct AuditRow {
-    id: i64,
-    at: OffsetDateTime,
-    account_id: Option<Uuid>,
-    kind: String,
-    client_addr: Option<String>,
-    detail: String,
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
-
-impl TryFrom<AccountRow> for Account {
-    type Error = StoreError;
-    fn try_from(r: AccountRow) -> Result<Self> {
-        Ok(Account {
-            id: AccountId::from_uuid(r.id),
-            email: Email::parse(&r.email).map_err(|e| corrupt("accounts.email", e))?,
-            role: r.role.parse().map_err(|e| corrupt("accounts.role", e))?,
-            status: r.status.parse().map_err(|e| corrupt("accounts.status", e))?,
-            password_hash: r.password_hash,
-            created_at: r.created_at,
-        })
-    }
-}
-
-impl TryFrom<LicenseKeyRow> for LicenseKey {
-    type Error = StoreError;
-    fn try_from(r: LicenseKeyRow) -> Result<Self> {
-        Ok(LicenseKey {
-            id: r.id.parse().map_err(|e| corrupt("license_keys.id", e))?,
-            account_id: AccountId::from_uuid(r.account_id),
-            name: r.name,
-            secret_hash: SecretHash::from_stored(r.secret_hash),
-            created_at: r.created_at,
-            last_used_at: r.last_used_at,
-            revoked_at: r.revoked_at,
-        })
-    }
-}
-
-impl TryFrom<RegistrationRow> for Registration {
-    type Error = StoreError;
-    fn try_from(r: RegistrationRow) -> Result<Self> {
-        Ok(Registration {
-            id: RegistrationId::from_uuid(r.id),
-            account_id: AccountId::from_uuid(r.account_id),
-            license_key_id: r
-                .license_key_id
-                .map(|k| k.parse::<KeyId>())
-                .transpose()
-                .map_err(|e| corrupt("registrations.license_key_id", e))?,
-            username: Username::from_uuid(r.username),
-            password_hash: SecretHash::from_stored(r.password_hash),
-            subdomain: Subdomain::from_uuid(r.subdomain),
-            allow_from: AllowFrom::from_json(&r.allow_from).map_err(|e| corrupt("registrations.allow_from", e))?,
-            subject: r.subject,
-            created_at: r.created_at,
-            last_update_at: r.last_update_at,
-        })
-    }
-}
-
-impl TryFrom<AuditRow> for AuditEvent {
-    type Error = StoreError;
-    fn try_from(r: AuditRow) -> Result<Self> {
-        Ok(AuditEvent {
-            id: r.id,
-            at: r.at,
-            account_id: r.account_id.map(AccountId::from_uuid),
-            kind: r.kind.parse().map_err(|e| corrupt("audit_log.kind", e))?,
-            client_addr: r
-                .client_addr
-                .map(|a| a.parse::<IpAddr>())
-                .transpose()
-                .map_err(|e| corrupt("audit_log.client_addr", e))?,
-            detail: serde_json::from_str(&r.detail).map_err(|e| corrupt("audit_log.detail", e))?,
-        })
-    }
-}
-
-/// Each value is [`TxtValue::LEN`] characters plus one separator.
-const TXT_SLOT: usize = TxtValue::LEN + 1;
-
-/// The length of a `txt_recent` holding `keep` values (and the spaces between).
-fn recent_len(keep: usize) -> Result<i64> {
-    to_i64((keep * TXT_SLOT - 1) as u64, "keep")
-}
-
-/// SQL for the `txt_recent` after writing `value` (an SQL expression): the value
-/// in front, the list cut to `len` characters, so to whole values (see
-/// [`recent_len`]). Shared by the checked write and the batched one.
-pub(crate) fn prepend_recent(value: &str, len: &str) -> String {
-    format!(
-        "substr(CASE WHEN registrations.txt_recent = '' THEN {value} \
-         ELSE {value} || ' ' || registrations.txt_recent END, 1, {len})"
-    )
-}
-
-impl TxtRow {
-    fn into_state(self, keep: usize) -> Result<TxtState> {
-        Ok(TxtState {
-            subdomain: Subdomain::from_uuid(self.subdomain),
-            version: u64::try_from(self.txt_version).map_err(|e| corrupt("registrations.txt_version", e))?,
-            values: self
-                .txt_recent
-                .split(' ')
-                .filter(|v| !v.is_empty())
-                .take(keep)
-                .map(|v| TxtValue::parse(v).map_err(|e| corrupt("registrations.txt_recent", e)))
-                .collect::<Result<_>>()?,
-        })
-    }
-}
-
-fn to_i64(v: u64, what: &str) -> Result<i64> {
-    i64::try_from(v).map_err(|e| corrupt(what, e))
-}
-
-const ACCOUNT_COLUMNS: &str = "id, email, role, status, password_hash, created_at";
-const KEY_COLUMNS: &str = "id, account_id, name, secret_hash, created_at, last_used_at, revoked_at";
-const REGISTRATION_COLUMNS: &str = "id, account_id, license_key_id, username, password_hash, subdomain, allow_from, subject, created_at, last_update_at";
 
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
