@@ -162,12 +162,9 @@ pub fn login_cookie(state: &AppState, account: AccountId, version: i64) -> Heade
         iat: now,
         exp: now + ttl,
     };
-    match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.keys.encoding) {
-        Ok(token) => state.keys.cookie(state.keys.session_cookie, &token, Some(ttl)),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot sign a session");
-            logout_cookie(state)
-        }
+    match sign(state, &claims) {
+        Some(token) => state.keys.cookie(state.keys.session_cookie, &token, Some(ttl)),
+        None => logout_cookie(state),
     }
 }
 
@@ -206,17 +203,15 @@ pub fn logout_cookie(state: &AppState) -> HeaderValue {
 
 async fn load_session(state: &AppState, headers: &HeaderMap) -> Option<(CurrentUser, String, SessionId)> {
     let token = cookie_value(headers, state.keys.session_cookie)?;
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = 0;
-    let data = jsonwebtoken::decode::<Claims>(token, &state.keys.decoding, &validation).ok()?;
-    let id: AccountId = data.claims.sub.parse().ok()?;
+    let claims: Claims = verified(state, token)?;
+    let id: AccountId = claims.sub.parse().ok()?;
     // Revocation: the session must carry the account's current version.
     let version = state.store.session_version(id).await.ok()??;
-    if version != data.claims.ver {
+    if version != claims.ver {
         return None;
     }
     // ...and must not have been signed out on its own.
-    if !data.claims.sid.is_empty() && state.store.session_revoked(&data.claims.sid).await.ok()? {
+    if !claims.sid.is_empty() && state.store.session_revoked(&claims.sid).await.ok()? {
         return None;
     }
     let account = state.core.account(id).await.ok()??;
@@ -226,8 +221,8 @@ async fn load_session(state: &AppState, headers: &HeaderMap) -> Option<(CurrentU
         return None;
     }
     let email_verified = state.store.email_verified_at(id).await.ok()?.is_some();
-    let session = SessionId { id: data.claims.sid, expires_at: data.claims.exp };
-    Some((CurrentUser { account, email_verified }, data.claims.csrf, session))
+    let session = SessionId { id: claims.sid, expires_at: claims.exp };
+    Some((CurrentUser { account, email_verified }, claims.csrf, session))
 }
 
 fn forbidden(message: &str) -> Response {

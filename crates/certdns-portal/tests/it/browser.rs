@@ -149,6 +149,13 @@ async fn fill(c: &Client, css: &str, text: &str) {
     el.send_keys(text).await.unwrap();
 }
 
+/// Waits (10 s at most) for an element matching `xpath`; `what` names it if it never comes.
+async fn wait_xpath(c: &Client, xpath: &str, what: &str) {
+    if let Err(e) = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(xpath)).await {
+        panic!("{what}: {e}");
+    }
+}
+
 async fn wait_css(c: &Client, css: &str) -> fantoccini::elements::Element {
     c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| {
         panic!("{css} did not appear: {e}");
@@ -182,11 +189,7 @@ async fn flow(env: &Env, c: &Client) {
     shot(c, "signup").await;
     c.find(Locator::Css("form[action='/signup'] button[type=submit]")).await.unwrap().click().await.unwrap();
     // "Check your inbox"; the mailed link finishes the sign-up.
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath("//h1[text()='Check your inbox']"))
-        .await
-        .unwrap();
+    wait_xpath(c, "//h1[text()='Check your inbox']", "the sign-up confirmation page").await;
     shot(c, "signup-check-inbox").await;
     confirm_by_mail(env, c).await;
     wait_css(c, "#key-name").await;
@@ -203,20 +206,12 @@ async fn flow(env: &Env, c: &Client) {
     assert!(url.starts_with("http://") && url.contains('@'), "{url}");
     let copy = c.find(Locator::Css("button[data-copy='#base-url']")).await.unwrap();
     copy.click().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(5))
-        .for_element(Locator::XPath("//button[@data-copy='#base-url' and text()='Copied']"))
-        .await
-        .expect("the copy button confirms");
+    wait_xpath(c, "//button[@data-copy='#base-url' and text()='Copied']", "the copy button confirms").await;
     shot(c, "key-created").await;
     // A reload shows the secret no more and creates no second key; back leads
     // to the keys page without resubmitting the form.
     c.refresh().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath("//h1[text()='Secret already shown']"))
-        .await
-        .expect("a reload finds the secret gone");
+    wait_xpath(c, "//h1[text()='Secret already shown']", "a reload finds the secret gone").await;
     assert!(c.find(Locator::Css("#base-url")).await.is_err(), "the secret is not shown twice");
     shot(c, "key-shown-once").await;
     c.back().await.unwrap();
@@ -300,11 +295,7 @@ async fn flow(env: &Env, c: &Client) {
     c.goto(&format!("{}/registrations/{sub}", env.portal)).await.unwrap();
     c.find(Locator::Css("#delete-registration")).await.unwrap().click().await.unwrap();
     c.accept_alert().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath("//*[contains(text(), 'Registration deleted')]"))
-        .await
-        .expect("deletion notice");
+    wait_xpath(c, "//*[contains(text(), 'Registration deleted')]", "deletion notice").await;
     let source = c.source().await.unwrap();
     assert!(!source.contains(&format!("cname-{sub}")), "the registration is gone");
     let subdomain: certdns_core::Subdomain = sub.parse().unwrap();
@@ -338,11 +329,7 @@ async fn flow(env: &Env, c: &Client) {
     shot(c, "admin-accounts").await;
     suspend.click().await.unwrap();
     c.accept_alert().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath("//*[contains(text(), 'Account suspended')]"))
-        .await
-        .expect("suspension notice");
+    wait_xpath(c, "//*[contains(text(), 'Account suspended')]", "suspension notice").await;
 }
 
 /// With the default `secure_cookies = true` (`__Host-` cookies, `Secure`), a
