@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         created_at: now(),
         last_used_at: None,
         revoked_at: None,
+        storage_access: false,
     };
     store.create_license_key(&key).await?;
 
@@ -91,6 +92,8 @@ async fn main() -> anyhow::Result<()> {
             subdomain: Subdomain::generate(),
             allow_from: AllowFrom::default(),
             subject: None,
+            domain: None,
+            password_sealed: None,
             created_at: now(),
             last_update_at: None,
         };
@@ -109,9 +112,15 @@ async fn main() -> anyhow::Result<()> {
         },
         ..ApiConfig::default()
     };
-    let sync = certdns_sync::TxtSync::new(store.clone(), distribution, config.txt_values);
-    let router =
-        certdns_api::router(ApiDeps { store, sync, config, zone_domain: "auth.bench.test".into(), usage: None });
+    let sync = certdns_sync::TxtSync::new(store.clone(), distribution, config.served_values());
+    let router = certdns_api::router(ApiDeps {
+        store,
+        sync,
+        config,
+        zone_domain: "auth.bench.test".into(),
+        public_url: String::new(),
+        usage: None,
+    });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     let creds = format!("addr {addr}\nkey {}:{}\n{regs}", key.id, secret.expose());

@@ -90,6 +90,24 @@ pub struct ApiConfig {
     /// Realm of the `WWW-Authenticate: Basic` challenge on `/register`.
     pub basic_auth_realm: String,
     pub rate_limits: RateLimits,
+    /// How many values a name set through `/acmeproxy/present` keeps (newest
+    /// first): a certificate with many names under one delegation needs them all
+    /// at once.
+    pub acmeproxy_values: usize,
+    /// Recursive resolver asked whether a customer's CNAME is in place (lego's
+    /// HTTP storage answers 201 when it is).
+    pub resolver: std::net::SocketAddr,
+    /// Secret (>= 32 characters) sealing registration passwords that keys with
+    /// storage access may read back. Unset: storage answers 503.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_key: Option<String>,
+}
+
+impl ApiConfig {
+    /// How many values per name the DNS serves: enough for either dialect.
+    pub fn served_values(&self) -> usize {
+        self.txt_values.max(self.acmeproxy_values)
+    }
 }
 
 impl ApiConfig {
@@ -110,6 +128,12 @@ impl ApiConfig {
             "how long /update waits, at most, until every live responder serves the value (0: no wait)",
         ),
         ("basic_auth_realm", "realm of the WWW-Authenticate: Basic challenge on /register"),
+        ("acmeproxy_values", "how many values a name set through /acmeproxy keeps (1-10, default 10)"),
+        ("resolver", "recursive resolver (ip:port) asked whether a customer's CNAME is in place"),
+        (
+            "credentials_key",
+            "secret (>= 32 chars) sealing registration passwords for lego's HTTP storage; unset: storage off",
+        ),
         ("rate_limits", "rate limits, each { per_minute, burst }; over the limit: 429 + Retry-After"),
         ("rate_limits.register_per_key", "POST /register per license key"),
         (
@@ -125,6 +149,12 @@ impl ApiConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=10).contains(&self.txt_values) {
             return Err("api.txt_values: must be between 1 and 10".into());
+        }
+        if !(1..=10).contains(&self.acmeproxy_values) {
+            return Err("api.acmeproxy_values: must be between 1 and 10".into());
+        }
+        if self.credentials_key.as_ref().is_some_and(|k| k.chars().count() < certdns_core::sealed::MIN_SECRET_LEN) {
+            return Err("api.credentials_key: must be at least 32 characters".into());
         }
         let p = &self.path_prefix;
         if !p.is_empty()
@@ -184,6 +214,9 @@ impl Default for ApiConfig {
         Self {
             registration: RegistrationMode::License,
             txt_values: 2,
+            acmeproxy_values: 10,
+            resolver: std::net::SocketAddr::from(([127, 0, 0, 1], 53)),
+            credentials_key: None,
             client_ip_header: None,
             trusted_proxies: certdns_http::client_addr::loopback(),
             path_prefix: String::new(),

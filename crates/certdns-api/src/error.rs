@@ -40,6 +40,33 @@ pub enum ApiError {
     },
     PayloadTooLarge,
     Timeout,
+    // The extensions (`/storage`, `/acmeproxy`) say what to do in a `message`.
+    /// The key may not read registration credentials (403).
+    StorageAccessRequired,
+    /// The operator has not set `api.credentials_key` (503).
+    StorageNotConfigured,
+    /// No registration of this key is bound to the domain (404).
+    DomainNotBound {
+        domain: String,
+    },
+    /// Another key of the account holds the domain (409).
+    DomainBoundToOtherKey {
+        domain: String,
+    },
+    /// Another registration of this key holds the domain (409).
+    DomainBoundElsewhere {
+        domain: String,
+    },
+    /// Not a domain name, or not a challenge name (400).
+    BadDomain {
+        reason: String,
+    },
+    /// The registration bound to the domain has no password the server may give back (409).
+    CredentialsNotKept {
+        domain: String,
+    },
+    /// A storage body whose credentials do not verify or belong to another key (403).
+    AccountMismatch,
 }
 
 impl ApiError {
@@ -59,6 +86,13 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::StorageAccessRequired | ApiError::AccountMismatch => StatusCode::FORBIDDEN,
+            ApiError::StorageNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DomainNotBound { .. } => StatusCode::NOT_FOUND,
+            ApiError::DomainBoundToOtherKey { .. }
+            | ApiError::DomainBoundElsewhere { .. }
+            | ApiError::CredentialsNotKept { .. } => StatusCode::CONFLICT,
+            ApiError::BadDomain { .. } => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -81,7 +115,48 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Timeout => "request_timeout",
+            ApiError::StorageAccessRequired => "storage_access_required",
+            ApiError::StorageNotConfigured => "storage_not_configured",
+            ApiError::DomainNotBound { .. } => "domain_not_bound",
+            ApiError::DomainBoundToOtherKey { .. } => "domain_bound_to_other_key",
+            ApiError::DomainBoundElsewhere { .. } => "domain_bound_elsewhere",
+            ApiError::BadDomain { .. } => "bad_domain",
+            ApiError::CredentialsNotKept { .. } => "credentials_not_kept",
+            ApiError::AccountMismatch => "account_mismatch",
         }
+    }
+
+    /// What the extensions add for people reading a client's log.
+    pub fn message(&self) -> Option<String> {
+        Some(match self {
+            ApiError::StorageAccessRequired => "this license key may not read registration credentials; switch on \
+                storage access for the key in the portal (Keys), knowing the key then works as an update \
+                credential for every name registered with it"
+                .into(),
+            ApiError::StorageNotConfigured => {
+                "the service keeps no registration credentials (its operator has not set api.credentials_key)".into()
+            }
+            ApiError::DomainNotBound { domain } => format!(
+                "no registration of this license key is bound to {domain}; bind one by setting its domain in the \
+                 portal (Registrations), or by POSTing its credentials to /storage/{domain}"
+            ),
+            ApiError::DomainBoundToOtherKey { domain } => {
+                format!("{domain} is bound to a registration made with another license key of this account")
+            }
+            ApiError::DomainBoundElsewhere { domain } => format!(
+                "{domain} is already bound to another registration of this key; move it in the portal \
+                 (Registrations) if that is what you want"
+            ),
+            ApiError::BadDomain { reason } => reason.clone(),
+            ApiError::CredentialsNotKept { domain } => format!(
+                "the registration bound to {domain} was made before its key had storage access, so its password \
+                 was not kept; POST its credentials to /storage/{domain} once (lego does after registering)"
+            ),
+            ApiError::AccountMismatch => {
+                "the credentials do not verify or belong to a registration of another license key".into()
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -115,7 +190,11 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = json_response(self.status(), error_body(self.code()));
+        let body = match self.message() {
+            Some(message) => serde_json::json!({ "error": self.code(), "message": message }).to_string(),
+            None => error_body(self.code()),
+        };
+        let mut response = json_response(self.status(), body);
         match &self {
             ApiError::LicenseKeyRequired { realm } | ApiError::InvalidLicenseKey { realm } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {

@@ -1,7 +1,8 @@
 //! The acme-dns compatible HTTP API.
 //!
 //! [`router`] serves `/register`, `/update`, `/health`, the `/deregister`
-//! extension and `/openapi.json`, with its own middleware (request id, tracing,
+//! extension, lego's HTTP storage (`/storage`), the acmeproxy dialect
+//! (`/acmeproxy/present`, `/acmeproxy/cleanup`) and `/openapi.json`, with its own middleware (request id, tracing,
 //! body limit, deadline, CORS, path normalisation). The embedding binary merges it
 //! with its operational routes and serves it with
 //! `into_make_service_with_connect_info::<SocketAddr>()`, which gives the handlers
@@ -52,6 +53,9 @@ pub struct ApiDeps {
     pub config: ApiConfig,
     /// The zone; `fulldomain` = `<subdomain>.<zone_domain>`, written as configured.
     pub zone_domain: String,
+    /// The API's public base URL (`https://api.example.net`), for `server_url` in
+    /// lego's storage answers.
+    pub public_url: String,
     /// Where per-key update counts go (the portal's usage view); `None` counts nothing.
     pub usage: Option<Arc<dyn certdns_store::PortalStore>>,
 }
@@ -70,8 +74,32 @@ pub fn router(deps: ApiDeps) -> Router {
             post(handlers::deregister).fallback(|| async { routing::method_not_allowed("OPTIONS, POST") }),
         )
         .route("/health", get(handlers::health).fallback(|| async { routing::method_not_allowed("GET, OPTIONS") }))
-        .route("/openapi.json", get(openapi_json));
-    let mut known = vec!["/update", "/deregister", "/health", "/openapi.json"];
+        .route("/openapi.json", get(openapi_json))
+        .route("/storage", get(handlers::fetch_all).fallback(|| async { routing::method_not_allowed("GET, OPTIONS") }))
+        .route(
+            "/storage/{domain}",
+            get(handlers::fetch)
+                .post(handlers::put)
+                .fallback(|| async { routing::method_not_allowed("GET, OPTIONS, POST") }),
+        )
+        .route(
+            "/acmeproxy/present",
+            post(handlers::present).fallback(|| async { routing::method_not_allowed("OPTIONS, POST") }),
+        )
+        .route(
+            "/acmeproxy/cleanup",
+            post(handlers::cleanup).fallback(|| async { routing::method_not_allowed("OPTIONS, POST") }),
+        );
+    let mut known = vec![
+        "/update",
+        "/deregister",
+        "/health",
+        "/openapi.json",
+        "/storage",
+        "/storage/*",
+        "/acmeproxy/present",
+        "/acmeproxy/cleanup",
+    ];
     if registration_open {
         routes = routes.route(
             "/register",

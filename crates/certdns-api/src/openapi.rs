@@ -52,11 +52,13 @@ pub struct DeregisterResponse {
     pub deleted: bool,
 }
 
-/// Every error: `{"error": "<code>"}`.
+/// Every error: `{"error": "<code>"}`; the extensions (`/storage`,
+/// `/acmeproxy`) add a `message` saying what to do.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     #[schema(example = "forbidden")]
     pub error: String,
+    pub message: Option<String>,
 }
 
 /// `allowfrom`: IPv4 or IPv6 networks in CIDR notation; `[` and `]` are ignored
@@ -200,7 +202,17 @@ impl Modify for LinkNames {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "certdns acme-dns API", description = "acme-dns compatible DNS-01 API with license-key registration. See docs/api.md."),
-    paths(crate::handlers::register, crate::handlers::update, crate::handlers::deregister, crate::handlers::health),
+    paths(
+        crate::handlers::register,
+        crate::handlers::update,
+        crate::handlers::deregister,
+        crate::handlers::health,
+        crate::handlers::fetch_all,
+        crate::handlers::fetch,
+        crate::handlers::put,
+        crate::handlers::present,
+        crate::handlers::cleanup,
+    ),
     components(schemas(
         RegisterRequest,
         crate::handlers::RegisterResponse,
@@ -208,6 +220,8 @@ impl Modify for LinkNames {
         UpdateResponse,
         DeregisterRequest,
         DeregisterResponse,
+        crate::handlers::StorageAccount,
+        crate::handlers::ProxyRequest,
         ErrorBody
     )),
     modifiers(&Security, &LinkNames)

@@ -35,7 +35,15 @@ pub fn canonical(path: &str, prefix: &str, routes: &[&str]) -> Option<String> {
     {
         cleaned = rest.to_owned();
     }
-    (routes.contains(&cleaned.as_str()) && cleaned != path).then_some(cleaned)
+    (routes.iter().any(|r| route_matches(r, &cleaned)) && cleaned != path).then_some(cleaned)
+}
+
+/// A route is a path, or a path ending in `/*`: any one more segment.
+fn route_matches(route: &str, path: &str) -> bool {
+    match route.strip_suffix('*') {
+        Some(stem) => path.strip_prefix(stem).is_some_and(|rest| !rest.is_empty() && !rest.contains('/')),
+        None => route == path,
+    }
 }
 
 pub fn not_found() -> Response {
@@ -93,5 +101,13 @@ mod tests {
         assert_eq!(canonical("/p/update/", "/p", ROUTES).as_deref(), Some("/update"));
         assert_eq!(canonical("/pp/update", "/p", ROUTES), None);
         assert_eq!(canonical("/nope", "", ROUTES), None);
+    }
+
+    #[test]
+    fn a_star_route_takes_one_segment() {
+        let routes = &["/storage", "/storage/*"];
+        assert_eq!(canonical("/p/storage/www.example.com", "/p", routes).as_deref(), Some("/storage/www.example.com"));
+        assert_eq!(canonical("/p/storage", "/p", routes).as_deref(), Some("/storage"));
+        assert_eq!(canonical("/p/storage/a/b", "/p", routes), None);
     }
 }

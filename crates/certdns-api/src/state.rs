@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use certdns_core::{AccountId, AccountRole, AuditKind, KeyId, NewAuditEvent};
+use certdns_core::{AccountId, AccountRole, AuditKind, CredentialSealer, KeyId, NewAuditEvent};
 use certdns_http::ClientAddrRule;
 use certdns_store::Store;
 use certdns_sync::TxtSync;
@@ -39,6 +39,11 @@ pub struct AppState {
     pub updates: UpdateBatcher,
     /// Present when usage is recorded (`ApiDeps::usage`).
     pub usage: Option<Arc<UsageRecorder>>,
+    /// Seals passwords keys with storage access may read back; `None` when
+    /// `api.credentials_key` is unset (storage answers 503).
+    pub sealer: Option<CredentialSealer>,
+    /// The API's public base URL, given to clients as `server_url`.
+    pub public_url: String,
 }
 
 impl AppState {
@@ -53,7 +58,10 @@ impl AppState {
         let deadline = std::time::Duration::from_secs(deps.config.request_timeout_secs);
         let updates =
             UpdateBatcher::spawn(deps.store.clone(), deps.sync.clone(), deps.config.txt_values, wait, deadline);
+        let sealer = deps.config.credentials_key.as_deref().and_then(|k| CredentialSealer::from_secret(k).ok());
         Self {
+            sealer,
+            public_url: deps.public_url,
             usage,
             sync: deps.sync,
             updates,

@@ -5,20 +5,24 @@
 //! a `TxtValue` being valid or a `Subdomain` being canonical without re-checking.
 
 pub mod allow_from;
+pub mod domain;
 pub mod ids;
 pub mod model;
 pub mod password;
 pub mod redact;
+pub mod sealed;
 pub mod secret;
 pub mod text;
 pub mod txt;
 
 pub use allow_from::{AllowFrom, InvalidCidr};
+pub use domain::{Domain, DomainError};
 pub use ids::{AccountId, InvalidId, KeyId, RegistrationId, Subdomain, Username};
 pub use model::{
     Account, AccountRole, AccountStatus, AuditEvent, AuditKind, Email, InvalidEmail, LicenseKey, NewAuditEvent,
     Registration, TxtState,
 };
+pub use sealed::{CredentialSealer, SealError};
 pub use secret::{Secret, SecretHash};
 pub use txt::{InvalidTxt, TxtValue};
 

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{AccountId, AllowFrom, KeyId, RegistrationId, SecretHash, Subdomain, TxtValue, Username};
+use crate::{AccountId, AllowFrom, Domain, KeyId, RegistrationId, SecretHash, Subdomain, TxtValue, Username};
 
 /// A normalised e-mail address (trimmed, lower-case), the login of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -118,6 +118,9 @@ text_enum!(
         LicenseKeyRotated = "license_key.rotated",
         LicenseKeyRenamed = "license_key.renamed",
         AccountDeleted = "account.deleted",
+        RegistrationDomainSet = "registration.domain_set",
+        CredentialsFetched = "registration.credentials_fetched",
+        LicenseKeyStorageAccess = "license_key.storage_access",
     }
 );
 
@@ -154,6 +157,10 @@ pub struct LicenseKey {
     pub created_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    /// May read and bind its registrations' credentials (lego's HTTP storage).
+    /// Off by default: with it, the key becomes an update credential for every
+    /// name registered with it.
+    pub storage_access: bool,
 }
 
 impl LicenseKey {
@@ -180,8 +187,14 @@ pub struct Registration {
     pub password_hash: SecretHash,
     pub subdomain: Subdomain,
     pub allow_from: AllowFrom,
-    /// The domain the registration is for, when the client said (`subject`).
+    /// What the client sent as `subject` at registration, as sent (echoed back).
     pub subject: Option<String>,
+    /// The domain it proves control of; unique within an account.
+    pub domain: Option<Domain>,
+    /// The password sealed with the server's credentials key (see
+    /// [`crate::CredentialSealer`]), kept only where a key with storage access
+    /// may give it back.
+    pub password_sealed: Option<String>,
     pub created_at: OffsetDateTime,
     pub last_update_at: Option<OffsetDateTime>,
 }

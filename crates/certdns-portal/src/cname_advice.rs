@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use crate::dns_check::CnameStatus;
+use certdns_delegation::CnameStatus;
 
 /// A check result as the registration page shows it.
 #[derive(Debug, PartialEq, Eq)]

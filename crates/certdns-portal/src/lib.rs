@@ -23,7 +23,6 @@ mod caa;
 mod chart;
 mod cname_advice;
 pub mod config;
-mod dns_check;
 mod error;
 mod limits;
 mod mail;
@@ -44,8 +43,8 @@ use certdns_store::PortalStore;
 use certdns_sync::TxtSync;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use certdns_delegation::{CnameStatus, check_cname};
 pub use config::{PortalConfig, Signup, SmtpConfig};
-pub use dns_check::{CnameStatus, check_cname};
 
 use crate::state::AppState;
 

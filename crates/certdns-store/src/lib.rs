@@ -20,8 +20,8 @@ mod sql_portal;
 
 use async_trait::async_trait;
 use certdns_core::{
-    Account, AccountId, AccountStatus, AuditEvent, KeyId, LicenseKey, NewAuditEvent, Registration, RegistrationId,
-    SecretHash, Subdomain, TxtState, TxtValue, Username,
+    Account, AccountId, AccountStatus, AuditEvent, Domain, KeyId, LicenseKey, NewAuditEvent, Registration,
+    RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use std::net::IpAddr;
 
@@ -120,6 +120,31 @@ pub trait Store: Send + Sync + 'static {
     /// removal can be published with a version newer than any upsert before it.
     async fn delete_registration_versioned(&self, account: AccountId, id: RegistrationId) -> Result<(Subdomain, u64)>;
 
+    // --- domains and credentials the server can give back ----------------------
+
+    /// Binds `domain` to a registration of `account` (`None` unbinds it).
+    /// [`StoreError::Conflict`] when another registration of the account holds the
+    /// domain, unless `take_over`: then it moves here in one transaction.
+    /// [`StoreError::NotFound`] if `account` has no such registration.
+    async fn set_registration_domain(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        domain: Option<&Domain>,
+        take_over: bool,
+    ) -> Result<()>;
+    /// The registration of `account` bound to `domain`.
+    async fn registration_by_domain(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>>;
+    /// Keeps (or with `None` forgets) a registration's sealed password.
+    async fn set_registration_password_sealed(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        sealed: Option<&str>,
+    ) -> Result<()>;
+    /// Switches a license key's storage access (see [`LicenseKey::storage_access`]).
+    async fn set_license_key_storage_access(&self, account: AccountId, id: &KeyId, on: bool) -> Result<()>;
+
     // --- TXT values -----------------------------------------------------------
 
     /// Records a new TXT value and keeps only the `keep` most recent, atomically:
@@ -132,6 +157,18 @@ pub trait Store: Send + Sync + 'static {
         keep: usize,
         at: OffsetDateTime,
     ) -> Result<TxtState>;
+
+    /// Removes every copy of `value` from a registration's recent values as a new
+    /// version: the new state, or `None` when it held no such value (nothing
+    /// written). Concurrent writes are never lost: the removal retries on a
+    /// version that moved under it.
+    async fn remove_txt(
+        &self,
+        registration: RegistrationId,
+        value: &TxtValue,
+        keep: usize,
+        at: OffsetDateTime,
+    ) -> Result<Option<TxtState>>;
 
     /// The `/update` fast path, for a batch of writes in one statement: records
     /// each write's value on the registration with its username and subdomain only

@@ -2,8 +2,8 @@
 //! (a value that does not parse is `StoreError::Corrupt`, never a panic).
 
 use certdns_core::{
-    Account, AccountId, AllowFrom, AuditEvent, Email, KeyId, LicenseKey, Registration, RegistrationId, SecretHash,
-    Subdomain, TxtState, TxtValue, Username,
+    Account, AccountId, AllowFrom, AuditEvent, Domain, Email, KeyId, LicenseKey, Registration, RegistrationId,
+    SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use std::net::IpAddr;
 
@@ -32,6 +32,7 @@ pub(crate) struct LicenseKeyRow {
     created_at: OffsetDateTime,
     last_used_at: Option<OffsetDateTime>,
     revoked_at: Option<OffsetDateTime>,
+    storage_access: bool,
 }
 
 #[derive(FromRow)]
@@ -44,6 +45,8 @@ pub(crate) struct RegistrationRow {
     subdomain: Uuid,
     allow_from: String,
     subject: Option<String>,
+    domain: Option<String>,
+    password_sealed: Option<String>,
     created_at: OffsetDateTime,
     last_update_at: Option<OffsetDateTime>,
 }
@@ -103,6 +106,7 @@ impl TryFrom<LicenseKeyRow> for LicenseKey {
             created_at: r.created_at,
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
+            storage_access: r.storage_access,
         })
     }
 }
@@ -123,6 +127,8 @@ impl TryFrom<RegistrationRow> for Registration {
             subdomain: Subdomain::from_uuid(r.subdomain),
             allow_from: AllowFrom::from_json(&r.allow_from).map_err(|e| corrupt("registrations.allow_from", e))?,
             subject: r.subject,
+            domain: r.domain.map(|d| Domain::parse(&d)).transpose().map_err(|e| corrupt("registrations.domain", e))?,
+            password_sealed: r.password_sealed,
             created_at: r.created_at,
             last_update_at: r.last_update_at,
         })
@@ -186,5 +192,6 @@ pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64> {
 }
 
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, email, role, status, password_hash, created_at";
-pub(crate) const KEY_COLUMNS: &str = "id, account_id, name, secret_hash, created_at, last_used_at, revoked_at";
-pub(crate) const REGISTRATION_COLUMNS: &str = "id, account_id, license_key_id, username, password_hash, subdomain, allow_from, subject, created_at, last_update_at";
+pub(crate) const KEY_COLUMNS: &str =
+    "id, account_id, name, secret_hash, created_at, last_used_at, revoked_at, storage_access";
+pub(crate) const REGISTRATION_COLUMNS: &str = "id, account_id, license_key_id, username, password_hash, subdomain, allow_from, subject, domain, password_sealed, created_at, last_update_at";

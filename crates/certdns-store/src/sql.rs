@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use certdns_core::{
-    Account, AccountId, AccountStatus, AuditEvent, Email, KeyId, LicenseKey, NewAuditEvent, Registration,
+    Account, AccountId, AccountStatus, AuditEvent, Domain, Email, KeyId, LicenseKey, NewAuditEvent, Registration,
     RegistrationId, Subdomain, TxtState, TxtValue, Username,
 };
 use sqlx::migrate::{Migrate, Migrator};
@@ -25,6 +25,9 @@ use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// What a unique violation on `registrations` means to the caller.
+const REGISTRATION_CONFLICT: &str = "a registration with this username, subdomain or domain";
 
 /// A [`Store`] over a sqlx pool. `read` and `write` are the same pool on Postgres;
 /// on SQLite writes get a single-connection pool of their own.
@@ -61,6 +64,7 @@ where
     for<'a> Uuid: Encode<'a, DB> + Type<DB>,
     for<'a> Option<Uuid>: Encode<'a, DB> + Type<DB>,
     for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
     for<'a> OffsetDateTime: Encode<'a, DB> + Type<DB>,
     for<'a> Option<OffsetDateTime>: Encode<'a, DB> + Type<DB>,
     for<'r> AccountRow: FromRow<'r, DB::Row>,
@@ -73,6 +77,7 @@ where
     for<'r> (Uuid,): FromRow<'r, DB::Row>,
     for<'r> (Uuid, i64): FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
+    for<'r> (i64, String): FromRow<'r, DB::Row>,
 {
     fn backend(&self) -> Backend {
         self.backend
@@ -153,8 +158,8 @@ where
 
     async fn create_license_key(&self, k: &LicenseKey) -> Result<()> {
         sqlx::query(
-            "INSERT INTO license_keys (id, account_id, name, secret_hash, created_at, last_used_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO license_keys (id, account_id, name, secret_hash, created_at, last_used_at, revoked_at, \
+             storage_access) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(k.id.as_str())
         .bind(*k.account_id.as_uuid())
@@ -163,6 +168,7 @@ where
         .bind(k.created_at)
         .bind(k.last_used_at)
         .bind(k.revoked_at)
+        .bind(k.storage_access)
         .execute(&self.write)
         .await
         .map_err(conflict_as("a license key with this id"))?;
@@ -221,8 +227,8 @@ where
     async fn create_registration(&self, r: &Registration) -> Result<()> {
         sqlx::query(
             "INSERT INTO registrations (id, account_id, license_key_id, username, password_hash, subdomain, \
-             allow_from, subject, txt_version, created_at, last_update_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)",
+             allow_from, subject, txt_version, created_at, last_update_at, domain, password_sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12)",
         )
         .bind(*r.id.as_uuid())
         .bind(*r.account_id.as_uuid())
@@ -234,9 +240,11 @@ where
         .bind(r.subject.as_deref())
         .bind(r.created_at)
         .bind(r.last_update_at)
+        .bind(r.domain.as_ref().map(Domain::as_str))
+        .bind(r.password_sealed.as_deref())
         .execute(&self.write)
         .await
-        .map_err(conflict_as("a registration with this username or subdomain"))?;
+        .map_err(conflict_as(REGISTRATION_CONFLICT))?;
         Ok(())
     }
 
@@ -247,8 +255,8 @@ where
         }
         sqlx::query(
             "WITH r AS (INSERT INTO registrations (id, account_id, license_key_id, username, password_hash, subdomain, \
-             allow_from, subject, txt_version, created_at, last_update_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10) RETURNING id) \
+             allow_from, subject, txt_version, created_at, last_update_at, domain, password_sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $16, $17) RETURNING id) \
              INSERT INTO audit_log (at, account_id, kind, client_addr, detail) \
              SELECT $11, $12, $13, $14, $15 FROM r",
         )
@@ -267,9 +275,11 @@ where
         .bind(e.kind.as_str())
         .bind(e.client_addr.map(|a| a.to_string()).as_deref())
         .bind(e.detail.to_string().as_str())
+        .bind(r.domain.as_ref().map(Domain::as_str))
+        .bind(r.password_sealed.as_deref())
         .execute(&self.write)
         .await
-        .map_err(conflict_as("a registration with this username or subdomain"))?;
+        .map_err(conflict_as(REGISTRATION_CONFLICT))?;
         Ok(())
     }
 
@@ -283,7 +293,7 @@ where
     async fn registration_for_update(&self, username: Username) -> Result<Option<(Registration, AccountStatus)>> {
         let row: Option<RegistrationStatusRow> = sqlx::query_as(
             "SELECT r.id, r.account_id, r.license_key_id, r.username, r.password_hash, r.subdomain, r.allow_from, \
-             r.subject, r.created_at, r.last_update_at, a.status AS account_status \
+             r.subject, r.domain, r.password_sealed, r.created_at, r.last_update_at, a.status AS account_status \
              FROM registrations r JOIN accounts a ON a.id = r.account_id WHERE r.username = $1",
         )
         .bind(*username.as_uuid())
@@ -366,6 +376,111 @@ where
             .fetch_optional(&self.write)
             .await?;
         row.ok_or(StoreError::NotFound)?.into_state(keep)
+    }
+
+    async fn remove_txt(
+        &self,
+        registration: RegistrationId,
+        value: &TxtValue,
+        keep: usize,
+        at: OffsetDateTime,
+    ) -> Result<Option<TxtState>> {
+        // Read, compute, write only if the version did not move: no SQL string
+        // surgery that differs between the backends, and a concurrent write wins
+        // a retry rather than being overwritten.
+        for _ in 0..8 {
+            let row: Option<(i64, String)> =
+                sqlx::query_as("SELECT txt_version, txt_recent FROM registrations WHERE id = $1")
+                    .bind(*registration.as_uuid())
+                    .fetch_optional(&self.write)
+                    .await?;
+            let (version, recent) = row.ok_or(StoreError::NotFound)?;
+            let kept: Vec<&str> = recent.split(' ').filter(|v| !v.is_empty() && *v != value.as_str()).collect();
+            if kept.len() == recent.split(' ').filter(|v| !v.is_empty()).count() {
+                return Ok(None);
+            }
+            let row: Option<TxtRow> = sqlx::query_as(
+                "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $3, txt_recent = $4 \
+                 WHERE id = $1 AND txt_version = $2 RETURNING subdomain, txt_version, txt_recent",
+            )
+            .bind(*registration.as_uuid())
+            .bind(version)
+            .bind(at)
+            .bind(kept.join(" ").as_str())
+            .fetch_optional(&self.write)
+            .await?;
+            if let Some(row) = row {
+                return row.into_state(keep).map(Some);
+            }
+        }
+        Err(StoreError::Unavailable("the registration's values kept changing; try again".into()))
+    }
+
+    async fn set_registration_domain(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        domain: Option<&Domain>,
+        take_over: bool,
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        if take_over && let Some(d) = domain {
+            sqlx::query("UPDATE registrations SET domain = NULL WHERE account_id = $1 AND domain = $2 AND id <> $3")
+                .bind(*account.as_uuid())
+                .bind(d.as_str())
+                .bind(*id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done: Option<(Uuid,)> =
+            sqlx::query_as("UPDATE registrations SET domain = $3 WHERE id = $1 AND account_id = $2 RETURNING id")
+                .bind(*id.as_uuid())
+                .bind(*account.as_uuid())
+                .bind(domain.map(Domain::as_str))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(conflict_as("a registration for this domain"))?;
+        done.ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn registration_by_domain(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND domain = $2"
+        ));
+        let row: Option<RegistrationRow> =
+            sqlx::query_as(sql).bind(*account.as_uuid()).bind(domain.as_str()).fetch_optional(&self.read).await?;
+        row.map(Registration::try_from).transpose()
+    }
+
+    async fn set_registration_password_sealed(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        sealed: Option<&str>,
+    ) -> Result<()> {
+        let done: Option<(Uuid,)> = sqlx::query_as(
+            "UPDATE registrations SET password_sealed = $3 WHERE id = $1 AND account_id = $2 RETURNING id",
+        )
+        .bind(*id.as_uuid())
+        .bind(*account.as_uuid())
+        .bind(sealed)
+        .fetch_optional(&self.write)
+        .await?;
+        done.map(drop).ok_or(StoreError::NotFound)
+    }
+
+    async fn set_license_key_storage_access(&self, account: AccountId, id: &KeyId, on: bool) -> Result<()> {
+        let done: Option<(String,)> = sqlx::query_as(
+            "UPDATE license_keys SET storage_access = $3 WHERE id = $1 AND account_id = $2 RETURNING id",
+        )
+        .bind(id.as_str())
+        .bind(*account.as_uuid())
+        .bind(on)
+        .fetch_optional(&self.write)
+        .await?;
+        done.map(drop).ok_or(StoreError::NotFound)
     }
 
     async fn put_txts_if_authorized(

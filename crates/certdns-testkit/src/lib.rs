@@ -9,6 +9,7 @@
 //! * [`TestSqlite`] is a database file in a temporary directory.
 //! * [`PrivateRedis`] and [`PrivatePostgres`] are servers of the test's own, for
 //!   tests that kill and restart them.
+//! * [`resolver`] is a stand-in recursive resolver answering from a map.
 //!
 //! * [`both_backends!`] runs each case of a suite twice: on the embedded
 //!   default's backends and on the production fleet's ([`Backend`]).
@@ -22,6 +23,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 
 mod private_postgres;
+pub mod resolver;
 pub use private_postgres::PrivatePostgres;
 
 pub const POSTGRES_ENV: &str = "CERTDNS_TEST_POSTGRES_URL";

@@ -206,6 +206,7 @@ pub async fn create_license_key(
         created_at: now(),
         last_used_at: None,
         revoked_at: None,
+        storage_access: false,
     };
     store.create_license_key(&key).await?;
     audit(store, account, AuditKind::LicenseKeyCreated, serde_json::json!({ "key_id": key.id, "name": key.name }))

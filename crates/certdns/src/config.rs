@@ -249,7 +249,7 @@ impl<T> ListenOverride<T> {
 /// show them, and each can come from a file named by `CERTDNS_<KEY>_FILE` (the
 /// way container platforms hand out secrets), e.g. `CERTDNS_DATABASE_URL_FILE`.
 pub const SECRET_KEYS: &[&str] =
-    &["database_url", "redis_url", "redis_read_url", "portal.session_secret", "portal.smtp.url"];
+    &["database_url", "redis_url", "redis_read_url", "api.credentials_key", "portal.session_secret", "portal.smtp.url"];
 
 /// The environment variable naming a file that holds `key`'s value.
 fn file_env_name(key: &str) -> String {

@@ -19,7 +19,13 @@ const OWN_FILES: &[&str] = &[
     "certdns.sqlite3-shm",
     "outbox.eml",
     crate::bootstrap::CREDENTIALS_FILE,
+    CREDENTIALS_KEY_FILE,
 ];
+
+/// The embedded default's `api.credentials_key`, generated once: it seals the
+/// registration passwords lego's HTTP storage gives back, so it lives beside the
+/// database, never in it.
+const CREDENTIALS_KEY_FILE: &str = "credentials.key";
 
 /// Every file and directory this process creates from now on is private.
 pub fn private_by_default() {
@@ -47,4 +53,31 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Reads the generated credentials key from `dir`, creating it (0600) on first use.
+pub fn credentials_key(dir: &Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(CREDENTIALS_KEY_FILE);
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        Ok(mut file) => {
+            let key = certdns_core::Secret::generate();
+            file.write_all(key.expose().as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(key.expose().to_owned())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let key = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let key = key.trim().to_owned();
+            anyhow::ensure!(
+                key.len() >= certdns_core::sealed::MIN_SECRET_LEN,
+                "{} is damaged (shorter than 32 characters); restore it from a backup",
+                path.display()
+            );
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
 }

@@ -72,7 +72,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Every change to what the DNS answers goes through the sync layer, shared by
     // the api and portal roles of this process.
-    let sync = store.as_ref().map(|store| TxtSync::new(store.clone(), distribution.clone(), config.api.txt_values));
+    let sync =
+        store.as_ref().map(|store| TxtSync::new(store.clone(), distribution.clone(), config.api.served_values()));
 
     let first_start = match &store {
         Some(store) => bootstrap::first_start(&**store, &config.zone.domain, &public_api_url).await?,
@@ -111,10 +112,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             periodic.await.context("TXT reconciler")?;
             anyhow::Ok("TXT reconciler")
         });
+        let mut api_config = config.api.clone();
+        if api_config.credentials_key.is_none() && config.database_url().starts_with("sqlite") {
+            api_config.credentials_key = Some(crate::files::credentials_key(&config.data_dir)?);
+        }
         http = http.merge(certdns_api::router(certdns_api::ApiDeps {
             store: store.clone(),
             sync: sync.clone(),
-            config: config.api.clone(),
+            config: api_config,
+            public_url: public_api_url.clone(),
             zone_domain: config.zone.domain.trim_end_matches('.').to_owned(),
             usage: portal_store.clone(),
         }));

@@ -2,8 +2,12 @@
 //! and what they share: taking a request apart, reading credentials, counting
 //! failed authentications.
 
+mod acmeproxy;
+mod bound;
 mod deregister;
+mod key_auth;
 mod register;
+mod storage;
 mod update;
 
 use std::net::{IpAddr, SocketAddr};
@@ -15,8 +19,10 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use certdns_core::{AccountId, AccountStatus, AuditKind, Registration, Secret, SecretHash, Username};
 
+pub use acmeproxy::{__path_cleanup, __path_present, ProxyRequest, cleanup, present};
 pub use deregister::{__path_deregister, deregister};
 pub use register::{__path_register, RegisterResponse, register};
+pub use storage::{__path_fetch, __path_fetch_all, __path_put, StorageAccount, fetch, fetch_all, put};
 pub use update::{__path_update, update};
 
 use crate::error::ApiError;
@@ -145,6 +151,14 @@ async fn auth_failed(
             rate_limited(which, wait)
         }
     }
+}
+
+/// Publishes a durable TXT write and waits (at most `propagation_wait_ms`) until
+/// every live responder serves it; whether they all did.
+async fn publish_and_confirm(state: &Arc<AppState>, written: certdns_core::TxtState) -> bool {
+    let position = state.sync.publish_states(vec![written]).await;
+    let wait = Duration::from_millis(state.config.propagation_wait_ms);
+    crate::update_batch::confirm(&state.sync, position.as_ref(), wait).await
 }
 
 /// Liveness, as in acme-dns: `200` with an empty body, no storage check.

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use certdns_core::{AccountId, AuditKind, NewAuditEvent, Registration, RegistrationId, Secret, Subdomain, Username};
+use certdns_core::{
+    AccountId, AuditKind, Domain, NewAuditEvent, Registration, RegistrationId, Secret, Subdomain, Username,
+};
+use certdns_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::key_auth::authenticate_key;
 use super::{Incoming, Shared, rate_limited, read_body};
-use crate::auth::{self, KeyCheck};
 use crate::body as bodies;
 use crate::config::RegistrationMode;
 use crate::error::{ApiError, json_response};
@@ -43,59 +46,16 @@ pub struct RegisterResponse {
 struct Owner {
     account: AccountId,
     key: Option<certdns_core::KeyId>,
+    /// The key may read credentials back, so the password is kept sealed.
+    storage_access: bool,
 }
 
-/// The owner of a registration made with a license key. Calls without a valid
-/// key spend the address's unauthenticated budget (429 once it is gone); calls
-/// with one spend only that key's budget.
+/// The owner of a registration made with a license key: the key's checks (see
+/// `key_auth`), then that key's registration budget.
 async fn license_owner(state: &Arc<AppState>, incoming: &Incoming) -> Result<Owner, ApiError> {
-    let found = license_key_owner(state, incoming).await;
-    if let Err(e) = &found
-        && !matches!(e, ApiError::DbError | ApiError::StoreUnavailable)
-    {
-        state.limits.register_unauthenticated(incoming.ip).map_err(|(w, d)| rate_limited(w, d))?;
-    }
-    let owner = found?;
-    if let Some(key) = &owner.key {
-        state.limits.register_key(key).map_err(|(w, d)| rate_limited(w, d))?;
-    }
-    Ok(owner)
-}
-
-async fn license_key_owner(state: &Arc<AppState>, incoming: &Incoming) -> Result<Owner, ApiError> {
-    let realm = || state.config.basic_auth_realm.clone();
-    let sent = auth::basic_credentials(&incoming.headers);
-    // Nothing worth a key lookup, from an address that is out of budget: refused
-    // before any work.
-    if !matches!(sent, Some(Ok(_))) {
-        state.limits.register_unauthenticated_blocked(incoming.ip).map_err(|(w, d)| rate_limited(w, d))?;
-    }
-    let creds = match sent {
-        None => {
-            metrics::counter!("certdns_api_auth_failures_total", "endpoint" => "register", "reason" => "missing")
-                .increment(1);
-            return Err(ApiError::LicenseKeyRequired { realm: realm() });
-        }
-        Some(Err(())) => {
-            metrics::counter!("certdns_api_auth_failures_total", "endpoint" => "register", "reason" => "malformed")
-                .increment(1);
-            return Err(ApiError::InvalidLicenseKey { realm: realm() });
-        }
-        Some(Ok(c)) => c,
-    };
-    let (verdict, key) = state.keys.check(state.store.as_ref(), &creds).await?;
-    let reason = match verdict {
-        KeyCheck::Ok => None,
-        KeyCheck::Invalid => Some(("invalid", ApiError::InvalidLicenseKey { realm: realm() })),
-        KeyCheck::Revoked => Some(("revoked", ApiError::LicenseKeyRevoked)),
-        KeyCheck::Suspended => Some(("suspended", ApiError::AccountSuspended)),
-    };
-    if let Some((reason, err)) = reason {
-        metrics::counter!("certdns_api_auth_failures_total", "endpoint" => "register", "reason" => reason).increment(1);
-        return Err(err);
-    }
-    let key = key.ok_or(ApiError::DbError)?;
-    Ok(Owner { account: key.account_id, key: Some(key.id) })
+    let key = authenticate_key(state, incoming, "register").await?;
+    state.limits.register_key(&key.id).map_err(|(w, d)| rate_limited(w, d))?;
+    Ok(Owner { account: key.account_id, storage_access: key.storage_access, key: Some(key.id) })
 }
 
 /// Register a new acme-dns account (a subdomain and its credentials).
@@ -131,7 +91,7 @@ pub async fn register(State(state): Shared, req: Request) -> Result<Response, Ap
         RegistrationMode::Open => {
             state.limits.register_unauthenticated(incoming.ip).map_err(|(w, d)| rate_limited(w, d))?;
             match state.open_owner().await? {
-                Some(account) => Owner { account, key: None },
+                Some(account) => Owner { account, key: None, storage_access: false },
                 None => return Err(ApiError::NoOwner),
             }
         }
@@ -141,9 +101,21 @@ pub async fn register(State(state): Shared, req: Request) -> Result<Response, Ap
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let parsed = bodies::parse_register(&bytes)?;
 
+    // The subject binds the registration to its domain when no other registration
+    // of the account holds it: a second registration for a name never takes it
+    // over silently (the owner moves it in the portal).
+    let domain = match parsed.subject.as_deref().map(Domain::parse) {
+        Some(Ok(d)) if state.store.registration_by_domain(owner.account, &d).await?.is_none() => Some(d),
+        _ => None,
+    };
     let password = Secret::generate();
-    let registration = Registration {
-        id: RegistrationId::generate(),
+    let id = RegistrationId::generate();
+    let password_sealed = match (&state.sealer, owner.storage_access) {
+        (Some(sealer), true) => Some(sealer.seal(id, password.expose()).map_err(|_| ApiError::DbError)?),
+        _ => None,
+    };
+    let mut registration = Registration {
+        id,
         account_id: owner.account,
         license_key_id: owner.key.clone(),
         username: Username::generate(),
@@ -151,6 +123,8 @@ pub async fn register(State(state): Shared, req: Request) -> Result<Response, Ap
         subdomain: Subdomain::generate(),
         allow_from: parsed.allow_from,
         subject: parsed.subject,
+        domain,
+        password_sealed,
         created_at: certdns_core::now(),
         last_update_at: None,
     };
@@ -163,7 +137,14 @@ pub async fn register(State(state): Shared, req: Request) -> Result<Response, Ap
             "key_id": owner.key.as_ref().map(|k| k.as_str()),
         }),
     };
-    state.store.create_registration_audited(&registration, &event, registration.created_at).await?;
+    let created = state.store.create_registration_audited(&registration, &event, registration.created_at).await;
+    if matches!(created, Err(StoreError::Conflict(_))) && registration.domain.is_some() {
+        // Another registration took the domain a moment ago.
+        registration.domain = None;
+        state.store.create_registration_audited(&registration, &event, registration.created_at).await?;
+    } else {
+        created?;
+    }
     state.sync.registration_created(registration.subdomain).await;
     metrics::counter!("certdns_api_registrations_total").increment(1);
     if let Some(key) = &owner.key {

@@ -9,7 +9,7 @@ use axum::response::Response;
 use certdns_core::{AccountStatus, Registration, SecretHash, Subdomain, TxtState, TxtValue, Username};
 use certdns_store::{AuthorizedWrite, StoreError};
 
-use super::{Incoming, Shared, auth_failed, authenticate_registration, read_body};
+use super::{Incoming, Shared, auth_failed, authenticate_registration, publish_and_confirm, read_body};
 use crate::auth::{self, KeyCheck};
 use crate::body as bodies;
 use crate::error::{ApiError, json_response};
@@ -127,9 +127,7 @@ async fn fast_update(
 /// After a durable TXT write on the checked path: publish, count, answer.
 async fn updated(state: &Arc<AppState>, username: Username, txt_state: TxtState, value: &TxtValue) -> Response {
     let (subdomain, version) = (txt_state.subdomain, txt_state.version);
-    let position = state.sync.publish_states(vec![txt_state]).await;
-    let wait = std::time::Duration::from_millis(state.config.propagation_wait_ms);
-    let everywhere = crate::update_batch::confirm(&state.sync, position.as_ref(), wait).await;
+    let everywhere = publish_and_confirm(state, txt_state).await;
     answer_update(state, username, &subdomain, version, value, everywhere)
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod clients;
+mod domains;
 mod errors;
 mod limits;
 mod support;

@@ -62,9 +62,10 @@ impl Env {
         let (key, secret) = create_key(&store, account).await;
         let router = certdns_api::router(ApiDeps {
             store: store.clone(),
-            sync: TxtSync::new(store.clone(), dist.clone(), config.txt_values),
+            sync: TxtSync::new(store.clone(), dist.clone(), config.served_values()),
             config: config.clone(),
             zone_domain: ZONE.into(),
+            public_url: "http://127.0.0.1".into(),
             usage: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -158,6 +159,7 @@ pub async fn create_key(store: &Arc<dyn Store>, account: AccountId) -> (KeyId, S
         created_at: now(),
         last_used_at: None,
         revoked_at: None,
+        storage_access: false,
     };
     store.create_license_key(&key).await.unwrap();
     (key.id, secret)

@@ -82,6 +82,9 @@ fn describe(kind: AuditKind) -> &'static str {
         AuditKind::PasswordResetRequested => "Password reset requested",
         AuditKind::EmailVerified => "E-mail confirmed",
         AuditKind::AccountDeleted => "Account deleted",
+        AuditKind::RegistrationDomainSet => "Registration's domain set",
+        AuditKind::CredentialsFetched => "Registration credentials given to a client (storage)",
+        AuditKind::LicenseKeyStorageAccess => "License key storage access changed",
     }
 }
 

@@ -147,6 +147,7 @@ async fn create_key(State(state): Shared, User(user, ctx): User, Form(f): Form<K
         created_at: certdns_core::now(),
         last_used_at: None,
         revoked_at: None,
+        storage_access: false,
     };
     state.core.create_license_key(&key).await?;
     let detail = serde_json::json!({ "key": key.id.to_string(), "name": name });

@@ -15,11 +15,11 @@ use serde::Deserialize;
 use super::{NoticeQuery, Page, Shared, when, when_opt};
 use crate::caa::caa_records;
 use crate::cname_advice::{self, Advice};
-use crate::dns_check::check_cname;
 use crate::error::PageError;
 use crate::session::{Ctx, User};
 use crate::state::AppState;
 use crate::templates::{Layout, render};
+use certdns_delegation::check_cname;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()

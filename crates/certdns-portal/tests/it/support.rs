@@ -1,9 +1,8 @@
 //! A portal, the acme-dns API and a tiny DNS resolver stand-in, all on loopback,
 //! over one store (SQLite or Postgres) and an in-process distribution.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use certdns_core::{Account, AccountId, AccountRole, AccountStatus, Email, now};
 use certdns_portal::{PortalConfig, PortalDeps};
@@ -11,15 +10,12 @@ use certdns_replication::{Distribution, InProcess};
 use certdns_store::PortalStore;
 use certdns_sync::TxtSync;
 use certdns_testkit::{Backend, TestDatabase};
-use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::{CNAME, TXT};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
-use tokio::net::{TcpListener, UdpSocket};
+use hickory_proto::rr::{RData, RecordType};
+use tokio::net::TcpListener;
 
 pub const ZONE: &str = "auth.certdns.test";
 
-/// Records the fake resolver knows: (lower-case name without trailing dot, type) → data.
-pub type Zone = Arc<Mutex<HashMap<(String, RecordType), Vec<RData>>>>;
+pub use certdns_testkit::resolver::{Zone, cname, spawn_dns, txt};
 
 pub struct Env {
     pub portal: String,
@@ -51,7 +47,7 @@ pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig))
     let store = certdns_store::open_portal(db.url()).await.unwrap();
     store.core().migrate().await.unwrap();
     let distribution: Arc<dyn Distribution> = Arc::new(InProcess::new());
-    let sync = TxtSync::new(store.core(), distribution.clone(), certdns_api::ApiConfig::default().txt_values);
+    let sync = TxtSync::new(store.core(), distribution.clone(), certdns_api::ApiConfig::default().served_values());
     let dns: Zone = Arc::default();
     let resolver = spawn_dns(dns.clone()).await;
 
@@ -62,6 +58,7 @@ pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig))
         sync: sync.clone(),
         config: certdns_api::ApiConfig::default(),
         zone_domain: ZONE.into(),
+        public_url: "http://127.0.0.1".into(),
         usage: Some(store.clone()),
     });
     tokio::spawn(async move {
@@ -102,85 +99,6 @@ pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig))
         data_dir,
         _db: db,
     }
-}
-
-/// A stand-in recursive resolver on UDP and TCP (same port): answers from
-/// `zone`, NXDOMAIN for unknown names. Over UDP, names starting with `big.` get
-/// an empty truncated answer, so the client must retry over TCP.
-pub async fn spawn_dns(zone: Zone) -> SocketAddr {
-    // A UDP port whose TCP twin is free too.
-    let (socket, tcp) = loop {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        if let Ok(tcp) = TcpListener::bind(socket.local_addr().unwrap()).await {
-            break (socket, tcp);
-        }
-    };
-    let addr = socket.local_addr().unwrap();
-    let udp_zone = zone.clone();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let Ok((n, peer)) = socket.recv_from(&mut buf).await else { return };
-            if let Some(bytes) = answer(&udp_zone, &buf[..n], true) {
-                let _ = socket.send_to(&bytes, peer).await;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        loop {
-            let Ok((mut stream, _)) = tcp.accept().await else { return };
-            let zone = zone.clone();
-            tokio::spawn(async move {
-                let Ok(len) = stream.read_u16().await else { return };
-                let mut buf = vec![0u8; usize::from(len)];
-                if stream.read_exact(&mut buf).await.is_err() {
-                    return;
-                }
-                if let Some(bytes) = answer(&zone, &buf, false) {
-                    let mut framed = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
-                    framed.extend_from_slice(&bytes);
-                    let _ = stream.write_all(&framed).await;
-                }
-            });
-        }
-    });
-    addr
-}
-
-fn answer(zone: &Zone, packet: &[u8], udp: bool) -> Option<Vec<u8>> {
-    let query = Message::from_vec(packet).ok()?;
-    let q = query.queries.first().cloned()?;
-    let mut response = Message::new(query.metadata.id, MessageType::Response, query.metadata.op_code);
-    response.metadata.recursion_desired = query.metadata.recursion_desired;
-    response.metadata.recursion_available = true;
-    response.add_query(q.clone());
-    let name = q.name().to_ascii().trim_end_matches('.').to_lowercase();
-    if udp && name.starts_with("_acme-challenge.big.") {
-        response.metadata.truncation = true;
-        return response.to_vec().ok();
-    }
-    let (exists, answers) = {
-        let zone = zone.lock().unwrap();
-        let exists = zone.keys().any(|(n, _)| *n == name);
-        let answers = zone.get(&(name.clone(), q.query_type())).cloned().unwrap_or_default();
-        (exists, answers)
-    };
-    if !exists {
-        response.metadata.response_code = ResponseCode::NXDomain;
-    }
-    for data in answers {
-        response.answers.push(Record::from_rdata(q.name().clone(), 60, data));
-    }
-    response.to_vec().ok()
-}
-
-pub fn cname(target: &str) -> RData {
-    RData::CNAME(CNAME(Name::from_ascii(format!("{}.", target.trim_end_matches('.'))).unwrap()))
-}
-
-pub fn txt(value: &str) -> RData {
-    RData::TXT(TXT::new(vec![value.to_owned()]))
 }
 
 /// A browser-like client: cookies, no automatic redirects (tests look at them).

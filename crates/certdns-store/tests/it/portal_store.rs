@@ -52,6 +52,7 @@ async fn key(store: &Arc<dyn PortalStore>, account: AccountId) -> (KeyId, Secret
         created_at: now(),
         last_used_at: None,
         revoked_at: None,
+        storage_access: false,
     };
     store.core().create_license_key(&k).await.unwrap();
     (k.id, secret)
@@ -67,6 +68,8 @@ async fn registration(store: &Arc<dyn PortalStore>, account: AccountId, key: Opt
         subdomain: Subdomain::generate(),
         allow_from: AllowFrom::default(),
         subject: Some("www.example.com".into()),
+        domain: None,
+        password_sealed: None,
         created_at: now(),
         last_update_at: None,
     };

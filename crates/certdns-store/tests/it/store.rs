@@ -63,6 +63,7 @@ fn key(account: AccountId) -> (LicenseKey, Secret) {
         created_at: now(),
         last_used_at: None,
         revoked_at: None,
+        storage_access: false,
     };
     (key, secret)
 }
@@ -77,6 +78,8 @@ fn registration(account: AccountId, key: Option<KeyId>) -> Registration {
         subdomain: Subdomain::generate(),
         allow_from: AllowFrom::parse(&["10.0.0.0/8", "::1/128"]).unwrap(),
         subject: Some("example.com".into()),
+        domain: None,
+        password_sealed: None,
         created_at: now(),
         last_update_at: None,
     }

@@ -66,6 +66,8 @@ impl Setup {
             subdomain: Subdomain::generate(),
             allow_from: AllowFrom::default(),
             subject: None,
+            domain: None,
+            password_sealed: None,
             created_at: now(),
             last_update_at: None,
         };

@@ -1,4 +1,7 @@
-//! The CNAME check: asks a recursive resolver what `_acme-challenge.<domain>` is.
+//! The delegation check: asks a recursive resolver what `_acme-challenge.<domain>`
+//! is, and whether it is the CNAME to the registration's fulldomain. Shared by the
+//! portal (the live check on a registration's page) and the API (lego's HTTP
+//! storage answers 201 only when the CNAME is in place).
 
 use std::net::SocketAddr;
 use std::time::Duration;
