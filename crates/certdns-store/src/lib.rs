@@ -160,8 +160,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes every copy of `value` from a registration's recent values as a new
     /// version: the new state, or `None` when it held no such value (nothing
-    /// written). Concurrent writes are never lost: the removal retries on a
-    /// version that moved under it.
+    /// written). Read and write hold the row, so no concurrent write is lost.
     async fn remove_txt(
         &self,
         registration: RegistrationId,

@@ -385,35 +385,31 @@ where
         keep: usize,
         at: OffsetDateTime,
     ) -> Result<Option<TxtState>> {
-        // Read, compute, write only if the version did not move: no SQL string
-        // surgery that differs between the backends, and a concurrent write wins
-        // a retry rather than being overwritten.
-        for _ in 0..8 {
-            let row: Option<(i64, String)> =
-                sqlx::query_as("SELECT txt_version, txt_recent FROM registrations WHERE id = $1")
-                    .bind(*registration.as_uuid())
-                    .fetch_optional(&self.write)
-                    .await?;
-            let (version, recent) = row.ok_or(StoreError::NotFound)?;
-            let kept: Vec<&str> = recent.split(' ').filter(|v| !v.is_empty() && *v != value.as_str()).collect();
-            if kept.len() == recent.split(' ').filter(|v| !v.is_empty()).count() {
-                return Ok(None);
-            }
-            let row: Option<TxtRow> = sqlx::query_as(
-                "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $3, txt_recent = $4 \
-                 WHERE id = $1 AND txt_version = $2 RETURNING subdomain, txt_version, txt_recent",
-            )
-            .bind(*registration.as_uuid())
-            .bind(version)
-            .bind(at)
-            .bind(kept.join(" ").as_str())
-            .fetch_optional(&self.write)
-            .await?;
-            if let Some(row) = row {
-                return row.into_state(keep).map(Some);
-            }
+        // Read and write in one transaction holding the row: `FOR UPDATE` on
+        // Postgres; on SQLite the single write connection already serialises.
+        // No SQL string surgery that would differ between the backends.
+        let lock = if self.backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let select = format!("SELECT txt_version, txt_recent FROM registrations WHERE id = $1{lock}");
+        let mut tx = self.write.begin().await?;
+        let row: Option<(i64, String)> =
+            sqlx::query_as(AssertSqlSafe(select)).bind(*registration.as_uuid()).fetch_optional(&mut *tx).await?;
+        let (_, recent) = row.ok_or(StoreError::NotFound)?;
+        let held: Vec<&str> = recent.split(' ').filter(|v| !v.is_empty()).collect();
+        let kept: Vec<&str> = held.iter().copied().filter(|v| *v != value.as_str()).collect();
+        if kept.len() == held.len() {
+            return Ok(None);
         }
-        Err(StoreError::Unavailable("the registration's values kept changing; try again".into()))
+        let row: TxtRow = sqlx::query_as(
+            "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2, txt_recent = $3 \
+             WHERE id = $1 RETURNING subdomain, txt_version, txt_recent",
+        )
+        .bind(*registration.as_uuid())
+        .bind(at)
+        .bind(kept.join(" ").as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.into_state(keep).map(Some)
     }
 
     async fn set_registration_domain(

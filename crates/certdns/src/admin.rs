@@ -63,10 +63,13 @@ async fn account(store: &dyn Store, cmd: AccountCommand) -> anyhow::Result<()> {
 
 async fn key(store: &dyn Store, config: &Config, cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
-        KeyCommand::Create { account, name } => {
+        KeyCommand::Create { account, name, storage_access } => {
             let owner = find_account(store, &account).await?;
-            let (key, secret) = create_license_key(store, owner.id, &name).await?;
+            let (key, secret) = create_license_key(store, owner.id, &name, storage_access).await?;
             println!("created license key {} ({}) for {}", key.id, key.name, owner.email);
+            if storage_access {
+                println!("storage access: on (the key can read back its registrations' credentials at /storage)");
+            }
             println!("base URL for ACME clients (shown once, keep it secret):");
             println!(
                 "{}",
@@ -100,15 +103,16 @@ async fn key(store: &dyn Store, config: &Config, cmd: KeyCommand) -> anyhow::Res
                 None => store.list_accounts().await?,
             };
             println!(
-                "{:<16}  {:<8}  {:<20}  {:<20}  {:<24}  NAME",
-                "KEY ID", "STATE", "CREATED", "LAST USED", "ACCOUNT"
+                "{:<16}  {:<8}  {:<7}  {:<20}  {:<20}  {:<24}  NAME",
+                "KEY ID", "STATE", "STORAGE", "CREATED", "LAST USED", "ACCOUNT"
             );
             for a in accounts {
                 for k in store.list_license_keys(a.id).await? {
                     let state = if k.is_active() { "active" } else { "revoked" };
+                    let storage = if k.storage_access { "on" } else { "off" };
                     let used = k.last_used_at.map_or_else(|| "never".to_owned(), date);
                     println!(
-                        "{}  {state:<8}  {:<20}  {used:<20}  {:<24}  {}",
+                        "{}  {state:<8}  {storage:<7}  {:<20}  {used:<20}  {:<24}  {}",
                         k.id,
                         date(k.created_at),
                         a.email,
@@ -192,6 +196,7 @@ pub async fn create_license_key(
     store: &dyn Store,
     account: AccountId,
     name: &str,
+    storage_access: bool,
 ) -> anyhow::Result<(LicenseKey, Secret)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
@@ -206,10 +211,10 @@ pub async fn create_license_key(
         created_at: now(),
         last_used_at: None,
         revoked_at: None,
-        storage_access: false,
+        storage_access,
     };
     store.create_license_key(&key).await?;
-    audit(store, account, AuditKind::LicenseKeyCreated, serde_json::json!({ "key_id": key.id, "name": key.name }))
-        .await?;
+    let detail = serde_json::json!({ "key_id": key.id, "name": key.name, "storage_access": storage_access });
+    audit(store, account, AuditKind::LicenseKeyCreated, detail).await?;
     Ok((key, secret))
 }

@@ -31,7 +31,7 @@ pub async fn first_start(store: &dyn Store, zone: &str, public_api_url: &str) ->
     // A generated secret doubles as a strong portal password.
     let password = Secret::generate().expose().to_owned();
     let account = create_account(store, &login, AccountRole::Operator, Some(password.clone())).await?;
-    let (key, secret) = create_license_key(store, account.id, "first key").await?;
+    let (key, secret) = create_license_key(store, account.id, "first key", false).await?;
     let base_url = config::base_url_with_credentials(public_api_url, key.id.as_str(), secret.expose());
     Ok(Some(FirstStart { login: account.email.to_string(), password, base_url }))
 }

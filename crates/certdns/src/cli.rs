@@ -162,6 +162,11 @@ pub enum KeyCommand {
         /// A name to tell keys apart (e.g. the server or team using it).
         #[arg(long, default_value = "default")]
         name: String,
+        /// Let the key read back the credentials of the registrations made with
+        /// it (lego's HTTP storage at <base URL>/storage). Anyone holding the key
+        /// can then update every name registered with it.
+        #[arg(long)]
+        storage_access: bool,
     },
     /// Revoke a license key: it can no longer register or update.
     Revoke {

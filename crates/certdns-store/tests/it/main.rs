@@ -5,5 +5,6 @@
 // A failed unwrap is a failed test here.
 #![allow(clippy::unwrap_used)]
 
+mod domains;
 mod portal_store;
 mod store;

@@ -31,7 +31,7 @@ certdns_testkit::both_backends!(setup = open_store;
     concurrent_fast_writes_are_serialised,
 );
 
-async fn open_store(backend: Backend) -> (Arc<dyn Store>, TestDatabase) {
+pub(crate) async fn open_store(backend: Backend) -> (Arc<dyn Store>, TestDatabase) {
     let db = TestDatabase::new(backend).await;
     (open(db.url()).await, db)
 }
@@ -42,7 +42,7 @@ async fn open(url: &str) -> Arc<dyn Store> {
     store
 }
 
-fn account(email: &str) -> Account {
+pub(crate) fn account(email: &str) -> Account {
     Account {
         id: AccountId::generate(),
         email: Email::parse(email).unwrap(),
@@ -53,7 +53,7 @@ fn account(email: &str) -> Account {
     }
 }
 
-fn key(account: AccountId) -> (LicenseKey, Secret) {
+pub(crate) fn key(account: AccountId) -> (LicenseKey, Secret) {
     let secret = Secret::generate();
     let key = LicenseKey {
         id: KeyId::generate(),
@@ -68,7 +68,7 @@ fn key(account: AccountId) -> (LicenseKey, Secret) {
     (key, secret)
 }
 
-fn registration(account: AccountId, key: Option<KeyId>) -> Registration {
+pub(crate) fn registration(account: AccountId, key: Option<KeyId>) -> Registration {
     Registration {
         id: RegistrationId::generate(),
         account_id: account,
@@ -85,7 +85,7 @@ fn registration(account: AccountId, key: Option<KeyId>) -> Registration {
     }
 }
 
-fn txt(i: usize) -> TxtValue {
+pub(crate) fn txt(i: usize) -> TxtValue {
     TxtValue::parse(&format!("{i:0>43}")).unwrap()
 }
 

@@ -37,6 +37,16 @@ async fn admin_commands_manage_accounts_and_keys() {
 
     let out = run_cli(dir.path(), &["admin", "key", "list"], &[], None);
     assert!(out.stdout.contains(key_id) && out.stdout.contains("active") && out.stdout.contains("web-1"));
+    assert!(out.stdout.contains(" off "), "storage access is off by default: {}", out.stdout);
+    let out = run_cli(
+        dir.path(),
+        &["admin", "key", "create", "--account", "ops@example.com", "--name", "lego", "--storage-access"],
+        &[],
+        None,
+    );
+    assert!(out.success && out.stdout.contains("storage access: on"), "{}", out.stderr);
+    let out = run_cli(dir.path(), &["admin", "key", "list"], &[], None);
+    assert!(out.stdout.lines().any(|l| l.contains("lego") && l.contains(" on ")), "{}", out.stdout);
     assert!(!out.stdout.contains(secret), "secrets are never shown again");
     let out = run_cli(dir.path(), &["admin", "key", "revoke", key_id], &[], None);
     assert!(out.success, "{}", out.stderr);

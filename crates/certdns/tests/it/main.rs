@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod domains;
 mod edge;
 mod embedded;
 mod fault_matrix;

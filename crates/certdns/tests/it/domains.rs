@@ -1,0 +1,81 @@
+//! Registrations bound to their domain, through the built binary: the acmeproxy
+//! dialect is answered by the DNS at once, and lego's HTTP storage gives back
+//! credentials sealed under the embedded default's generated key, across a restart.
+
+use std::os::unix::fs::PermissionsExt;
+
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
+
+use crate::support::*;
+
+/// A license key with storage access, made with the CLI; returns `KEYID:SECRET`.
+fn storage_key(dir: &std::path::Path) -> String {
+    let out = run_cli(dir, &["admin", "account", "create", "--email", "lego@example.com"], &[], None);
+    assert!(out.success, "{}", out.stderr);
+    let args = ["admin", "key", "create", "--account", "lego@example.com", "--name", "lego", "--storage-access"];
+    let out = run_cli(dir, &args, &[("CERTDNS_PUBLIC_API_URL", "http://api.invalid")], None);
+    assert!(out.success, "{}", out.stderr);
+    let url = out.stdout.lines().find(|l| l.starts_with("http://")).expect("base URL printed");
+    url.trim_start_matches("http://").split_once('@').unwrap().0.to_owned()
+}
+
+#[tokio::test]
+async fn acmeproxy_is_served_at_once_and_storage_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = serve_on_loopback(&[]);
+    let server = Certdns::start(dir.path(), &args, &[]).await;
+    let creds = storage_key(dir.path());
+    let base = server.http_url().replacen("http://", &format!("http://{creds}@"), 1);
+    let http = reqwest::Client::new();
+
+    let key_file = dir.path().join("credentials.key");
+    let mode = std::fs::metadata(&key_file).expect("the generated credentials key").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the credentials key is private");
+
+    let reg: Value = http
+        .post(format!("{base}/register"))
+        .body(r#"{"subject":"*.shop.example.com"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fulldomain = reg["fulldomain"].as_str().unwrap().to_owned();
+
+    // acmeproxy: visible in the DNS when the call returns, gone after cleanup.
+    let proxy = |action: &str, value: String| {
+        http.post(format!("{base}/acmeproxy/{action}"))
+            .json(&serde_json::json!({ "fqdn": "_acme-challenge.shop.example.com.", "value": value }))
+            .send()
+    };
+    for c in ['a', 'b', 'c'] {
+        assert_eq!(proxy("present", valid_txt(c)).await.unwrap().status(), 200);
+    }
+    let mut values = txt_values(&dns_query(server.dns_udp(), &fulldomain, RecordType::TXT).await);
+    values.sort();
+    assert_eq!(values, [valid_txt('a'), valid_txt('b'), valid_txt('c')], "three values at once, no polling");
+    assert_eq!(proxy("cleanup", valid_txt('b')).await.unwrap().status(), 200);
+    let mut values = txt_values(&dns_query(server.dns_udp(), &fulldomain, RecordType::TXT).await);
+    values.sort();
+    assert_eq!(values, [valid_txt('a'), valid_txt('c')], "exactly that value removed");
+
+    let account = fetch(&base).await;
+    assert_eq!(account["password"], reg["password"]);
+    server.stop().await;
+
+    // The key file is read back: what was sealed before the restart still opens.
+    let server = Certdns::start(dir.path(), &args, &[]).await;
+    let base = server.http_url().replacen("http://", &format!("http://{creds}@"), 1);
+    let account = fetch(&base).await;
+    assert_eq!(account["password"], reg["password"]);
+    assert_eq!(account["fulldomain"], fulldomain.as_str());
+    server.stop().await;
+}
+
+async fn fetch(base: &str) -> Value {
+    let r = reqwest::get(format!("{base}/storage/shop.example.com")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
