@@ -37,7 +37,9 @@ pub(crate) fn caa_records(domain: &str, account_uri: &str, ca: Option<&str>) -> 
             .ok_or("We do not know this CA. Enter its CAA domain (for example letsencrypt.org).")?,
     };
     let base = domain.trim_start_matches("*.").trim_end_matches('.');
-    let base = if base.is_empty() { "example.com" } else { base };
+    if base.is_empty() {
+        return Err("Set the registration's domain first: CAA records name it.".into());
+    }
     let value = format!("{ca}; accounturi={}; validationmethods=dns-01", uri.as_str());
     Ok((vec![format!("{base}. CAA 0 issue \"{value}\""), format!("{base}. CAA 0 issuewild \"{value}\"")], ca))
 }
@@ -83,5 +85,6 @@ mod tests {
             caa_records("example.com", "https://ca.example/acct/1", None).unwrap_err().contains("do not know this CA")
         );
         assert!(caa_records("example.com", LE, Some("bad ca!")).unwrap_err().contains("letters, digits"));
+        assert!(caa_records("", LE, None).unwrap_err().contains("domain first"), "no placeholder domain");
     }
 }

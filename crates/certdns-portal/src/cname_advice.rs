@@ -58,8 +58,8 @@ pub(crate) fn no_domain() -> Advice {
     Advice {
         code: "unknown".into(),
         headline: "No domain to check".into(),
-        detail: "This registration was made without a subject, so we do not know which domain it serves.".into(),
-        fix: "Create the CNAME _acme-challenge.<your domain> pointing at the fulldomain above.".into(),
+        detail: "This registration has no domain yet, so we do not know which name's CNAME to look up.".into(),
+        fix: "Set its domain above; the page then shows the exact CNAME to create and checks it.".into(),
     }
 }
 

@@ -10,16 +10,16 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use certdns_core::{AuditKind, KeyId, LicenseKey, Secret};
 use serde::{Deserialize, Serialize};
 
-use super::{NoticeQuery, Page, Shared, when, when_opt};
+use super::{NoticeQuery, Page, Shared, reveal, when, when_opt};
 use crate::error::PageError;
-use crate::session::{self, Ctx, CurrentUser, User};
+use crate::session::{Ctx, CurrentUser, User};
 use crate::state::AppState;
 use crate::templates::{Layout, render};
 
@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/keys/{id}/revoke", post(revoke_key))
         .route("/keys/{id}/rotate", post(rotate_key))
         .route("/keys/{id}/rename", post(rename_key))
+        .route("/keys/{id}/storage", post(set_storage_access))
 }
 
 struct KeyRow {
@@ -41,6 +42,8 @@ struct KeyRow {
     active: bool,
     revoked: String,
     grace_until: Option<String>,
+    /// lego's HTTP storage may read this key's registrations' passwords.
+    storage_access: bool,
 }
 
 #[derive(Template)]
@@ -91,6 +94,7 @@ async fn key_rows(state: &AppState, user: &CurrentUser) -> Result<Vec<KeyRow>, P
             active: k.is_active(),
             revoked: when_opt(k.revoked_at, ""),
             grace_until: k.secret_hash.grace_until(now).map(when),
+            storage_access: k.storage_access,
         })
         .collect();
     rows.sort_by(|a, b| b.active.cmp(&a.active).then(b.created.cmp(&a.created)));
@@ -195,22 +199,16 @@ async fn rotate_key(State(state): Shared, User(user, ctx): User, Path(id): Path<
     reveal_once(&state, &user, &id, &secret, Some(until))
 }
 
-/// A new secret on its way to the one page that shows it: signed (nobody can
-/// plant a base URL of their own there), bound to the account, and short-lived.
+/// A new key secret on its way to `/keys/created` (see [`reveal`]).
 #[derive(Serialize, Deserialize)]
-struct Reveal {
-    /// The account it was made for.
-    sub: String,
+struct KeyReveal {
     key: String,
     secret: String,
     /// A rotation: until when the previous secret works.
     grace_until: Option<i64>,
-    exp: i64,
 }
 
 const REVEAL_COOKIE: &str = "certdns_reveal";
-/// Long enough to follow the redirect on a slow connection; the page clears it.
-const REVEAL_SECS: i64 = 300;
 
 /// 303 to `/keys/created`, the secret in the reveal cookie.
 fn reveal_once(
@@ -220,26 +218,19 @@ fn reveal_once(
     secret: &Secret,
     grace_until: Option<time::OffsetDateTime>,
 ) -> Page {
-    let reveal = Reveal {
-        sub: user.account.id.to_string(),
+    let carried = KeyReveal {
         key: id.to_string(),
         secret: secret.expose().to_owned(),
         grace_until: grace_until.map(time::OffsetDateTime::unix_timestamp),
-        exp: certdns_core::now().unix_timestamp() + REVEAL_SECS,
     };
-    let token = session::sign(state, &reveal).ok_or_else(|| PageError::Internal("signing the reveal cookie".into()))?;
-    let mut response = Redirect::to("/keys/created").into_response();
-    response.headers_mut().append(header::SET_COOKIE, session::own_cookie(state, REVEAL_COOKIE, &token, REVEAL_SECS));
-    Ok(response)
+    reveal::redirect(state, user, REVEAL_COOKIE, carried, "/keys/created")
 }
 
 /// Shows a new secret once: the cookie is cleared with this answer, and the
 /// page is not stored by the browser, so a reload or the back button finds it
 /// gone.
 async fn key_created_page(State(state): Shared, User(user, ctx): User, headers: HeaderMap) -> Page {
-    let reveal = session::own_cookie_value(&state, &headers, REVEAL_COOKIE)
-        .and_then(|token| session::verified::<Reveal>(&state, token))
-        .filter(|r| r.sub == user.account.id.to_string());
+    let reveal: Option<KeyReveal> = reveal::take(&state, &user, &headers, REVEAL_COOKIE);
     let key = match &reveal {
         Some(r) => match r.key.parse::<KeyId>() {
             Ok(id) => state.core.license_key(&id).await?.filter(|k| k.account_id == user.account.id),
@@ -247,7 +238,7 @@ async fn key_created_page(State(state): Shared, User(user, ctx): User, headers: 
         },
         None => None,
     };
-    let mut response = match (reveal, key) {
+    let response = match (reveal, key) {
         (Some(reveal), Some(key)) => {
             let grace = reveal.grace_until.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok());
             let page = KeyCreatedPage {
@@ -274,10 +265,7 @@ async fn key_created_page(State(state): Shared, User(user, ctx): User, headers: 
             render(StatusCode::OK, &page)
         }
     };
-    let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, session::own_cookie(&state, REVEAL_COOKIE, "", 0));
-    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(reveal::shown(&state, response, REVEAL_COOKIE))
 }
 
 async fn rename_key(
@@ -295,6 +283,39 @@ async fn rename_key(
     let detail = serde_json::json!({ "key": id.to_string(), "name": name });
     state.audit(Some(user.account.id), AuditKind::LicenseKeyRenamed, ctx.peer, detail).await;
     Ok(Redirect::to("/keys?notice=renamed").into_response())
+}
+
+#[derive(Deserialize)]
+struct StorageSwitch {
+    /// `on` or `off`.
+    #[serde(default)]
+    to: String,
+}
+
+/// Switches a key's storage access: with it, anyone holding the key can read
+/// the passwords of the registrations made with it (lego's HTTP storage).
+async fn set_storage_access(
+    State(state): Shared,
+    User(user, ctx): User,
+    Path(id): Path<String>,
+    Form(f): Form<StorageSwitch>,
+) -> Page {
+    let id = parse_key(&id, &ctx)?;
+    let on = match f.to.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => return Err(PageError::not_found(&ctx)),
+    };
+    match state.core.license_key(&id).await? {
+        Some(k) if k.account_id == user.account.id && k.is_active() => {}
+        _ => return Err(PageError::not_found(&ctx)),
+    }
+    let switched = state.core.set_license_key_storage_access(user.account.id, &id, on).await;
+    switched.map_err(PageError::or_not_found(&ctx))?;
+    let detail = serde_json::json!({ "key_id": id.to_string(), "on": on });
+    state.audit(Some(user.account.id), AuditKind::LicenseKeyStorageAccess, ctx.peer, detail).await;
+    let notice = if on { "storage_on" } else { "storage_off" };
+    Ok(Redirect::to(&format!("/keys?notice={notice}")).into_response())
 }
 
 #[cfg(test)]

@@ -7,10 +7,12 @@
 
 mod account;
 mod activity;
+mod add_domain;
 mod admin;
 mod auth;
 mod keys;
 mod registrations;
+mod reveal;
 
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .merge(account::routes())
         .merge(keys::routes())
         .merge(registrations::routes())
+        .merge(add_domain::routes())
         .merge(activity::routes())
         .merge(admin::routes())
         .fallback(not_found)
@@ -101,6 +104,13 @@ fn notice_text(code: &str) -> Option<String> {
         "signed_out_everywhere" => "Signed out on every device. Sign in again here to continue.",
         "revoked" => "The key is revoked. Clients using it are refused from now on.",
         "renamed" => "Key renamed.",
+        "storage_on" => {
+            "Storage access on: anyone holding this key can now read the passwords of the registrations made with it."
+        }
+        "storage_off" => "Storage access off: the key can no longer read registration passwords.",
+        "domain_set" => "Domain saved. The CNAME and the check below use it.",
+        "domain_moved" => "Domain moved here. The registration that held it has no domain now.",
+        "domain_cleared" => "Domain removed. Set one to get the exact CNAME to create.",
         "deleted" => "Registration deleted. Our DNS stopped answering for it; remove the CNAME from your zone too.",
         "suspended" => "Account suspended: its keys and registrations are refused at the API.",
         "unsuspended" => "Account reactivated.",

@@ -4,12 +4,15 @@
 use std::sync::Arc;
 
 use askama::Template;
+use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
-use certdns_core::{AuditKind, Registration, Subdomain};
+use certdns_core::domain::CHALLENGE_LABEL;
+use certdns_core::{AuditKind, Domain, DomainError, LicenseKey, Registration, Subdomain};
+use certdns_store::StoreError;
 use serde::Deserialize;
 
 use super::{NoticeQuery, Page, Shared, when, when_opt};
@@ -25,21 +28,30 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/registrations", get(registrations_page))
         .route("/registrations/{subdomain}", get(registration_page))
+        .route("/registrations/{subdomain}/domain", post(set_domain))
         .route("/registrations/{subdomain}/delete", post(delete_registration))
 }
 
-struct RegRow {
-    subdomain: String,
-    subject: String,
-    fulldomain: String,
-    cname_name: String,
+pub(super) struct RegRow {
+    pub subdomain: String,
+    /// What the registration is called: its domain (U-labels), else the subject
+    /// its client sent, else empty.
+    pub title: String,
+    /// The domain as DNS carries it (A-labels); empty without a domain.
+    pub domain: String,
+    /// The domain as people read it; differs from `domain` for IDNs.
+    pub domain_unicode: String,
+    pub is_idn: bool,
+    pub fulldomain: String,
+    /// `_acme-challenge.<domain>`; empty without a domain (no placeholder).
+    pub cname_name: String,
     /// The customer's zone as the public suffix list sees it (`example.com`),
     /// and the CNAME's name relative to it (`_acme-challenge.www`); empty when
-    /// the subject says too little.
-    cname_zone: String,
-    cname_relative: String,
-    created: String,
-    last_update: String,
+    /// there is no domain or the list knows no zone for it.
+    pub cname_zone: String,
+    pub cname_relative: String,
+    pub created: String,
+    pub last_update: String,
 }
 
 struct RegGroup {
@@ -54,6 +66,18 @@ struct RegistrationsPage {
     layout: Layout,
     groups: Vec<RegGroup>,
     total: usize,
+    /// Whether the account has an active key to add a domain with.
+    can_add: bool,
+}
+
+/// A domain the user asked for that another registration of the account holds.
+pub(super) struct Conflict {
+    /// A-label, carried by the "Move it here" form.
+    pub domain: String,
+    pub domain_unicode: String,
+    pub other_subdomain: String,
+    pub other_fulldomain: String,
+    pub other_created: String,
 }
 
 #[derive(Template)]
@@ -68,9 +92,14 @@ struct RegistrationPage {
     ca_domain: String,
     caa: Vec<String>,
     caa_error: Option<String>,
+    /// The domain form: what is in the field, why it was refused, and a
+    /// domain another registration holds (offered to move here).
+    domain_input: String,
+    domain_error: Option<String>,
+    conflict: Option<Conflict>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct RegistrationQuery {
     #[serde(default)]
     check: Option<String>,
@@ -78,39 +107,45 @@ struct RegistrationQuery {
     account_uri: Option<String>,
     #[serde(default)]
     ca: Option<String>,
+    #[serde(default)]
+    notice: Option<String>,
 }
 
-/// The name the customer's CNAME lives at, for a registration's subject
-/// (`*.example.com` and `example.com` share `_acme-challenge.example.com`).
-fn cname_name(subject: &str) -> String {
-    let base = subject.trim_start_matches("*.").trim_end_matches('.');
-    if base.is_empty() { "_acme-challenge.<your domain>".into() } else { format!("_acme-challenge.{base}") }
-}
-
-/// The registrable domain of `subject` (its likely zone) and the CNAME's name
+/// The registrable domain of `domain` (its likely zone) and the CNAME's name
 /// relative to it: `www.example.co.uk` → (`example.co.uk`, `_acme-challenge.www`).
 /// A zone delegated further down (`shop.example.com` as a zone of its own) is
 /// the customer's to know; the page says which zone the relative name assumes.
-fn cname_in_zone(subject: &str) -> Option<(String, String)> {
-    let base = subject.trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase();
+fn cname_in_zone(domain: &str) -> Option<(String, String)> {
+    let base = domain.trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase();
     let zone = psl::domain_str(&base)?.to_owned();
     let relative = match base.strip_suffix(&zone).map(|rest| rest.trim_end_matches('.')) {
-        Some("") => "_acme-challenge".to_owned(),
-        Some(rest) => format!("_acme-challenge.{rest}"),
+        Some("") => CHALLENGE_LABEL.to_owned(),
+        Some(rest) => format!("{CHALLENGE_LABEL}.{rest}"),
         None => return None,
     };
     Some((zone, relative))
 }
 
-fn reg_row(state: &AppState, r: &Registration) -> RegRow {
-    let subject = r.subject.clone().unwrap_or_default();
-    let (cname_zone, cname_relative) = cname_in_zone(&subject).unwrap_or_default();
+/// What a registration is called in lists and headings.
+pub(super) fn title_of(r: &Registration) -> String {
+    match (&r.domain, &r.subject) {
+        (Some(d), _) => d.unicode(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+pub(super) fn reg_row(state: &AppState, r: &Registration) -> RegRow {
+    let (cname_zone, cname_relative) = r.domain.as_ref().and_then(|d| cname_in_zone(d.as_str())).unwrap_or_default();
     RegRow {
         subdomain: r.subdomain.to_string(),
-        cname_name: cname_name(&subject),
+        title: title_of(r),
+        domain: r.domain.as_ref().map(|d| d.as_str().to_owned()).unwrap_or_default(),
+        domain_unicode: r.domain.as_ref().map(Domain::unicode).unwrap_or_default(),
+        is_idn: r.domain.as_ref().is_some_and(Domain::is_idn),
+        cname_name: r.domain.as_ref().map(Domain::challenge_name).unwrap_or_default(),
         cname_zone,
         cname_relative,
-        subject,
         fulldomain: state.fulldomain(r.subdomain),
         created: when(r.created_at),
         last_update: when_opt(r.last_update_at, "no update yet"),
@@ -137,7 +172,12 @@ async fn registrations_page(State(state): Shared, User(user, ctx): User, Query(q
     if !orphans.is_empty() {
         groups.push(RegGroup { title: "Without a license key".into(), key_id: String::new(), rows: orphans });
     }
-    let page = RegistrationsPage { layout: Layout::of(&ctx).with_notice(q.text()), groups, total: regs.len() };
+    let page = RegistrationsPage {
+        layout: Layout::of(&ctx).with_notice(q.text()),
+        groups,
+        total: regs.len(),
+        can_add: keys.iter().any(LicenseKey::is_active),
+    };
     Ok(render(StatusCode::OK, &page))
 }
 
@@ -159,25 +199,53 @@ async fn registration_page(
     Query(q): Query<RegistrationQuery>,
 ) -> Page {
     let reg = find(&state, &ctx, user.account.id, &sub).await?;
-    let row = reg_row(&state, &reg);
-    let check = match (&q.check, &reg.subject) {
-        (Some(_), Some(subject)) => {
-            let status = check_cname(state.config.resolver, subject, &row.fulldomain).await;
+    let form = DomainForm::current(&reg);
+    show_registration(&state, &ctx, &reg, q, form, StatusCode::OK).await
+}
+
+/// The domain form as the page shows it.
+struct DomainForm {
+    input: String,
+    error: Option<String>,
+    conflict: Option<Conflict>,
+}
+
+impl DomainForm {
+    fn current(reg: &Registration) -> Self {
+        Self { input: reg.domain.as_ref().map(Domain::unicode).unwrap_or_default(), error: None, conflict: None }
+    }
+}
+
+/// The registration page, with the CNAME check and CAA records when asked for.
+async fn show_registration(
+    state: &AppState,
+    ctx: &Ctx,
+    reg: &Registration,
+    q: RegistrationQuery,
+    form: DomainForm,
+    status: StatusCode,
+) -> Page {
+    let row = reg_row(state, reg);
+    let check = match (&q.check, &reg.domain) {
+        (Some(_), Some(domain)) => {
+            let status = check_cname(state.config.resolver, domain.as_str(), &row.fulldomain).await;
             Some(cname_advice::advise(&status, &row.cname_name, &row.fulldomain, state.config.resolver))
         }
         (Some(_), None) => Some(cname_advice::no_domain()),
         _ => None,
     };
-    let (caa, caa_error, ca_domain) = match q.account_uri.as_deref().filter(|u| !u.trim().is_empty()) {
-        Some(uri) => match caa_records(&row.subject, uri, q.ca.as_deref()) {
+    // CAA records name the domain: without one the form waits.
+    let (caa, caa_error, ca_domain) = match (&reg.domain, q.account_uri.as_deref().filter(|u| !u.trim().is_empty())) {
+        (Some(domain), Some(uri)) => match caa_records(domain.as_str(), uri, q.ca.as_deref()) {
             Ok((records, ca)) => (records, None, ca),
             Err(e) => (Vec::new(), Some(e), q.ca.clone().unwrap_or_default()),
         },
-        None => (Vec::new(), None, q.ca.clone().unwrap_or_default()),
+        _ => (Vec::new(), None, q.ca.clone().unwrap_or_default()),
     };
     let key = reg.license_key_id.as_ref().map(|k| k.to_string()).unwrap_or_else(|| "none".into());
+    let notice = q.notice.as_deref().and_then(super::notice_text);
     let page = RegistrationPage {
-        layout: Layout::of(&ctx),
+        layout: Layout::of(ctx).with_notice(notice),
         reg: row,
         key,
         allow_from: allow_from_text(&reg.allow_from),
@@ -186,8 +254,111 @@ async fn registration_page(
         ca_domain,
         caa,
         caa_error,
+        domain_input: form.input,
+        domain_error: form.error,
+        conflict: form.conflict,
     };
-    Ok(render(StatusCode::OK, &page))
+    Ok(render(status, &page))
+}
+
+#[derive(Deserialize)]
+struct DomainFields {
+    #[serde(default)]
+    domain: String,
+    /// `set` (the default), `clear`, or `move` (the confirmed take-over).
+    #[serde(default)]
+    action: String,
+}
+
+/// Sets, changes, clears or (confirmed) moves here a registration's domain.
+/// A domain another registration of the account holds is never taken silently:
+/// the page names that registration and offers "Move it here".
+async fn set_domain(
+    State(state): Shared,
+    User(user, ctx): User,
+    Path(sub): Path<String>,
+    Form(f): Form<DomainFields>,
+) -> Page {
+    let account = user.account.id;
+    let reg = find(&state, &ctx, account, &sub).await?;
+    let refuse =
+        |input: String, error: Option<String>, conflict: Option<Conflict>| DomainForm { input, error, conflict };
+    if f.action == "clear" {
+        if reg.domain.is_some() {
+            state
+                .core
+                .set_registration_domain(account, reg.id, None, false)
+                .await
+                .map_err(PageError::or_not_found(&ctx))?;
+            let detail = serde_json::json!({
+                "subdomain": reg.subdomain.to_string(), "domain": null, "previous": reg.domain.as_ref().map(Domain::as_str), "via": "portal",
+            });
+            state.audit(Some(account), AuditKind::RegistrationDomainSet, ctx.peer, detail).await;
+        }
+        return Ok(Redirect::to(&format!("/registrations/{}?notice=domain_cleared", reg.subdomain)).into_response());
+    }
+    let domain = match Domain::parse(&f.domain) {
+        Ok(d) => d,
+        Err(e) => {
+            let form = refuse(f.domain.clone(), Some(domain_error_text(&e)), None);
+            return show_registration(
+                &state,
+                &ctx,
+                &reg,
+                RegistrationQuery::default(),
+                form,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    if reg.domain.as_ref() == Some(&domain) {
+        return Ok(Redirect::to(&format!("/registrations/{}?notice=domain_set", reg.subdomain)).into_response());
+    }
+    let take_over = f.action == "move";
+    let holder = state.core.registration_by_domain(account, &domain).await?.filter(|other| other.id != reg.id);
+    if let (Some(other), false) = (&holder, take_over) {
+        let form = refuse(f.domain.clone(), None, Some(conflict_with(&state, &domain, other)));
+        return show_registration(&state, &ctx, &reg, RegistrationQuery::default(), form, StatusCode::CONFLICT).await;
+    }
+    match state.core.set_registration_domain(account, reg.id, Some(&domain), take_over).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            // Another registration took it a moment ago: say which, change nothing.
+            let other = state.core.registration_by_domain(account, &domain).await?;
+            let conflict = other.filter(|o| o.id != reg.id).map(|o| conflict_with(&state, &domain, &o));
+            let form = refuse(f.domain.clone(), None, conflict);
+            return show_registration(&state, &ctx, &reg, RegistrationQuery::default(), form, StatusCode::CONFLICT)
+                .await;
+        }
+        Err(e) => return Err(PageError::or_not_found(&ctx)(e)),
+    }
+    let moved_from = holder.as_ref().filter(|_| take_over).map(|o| o.subdomain.to_string());
+    let detail = serde_json::json!({
+        "subdomain": reg.subdomain.to_string(),
+        "domain": domain.as_str(),
+        "previous": reg.domain.as_ref().map(Domain::as_str),
+        "moved_from": moved_from,
+        "via": "portal",
+    });
+    state.audit(Some(account), AuditKind::RegistrationDomainSet, ctx.peer, detail).await;
+    let notice = if moved_from.is_some() { "domain_moved" } else { "domain_set" };
+    Ok(Redirect::to(&format!("/registrations/{}?notice={notice}", reg.subdomain)).into_response())
+}
+
+pub(super) fn conflict_with(state: &AppState, domain: &Domain, other: &Registration) -> Conflict {
+    Conflict {
+        domain: domain.as_str().to_owned(),
+        domain_unicode: domain.unicode(),
+        other_subdomain: other.subdomain.to_string(),
+        other_fulldomain: state.fulldomain(other.subdomain),
+        other_created: when(other.created_at),
+    }
+}
+
+/// A refused domain, as the form says it.
+pub(super) fn domain_error_text(e: &DomainError) -> String {
+    format!("That domain cannot be used: {e}.")
 }
 
 async fn delete_registration(State(state): Shared, User(user, ctx): User, Path(sub): Path<String>) -> Page {
@@ -208,13 +379,6 @@ fn allow_from_text(allow: &certdns_core::AllowFrom) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cname_names() {
-        assert_eq!(cname_name("www.example.com"), "_acme-challenge.www.example.com");
-        assert_eq!(cname_name("*.example.com."), "_acme-challenge.example.com");
-        assert_eq!(cname_name(""), "_acme-challenge.<your domain>");
-    }
 
     #[test]
     fn names_relative_to_the_zone() {

@@ -1,0 +1,283 @@
+//! "Add a domain": a registration made in the portal, bound to a domain under
+//! one of the account's license keys, before any client runs. Its credentials
+//! are shown once (Post/Redirect/Get, the reveal cookie of [`reveal`]) in the
+//! formats clients read, with the CNAME to create and a link to check it.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Form, Router};
+use certdns_core::{
+    AllowFrom, AuditKind, Domain, KeyId, LicenseKey, NewAuditEvent, Registration, RegistrationId, Secret, Subdomain,
+    Username,
+};
+use certdns_store::StoreError;
+use serde::{Deserialize, Serialize};
+
+use super::registrations::{Conflict, RegRow, conflict_with, domain_error_text, reg_row};
+use super::{Page, Shared, reveal};
+use crate::session::{Ctx, CurrentUser, User};
+use crate::state::AppState;
+use crate::templates::{Layout, render};
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/registrations/new", get(new_page).post(add_domain))
+        .route("/registrations/created", get(created_page))
+}
+
+struct KeyChoice {
+    id: String,
+    name: String,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "registration_new.html")]
+struct NewPage {
+    layout: Layout,
+    keys: Vec<KeyChoice>,
+    domain: String,
+    error: Option<String>,
+    conflict: Option<Conflict>,
+}
+
+/// The credentials in each format clients read, ready to paste.
+#[derive(Template)]
+#[template(path = "registration_created.html")]
+struct CreatedPage {
+    layout: Layout,
+    reg: RegRow,
+    key_name: String,
+    key_id: String,
+    username: String,
+    password: String,
+    /// The API without credentials (`https://api.example.net`).
+    api_url: String,
+    /// Its host (and port), which Posh-ACME's `ACMEServer` takes.
+    api_host: String,
+    api_is_http: bool,
+    /// The acme-dns storage file: `{"<domain>": {…}}`.
+    storage_json: String,
+    /// One account as lego's HTTP storage takes it (`POST /storage/<domain>`),
+    /// and where: the key's base URL (its secret left for the user to fill in).
+    storage_account: String,
+    storage_url: String,
+}
+
+#[derive(Deserialize)]
+struct NewFields {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    domain: String,
+}
+
+/// The account's active keys, `selected` pre-chosen (else the newest).
+async fn key_choices(state: &AppState, user: &CurrentUser, selected: &str) -> Result<Vec<LicenseKey>, StoreError> {
+    let mut keys: Vec<LicenseKey> =
+        state.core.list_license_keys(user.account.id).await?.into_iter().filter(LicenseKey::is_active).collect();
+    keys.sort_by(|a, b| {
+        (a.id.as_str() != selected).cmp(&(b.id.as_str() != selected)).then(b.created_at.cmp(&a.created_at))
+    });
+    Ok(keys)
+}
+
+async fn new_page(State(state): Shared, User(user, ctx): User) -> Page {
+    form_page(&state, &user, &ctx, NewFields { key: String::new(), domain: String::new() }, None, None, StatusCode::OK)
+        .await
+}
+
+async fn form_page(
+    state: &AppState,
+    user: &CurrentUser,
+    ctx: &Ctx,
+    fields: NewFields,
+    error: Option<String>,
+    conflict: Option<Conflict>,
+    status: StatusCode,
+) -> Page {
+    let keys = key_choices(state, user, &fields.key).await?;
+    let keys = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| KeyChoice { id: k.id.to_string(), name: k.name.clone(), selected: i == 0 })
+        .collect();
+    let page = NewPage { layout: Layout::of(ctx), keys, domain: fields.domain, error, conflict };
+    Ok(render(status, &page))
+}
+
+/// Creates the registration, bound to the domain, as the API's `/register`
+/// would (generated credentials, no allow-from list, the domain as subject),
+/// then redirects to the page that shows its credentials once.
+async fn add_domain(State(state): Shared, User(user, ctx): User, Form(f): Form<NewFields>) -> Page {
+    let account = user.account.id;
+    let key = match f.key.parse::<KeyId>() {
+        Ok(id) => state.core.license_key(&id).await?.filter(|k| k.account_id == account && k.is_active()),
+        Err(_) => None,
+    };
+    let Some(key) = key else {
+        let error = "Choose one of your active license keys.".to_owned();
+        return form_page(&state, &user, &ctx, f, Some(error), None, StatusCode::UNPROCESSABLE_ENTITY).await;
+    };
+    let domain = match Domain::parse(&f.domain) {
+        Ok(d) => d,
+        Err(e) => {
+            return form_page(
+                &state,
+                &user,
+                &ctx,
+                f,
+                Some(domain_error_text(&e)),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    if let Some(other) = state.core.registration_by_domain(account, &domain).await? {
+        let conflict = conflict_with(&state, &domain, &other);
+        return form_page(&state, &user, &ctx, f, None, Some(conflict), StatusCode::CONFLICT).await;
+    }
+    let password = Secret::generate();
+    let registration = Registration {
+        id: RegistrationId::generate(),
+        account_id: account,
+        license_key_id: Some(key.id.clone()),
+        username: Username::generate(),
+        password_hash: password.hash(),
+        subdomain: Subdomain::generate(),
+        allow_from: AllowFrom::default(),
+        subject: Some(domain.unicode()),
+        domain: Some(domain.clone()),
+        // The portal has no sealer: lego's HTTP storage gets the password when
+        // the client POSTs it (the page says how).
+        password_sealed: None,
+        created_at: certdns_core::now(),
+        last_update_at: None,
+    };
+    let event = NewAuditEvent {
+        account_id: Some(account),
+        kind: AuditKind::RegistrationCreated,
+        client_addr: ctx.peer,
+        detail: serde_json::json!({
+            "subdomain": registration.subdomain.to_string(),
+            "key_id": key.id.as_str(),
+            "domain": domain.as_str(),
+            "via": "portal",
+        }),
+    };
+    match state.core.create_registration_audited(&registration, &event, registration.created_at).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            // Another registration took the domain a moment ago: name it.
+            let other = state.core.registration_by_domain(account, &domain).await?;
+            let conflict = other.map(|o| conflict_with(&state, &domain, &o));
+            let error = conflict.is_none().then(|| "That domain was just taken; try again.".to_owned());
+            return form_page(&state, &user, &ctx, f, error, conflict, StatusCode::CONFLICT).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    state.sync.registration_created(registration.subdomain).await;
+    let carried = Credentials {
+        subdomain: registration.subdomain.to_string(),
+        username: registration.username.to_string(),
+        password: password.expose().to_owned(),
+    };
+    reveal::redirect(&state, &user, REVEAL_COOKIE, carried, "/registrations/created")
+}
+
+/// A new registration's credentials on their way to `/registrations/created`.
+#[derive(Serialize, Deserialize)]
+struct Credentials {
+    subdomain: String,
+    username: String,
+    password: String,
+}
+
+const REVEAL_COOKIE: &str = "certdns_reveal_registration";
+
+/// Shows a new registration's credentials once; a reload says "already shown".
+async fn created_page(State(state): Shared, User(user, ctx): User, headers: HeaderMap) -> Page {
+    let carried: Option<Credentials> = reveal::take(&state, &user, &headers, REVEAL_COOKIE);
+    let reg = match carried.as_ref().and_then(|c| c.subdomain.parse::<Subdomain>().ok()) {
+        Some(sub) => state.core.registration_by_subdomain(user.account.id, sub).await?,
+        None => None,
+    };
+    let response = match (carried, reg) {
+        (Some(c), Some(reg)) if reg.username.to_string() == c.username => {
+            let page = created(&state, &ctx, &reg, c).await?;
+            render(StatusCode::OK, &page)
+        }
+        _ => {
+            let page = crate::templates::Message {
+                layout: Layout::of(&ctx),
+                title: "Credentials already shown".into(),
+                message: "A registration's password is shown once, right after it is added, and this one has been. \
+                          If it was not copied, delete the registration and add the domain again."
+                    .into(),
+                link: Some(("/registrations".into(), "Back to my registrations".into())),
+            };
+            render(StatusCode::OK, &page)
+        }
+    };
+    Ok(reveal::shown(&state, response, REVEAL_COOKIE))
+}
+
+async fn created(state: &AppState, ctx: &Ctx, reg: &Registration, c: Credentials) -> Result<CreatedPage, StoreError> {
+    let key = match &reg.license_key_id {
+        Some(id) => state.core.license_key(id).await?,
+        None => None,
+    };
+    let row = reg_row(state, reg);
+    let api_url = state.api_url.as_str().trim_end_matches('/').to_owned();
+    let api_host = match (state.api_url.host_str(), state.api_url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => api_url.clone(),
+    };
+    let account = serde_json::json!({
+        "username": c.username,
+        "password": c.password,
+        "fulldomain": row.fulldomain,
+        "subdomain": row.subdomain,
+        "allowfrom": [],
+    });
+    let storage_json =
+        serde_json::to_string_pretty(&serde_json::json!({ row.domain.clone(): account })).unwrap_or_default();
+    let storage_account = serde_json::json!({
+        "fulldomain": row.fulldomain,
+        "subdomain": row.subdomain,
+        "username": c.username,
+        "password": c.password,
+        "server_url": api_url,
+    })
+    .to_string();
+    let storage_url = match &key {
+        Some(k) => {
+            let mut url = state.api_url.clone();
+            let _ = url.set_username(k.id.as_str());
+            let _ = url.set_password(Some("KEY-SECRET"));
+            let base = url.as_str().trim_end_matches('/').replace("KEY-SECRET", "<key secret>");
+            format!("{base}/storage/{}", row.domain)
+        }
+        None => String::new(),
+    };
+    Ok(CreatedPage {
+        layout: Layout::of(ctx),
+        key_name: key.as_ref().map(|k| k.name.clone()).unwrap_or_default(),
+        key_id: key.as_ref().map(|k| k.id.to_string()).unwrap_or_default(),
+        reg: row,
+        username: c.username,
+        password: c.password,
+        api_is_http: state.api_url.scheme() == "http",
+        api_url,
+        api_host,
+        storage_json,
+        storage_account,
+        storage_url,
+    })
+}
