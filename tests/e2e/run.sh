@@ -10,7 +10,9 @@
 #   certdns: (a) `certdns serve` on its embedded default (SQLite, in-process TXT),
 #   (b) one api role + two dns roles on Postgres + Redis. Against each: certbot with
 #   certbot-dns-acmedns (PyPI, in a venv), lego with --dns exec and our hook, a
-#   renewal with each, a revoked license key (401) and a missing CNAME (CA error).
+#   renewal with each, lego's httpreq provider against /acmeproxy (apex + wildcard
+#   from one registration bound by its subject), a revoked license key (401) and a
+#   missing CNAME (CA error).
 #
 # Environment:
 #   CERTDNS_E2E_SCENARIOS  "single split" (default) or a subset
@@ -762,6 +764,41 @@ client_lego() { # SCENARIO
     [ "$LAST_SERIAL" != "$first" ] || fail "lego renew left the same certificate ($first)"
 }
 
+client_lego_httpreq() { # SCENARIO
+    local s="$1" dir="$W/$1/lego-httpreq"
+    mkdir -p "$dir"
+    local name="proxy.$CUSTOMER" creds api status
+    creds="${BASE_URL#http://}"; creds="${creds%@*}"
+    api="http://${BASE_URL##*@}"
+    step "[$s] lego httpreq: one registration bound to $name by its subject, its CNAME in $CUSTOMER" "${DLOG[@]}"
+    status="$(curl -sS --max-time 10 -X POST -o "$dir/register.json" -w '%{http_code}' \
+        -d "{\"subject\":\"*.$name\"}" "$BASE_URL/register")"
+    [ "$status" = 201 ] || fail "POST /register with subject *.$name: want 201, got $status: $(cat "$dir/register.json")"
+    local fulldomain
+    fulldomain="$(jq -r .fulldomain "$dir/register.json")"
+    CNAMES=([_acme-challenge.proxy]="$fulldomain")
+    publish_cnames
+
+    # httpreq knows no acme-dns credentials: the license key and the domain are all
+    # it sends. Apex and wildcard need two values at the one name at once.
+    step "[$s] lego httpreq: issue $name and *.$name through $api/acmeproxy" \
+        "$dir/lego.out" "$W/logs/pebble.log" "$W/logs/unbound.log" "${DLOG[@]}"
+    local t0 NAMES=("$name" "*.$name")
+    t0=$(now)
+    LEGO_CA_CERTIFICATES="$CA_BUNDLE" HTTPREQ_ENDPOINT="$api/acmeproxy" HTTPREQ_USERNAME="${creds%%:*}" \
+        HTTPREQ_PASSWORD="${creds#*:}" HTTPREQ_POLLING_INTERVAL=1 HTTPREQ_PROPAGATION_TIMEOUT=30 \
+        timeout --foreground 120 lego --server "$ACME_DIR" --accept-tos --email "e2e@$CUSTOMER" --path "$dir" \
+        --dns httpreq --dns.resolvers "127.0.0.1:$UNBOUND_PORT" --dns.disable-cp -d "$name" -d "*.$name" run \
+        >"$dir/lego.out" 2>&1 || fail "lego httpreq run failed: $(tail -n 25 "$dir/lego.out")"
+    record_time "$s lego httpreq issuance" "$(elapsed "$t0")"
+    verify_cert "[$s] lego httpreq" "$dir/certificates/$name.crt" "$dir/certificates/$name.issuer.crt"
+
+    step "[$s] lego httpreq: cleanup removed exactly its values" "${DLOG[@]}"
+    local left
+    left="$(txt_at_responders "$fulldomain" | grep -c . || true)"
+    [ "$left" = 0 ] || fail "TXT $fulldomain after lego's cleanup: want none, got $left: $(txt_at_responders "$fulldomain")"
+}
+
 negative_missing_cname() { # SCENARIO
     local s="$1" dir="$W/$1/lego-missing"
     mkdir -p "$dir"
@@ -828,6 +865,7 @@ scenario() { # single | split
     create_customer
     client_certbot "$s"
     client_lego "$s"
+    client_lego_httpreq "$s"
     negative_missing_cname "$s"
     negative_revoked_key "$s"
 
