@@ -1,14 +1,16 @@
 //! certdns-portal's integration tests, one binary: the handlers over real HTTP
 //! on SQLite and on Postgres, a module per resource ([`auth`], [`keys`],
-//! [`registrations`], [`activity`]), and the whole portal driven in headless
-//! Chromium ([`browser`]).
+//! [`registrations`], [`domains`], [`add_domain`], [`activity`]), and the whole
+//! portal driven in headless Chromium ([`browser`]).
 
 // A failed unwrap is a failed test here.
 #![allow(clippy::unwrap_used)]
 
 mod activity;
+mod add_domain;
 mod auth;
 mod browser;
+mod domains;
 mod keys;
 mod registrations;
 mod support;
