@@ -190,6 +190,26 @@ async fn add_domain(State(state): Shared, User(user, ctx): User, Form(f): Form<N
     reveal::redirect(&state, &user, REVEAL_COOKIE, carried, "/registrations/created")
 }
 
+/// One account of the acme-dns storage file, in acme-dns's field order.
+#[derive(Serialize)]
+struct AcmeDnsAccount<'a> {
+    username: &'a str,
+    password: &'a str,
+    fulldomain: &'a str,
+    subdomain: &'a str,
+    allowfrom: Vec<String>,
+}
+
+/// One account as lego's HTTP storage keeps it.
+#[derive(Serialize)]
+struct LegoAccount<'a> {
+    fulldomain: &'a str,
+    subdomain: &'a str,
+    username: &'a str,
+    password: &'a str,
+    server_url: &'a str,
+}
+
 /// A new registration's credentials on their way to `/registrations/created`.
 #[derive(Serialize, Deserialize)]
 struct Credentials {
@@ -239,23 +259,23 @@ async fn created(state: &AppState, ctx: &Ctx, reg: &Registration, c: Credentials
         (Some(host), None) => host.to_owned(),
         (None, _) => api_url.clone(),
     };
-    let account = serde_json::json!({
-        "username": c.username,
-        "password": c.password,
-        "fulldomain": row.fulldomain,
-        "subdomain": row.subdomain,
-        "allowfrom": [],
-    });
-    let storage_json =
-        serde_json::to_string_pretty(&serde_json::json!({ row.domain.clone(): account })).unwrap_or_default();
-    let storage_account = serde_json::json!({
-        "fulldomain": row.fulldomain,
-        "subdomain": row.subdomain,
-        "username": c.username,
-        "password": c.password,
-        "server_url": api_url,
+    let account = AcmeDnsAccount {
+        username: &c.username,
+        password: &c.password,
+        fulldomain: &row.fulldomain,
+        subdomain: &row.subdomain,
+        allowfrom: Vec::new(),
+    };
+    let file = std::collections::BTreeMap::from([(row.domain.as_str(), account)]);
+    let storage_json = serde_json::to_string_pretty(&file).unwrap_or_default();
+    let storage_account = serde_json::to_string(&LegoAccount {
+        fulldomain: &row.fulldomain,
+        subdomain: &row.subdomain,
+        username: &c.username,
+        password: &c.password,
+        server_url: &api_url,
     })
-    .to_string();
+    .unwrap_or_default();
     let storage_url = match &key {
         Some(k) => {
             let mut url = state.api_url.clone();

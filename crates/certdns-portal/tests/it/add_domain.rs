@@ -53,6 +53,10 @@ async fn added_domain_shows_credentials_once_and_they_work(backend: Backend) {
     let start = text.find("<pre id=\"fmt-json\"><code>").unwrap() + "<pre id=\"fmt-json\"><code>".len();
     let json: serde_json::Value = serde_json::from_str(&text[start..start + text[start..].find("</code>").unwrap()])
         .expect("the storage file is JSON");
+    let block = &text[start..start + text[start..].find("</code>").unwrap()];
+    let at = |field: &str| block.find(&format!("\"{field}\"")).unwrap();
+    assert!(at("username") < at("password") && at("password") < at("fulldomain"), "acme-dns's field order");
+    assert!(at("fulldomain") < at("subdomain") && at("subdomain") < at("allowfrom"), "acme-dns's field order");
     assert_eq!(
         json,
         serde_json::json!({ "www.example.com": {
@@ -66,7 +70,10 @@ async fn added_domain_shows_credentials_once_and_they_work(backend: Backend) {
         format!("export ACMEDNS_SUBDOMAIN=\"{sub}\""),
         format!("ACMEServer = '{}'", env.api.trim_start_matches("http://")),
         "HTTP = $true".to_owned(),
-        format!("'_acme-challenge.www.example.com' = @('{sub}', '{username}', '{password}', '{fulldomain}')"),
+        format!(
+            "'_acme-challenge.www.example.com' = @(\n            '{sub}',\n            '{username}',\n            \
+             '{password}',\n            '{fulldomain}'\n        )"
+        ),
         format!("<dt>API URL</dt><dd><code>{}</code></dd>", env.api),
         format!("<dt>Subdomain</dt><dd><code>{sub}</code></dd>"),
         // The CNAME as separate fields, and the check.
@@ -177,7 +184,7 @@ async fn storage_access_switch_is_audited_and_enforced(backend: Backend) {
     assert_eq!((status, location.as_deref()), (303, Some("/keys?notice=storage_on")));
     assert!(env.store.core().license_key(&key.parse().unwrap()).await.unwrap().unwrap().storage_access);
     let (_, page, _) = get(&c, &format!("{}/keys?notice=storage_on", env.portal)).await;
-    assert!(page.contains("data-storage=\"on\"") && page.contains("can read the passwords of its 0 registration"));
+    assert!(page.contains("data-storage=\"on\"") && page.contains("Can read the passwords of its 0 registration"));
     assert!(page.contains("Storage access on"));
     tokio::time::sleep(certdns_api::KEY_CACHE_TTL + std::time::Duration::from_millis(200)).await;
     assert_ne!(storage(&url).await, 403, "the API lets the key use the storage");

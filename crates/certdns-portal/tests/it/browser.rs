@@ -1,7 +1,9 @@
 //! The portal in a real browser: headless Chromium driven through chromedriver
 //! with fantoccini. Sign up → create a key → copy its URL → register through the
-//! API with that URL → the registration shows up → the CNAME check says
-//! "missing" → delete it. Screenshots of the main pages go to docs/screenshots/.
+//! API with that URL → storage access on → the registration shows up → a
+//! registration without a domain gets one (refused, conflict, IDN) → add a
+//! domain and see its credentials once → the CNAME check says "missing" →
+//! delete it. Screenshots of the main pages go to docs/screenshots/.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test-services.sh`
 //! installs them). Without them the test fails and says so; it never skips.
@@ -105,8 +107,22 @@ fn screenshots_dir() -> PathBuf {
 /// no button or link-button out of the window — and writes a screenshot at each
 /// (`<name>.png`, `<name>-phone.png`).
 async fn shot(c: &Client, name: &str) {
+    shot_at(c, name, None).await;
+}
+
+/// [`shot`] with the view at `focus` at each size: `"top"` for the top of the
+/// page, else a CSS selector scrolled to the middle of the window.
+async fn shot_at(c: &Client, name: &str, focus: Option<&str>) {
     for (width, height, suffix) in [(1280, 900, ""), (390, 844, "-phone")] {
         c.set_window_size(width, height).await.unwrap();
+        match focus {
+            None => {}
+            Some("top") => drop(c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap()),
+            Some(css) => {
+                let script = "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})";
+                c.execute(script, vec![serde_json::json!(css)]).await.unwrap();
+            }
+        }
         let found = c.execute(LAYOUT_CHECK, vec![]).await.unwrap();
         let problems: Vec<String> = serde_json::from_value(found).unwrap();
         assert!(problems.is_empty(), "{name} at {width}x{height}: {problems:#?}");
@@ -125,13 +141,19 @@ async fn shot(c: &Client, name: &str) {
 /// Set, the screenshots in `docs/screenshots/` are rewritten (after a page changed).
 const UPDATE_SCREENSHOTS: &str = "CERTDNS_UPDATE_SCREENSHOTS";
 
-/// What a user would see as broken layout: the page wider than the window, or
-/// an action (button, link styled as one, input) beyond its left or right edge.
+/// What a user would see as broken layout: the page wider than the window, a
+/// table wider than its card (it would scroll sideways inside it), or an action
+/// (button, link styled as one, input) beyond its left or right edge.
 const LAYOUT_CHECK: &str = r#"
 const width = document.documentElement.clientWidth;
 const problems = [];
 if (document.documentElement.scrollWidth > width) {
   problems.push(`page is ${document.documentElement.scrollWidth}px wide in a ${width}px window`);
+}
+for (const wrap of document.querySelectorAll('main .table-wrap')) {
+  if (wrap.scrollWidth > wrap.clientWidth + 1) {
+    problems.push(`a table is ${wrap.scrollWidth}px wide in its ${wrap.clientWidth}px card`);
+  }
 }
 for (const el of document.querySelectorAll('main button, main a.button, main input:not([type=hidden]), main select, header a, header button')) {
   const r = el.getBoundingClientRect();
@@ -248,6 +270,21 @@ async fn flow(env: &Env, c: &Client) {
         .collect();
     env.store.add_usage(&usage).await.unwrap();
 
+    // A registration made without a subject (certbot's hook, lego): it needs a domain.
+    let bare = reqwest::Client::new().post(format!("{url}/register")).body("{}").send().await.unwrap();
+    assert_eq!(bare.status().as_u16(), 201);
+    let bare: serde_json::Value = bare.json().await.unwrap();
+    let bare_sub = bare["subdomain"].as_str().unwrap().to_owned();
+
+    // Storage access, switched on with the consequence confirmed.
+    c.goto(&format!("{}/keys", env.portal)).await.unwrap();
+    let help = c.find(Locator::Css("#storage-help")).await.unwrap().text().await.unwrap();
+    assert!(help.contains("update credential for all those names"), "{help}");
+    c.find(Locator::Css("td.storage button")).await.unwrap().click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    wait_xpath(c, "//*[contains(text(), 'Storage access on')]", "storage access notice").await;
+    assert!(c.find(Locator::Css("td.storage [data-storage=on]")).await.is_ok());
+
     // The keys page shows the key with its registrations count; the navigation
     // marks where the user is; the site has an icon.
     c.goto(&format!("{}/keys", env.portal)).await.unwrap();
@@ -258,13 +295,66 @@ async fn flow(env: &Env, c: &Client) {
     let icon = reqwest::get(format!("{}/favicon.ico", env.portal)).await.unwrap();
     assert_eq!((icon.status().as_u16(), icon.headers()["content-type"].to_str().unwrap()), (200, "image/svg+xml"));
     shot(c, "keys").await;
+    shot_at(c, "keys-storage-access", Some("td.storage")).await;
 
     // The registration appears in the portal.
     c.find(Locator::LinkText("Registrations")).await.unwrap().click().await.unwrap();
     wait_css(c, &format!("#cname-{sub}")).await;
     let source = c.source().await.unwrap();
     assert!(source.contains("www.example.com"));
+    assert!(c.find(Locator::Css(&format!("#needs-{bare_sub}"))).await.is_ok(), "flagged: needs a domain");
     shot(c, "registrations").await;
+    shot_at(c, "registrations-needs-domain", Some(&format!("#needs-{bare_sub}"))).await;
+
+    // Its page: no CNAME name and no CAA form until it has a domain.
+    c.find(Locator::Css(&format!("#needs-{bare_sub}"))).await.unwrap().click().await.unwrap();
+    wait_css(c, "#domain-form").await;
+    c.goto(&format!("{}/registrations/{bare_sub}", env.portal)).await.unwrap();
+    wait_css(c, "#domain-form").await;
+    assert!(c.find(Locator::Css("#cname-waits")).await.is_ok() && c.find(Locator::Css("#caa-waits")).await.is_ok());
+    shot(c, "registration-no-domain").await;
+    // A bad name is refused with the reason, in place.
+    fill(c, "#domain", "a.*.example.com").await;
+    c.find(Locator::Css("#domain-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let error = wait_css(c, "#domain-error").await;
+    assert!(error.text().await.unwrap().contains("wildcard"));
+    // A name another registration holds: named, and moved only on confirmation.
+    fill(c, "#domain", "www.example.com").await;
+    c.find(Locator::Css("#domain-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let conflict = wait_css(c, "#domain-conflict").await;
+    assert!(conflict.text().await.unwrap().contains(reg["fulldomain"].as_str().unwrap()));
+    assert!(c.find(Locator::Css("#move-domain")).await.is_ok());
+    shot_at(c, "registration-domain-conflict", Some("#domain-conflict")).await;
+    // An internationalised name: shown as people read it and as DNS carries it.
+    fill(c, "#domain", "api.bücher.example.com").await;
+    c.find(Locator::Css("#domain-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_xpath(c, "//*[contains(text(), 'Domain saved')]", "domain saved notice").await;
+    let alabel = c.find(Locator::Css("#domain-alabel")).await.unwrap().text().await.unwrap();
+    assert_eq!(alabel, "api.xn--bcher-kva.example.com");
+    let name = c.find(Locator::Css("#cname-name")).await.unwrap().text().await.unwrap();
+    assert_eq!(name, "_acme-challenge.api.xn--bcher-kva.example.com.");
+    shot(c, "registration-domain").await;
+
+    // Add a domain: its credentials once, in each client's format.
+    c.goto(&format!("{}/registrations", env.portal)).await.unwrap();
+    c.find(Locator::Css("#add-domain")).await.unwrap().click().await.unwrap();
+    wait_css(c, "#add-form").await;
+    fill(c, "#domain", "mail.example.com").await;
+    shot(c, "add-domain").await;
+    c.find(Locator::Css("#add-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let password = wait_css(c, "#cred-password").await.text().await.unwrap();
+    assert_eq!(password.len(), 40, "{password}");
+    for id in ["fmt-json", "fmt-acmesh", "fmt-poshacme", "fmt-certify", "cname-name", "cname-target", "check-link"] {
+        assert!(c.find(Locator::Css(&format!("#{id}"))).await.is_ok(), "#{id} on the credentials page");
+    }
+    c.find(Locator::Css("button[data-copy='#fmt-json']")).await.unwrap().click().await.unwrap();
+    wait_xpath(c, "//button[@data-copy='#fmt-json' and text()='Copied']", "the copy button confirms").await;
+    shot_at(c, "domain-credentials", Some("top")).await;
+    shot_at(c, "domain-credentials-formats", Some("#fmt-acmesh")).await;
+    c.refresh().await.unwrap();
+    wait_xpath(c, "//h1[text()='Credentials already shown']", "a reload finds the credentials gone").await;
+    assert!(!c.source().await.unwrap().contains(&password), "the password is not shown twice");
+    shot(c, "domain-credentials-shown-once").await;
 
     // The CNAME check reports "missing" (the resolver has no such name), with the fix.
     c.goto(&format!("{}/registrations/{sub}", env.portal)).await.unwrap();
@@ -280,7 +370,7 @@ async fn flow(env: &Env, c: &Client) {
     assert!(caa.text().await.unwrap().contains("issuewild \"letsencrypt.org; accounturi="));
     c.goto(&format!("{}/registrations/{sub}?check=1&account_uri=https%3A%2F%2Facme-v02.api.letsencrypt.org%2Facme%2Facct%2F123456789", env.portal)).await.unwrap();
     wait_css(c, "#check-result").await;
-    shot(c, "registration-check").await;
+    shot_at(c, "registration-check", Some("#check-result")).await;
 
     // Usage and audit pages.
     c.goto(&format!("{}/usage", env.portal)).await.unwrap();
