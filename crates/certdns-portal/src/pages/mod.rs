@@ -1,9 +1,11 @@
 //! The portal's pages, one module per resource, each with its own router:
 //! sign-in and recovery ([`auth`]), the account ([`account`]), license keys
-//! ([`keys`]), registrations ([`registrations`]), the audit log and usage
+//! ([`keys`]), registrations and their domains ([`registrations`]), adding a
+//! domain-bound registration ([`add_domain`]), the audit log and usage
 //! ([`activity`]), and the operator's account list ([`admin`]). [`routes`]
-//! merges them. Every tenant-scoped lookup goes through the logged-in account's
-//! id; ids from the URL are never trusted on their own.
+//! merges them. A secret made by a POST reaches the one page that shows it
+//! through [`reveal`]. Every tenant-scoped lookup goes through the logged-in
+//! account's id; ids from the URL are never trusted on their own.
 
 mod account;
 mod activity;

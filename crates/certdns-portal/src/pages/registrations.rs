@@ -1,5 +1,8 @@
-//! Registrations: the list per license key, one registration with its CNAME
-//! check and CAA advice, and delete (the DNS stops answering at once).
+//! Registrations: the list per license key (each titled by its domain, flagged
+//! when it has none), one registration with its domain (set, change, clear, or
+//! moved here from another registration only when the owner confirms), its
+//! CNAME check and CAA advice (both from the domain; without one they wait),
+//! and delete (the DNS stops answering at once).
 
 use std::sync::Arc;
 
@@ -379,6 +382,36 @@ fn allow_from_text(allow: &certdns_core::AllowFrom) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn titles_fall_back_from_domain_to_subject() {
+        let reg = |domain: Option<&str>, subject: Option<&str>| Registration {
+            id: certdns_core::RegistrationId::generate(),
+            account_id: certdns_core::AccountId::generate(),
+            license_key_id: None,
+            username: certdns_core::Username::generate(),
+            password_hash: certdns_core::Secret::generate().hash(),
+            subdomain: Subdomain::generate(),
+            allow_from: certdns_core::AllowFrom::default(),
+            subject: subject.map(str::to_owned),
+            domain: domain.and_then(|d| Domain::parse(d).ok()),
+            password_sealed: None,
+            created_at: certdns_core::now(),
+            last_update_at: None,
+        };
+        assert_eq!(title_of(&reg(Some("xn--bcher-kva.example"), Some("other.example"))), "bücher.example");
+        assert_eq!(title_of(&reg(None, Some("*.shop.example.com"))), "*.shop.example.com");
+        assert_eq!(title_of(&reg(None, None)), "");
+    }
+
+    #[test]
+    fn refused_domains_say_why() {
+        let long = format!("{}.com", vec!["a".repeat(50); 5].join("."));
+        let text = |input: &str| Domain::parse(input).map_err(|e| domain_error_text(&e)).unwrap_err();
+        assert_eq!(text("a.*.example.com"), "That domain cannot be used: only a leading \"*.\" may hold a wildcard.");
+        // UTS 46 refuses the length itself, so the reason is the syntax one.
+        assert!(text(&long).starts_with("That domain cannot be used: "));
+    }
 
     #[test]
     fn names_relative_to_the_zone() {
