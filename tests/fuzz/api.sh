@@ -22,6 +22,8 @@ root="$PWD"
 
 examples="${CERTDNS_FUZZ_API_EXAMPLES:-100}"
 seconds="${CERTDNS_FUZZ_API_SECONDS:-300}"
+# Read before the CERTDNS_* variables are cleared below.
+seed="${CERTDNS_FUZZ_API_SEED:-20261201}"
 schemathesis_version=4.32.5
 # certdns refuses unknown CERTDNS_* variables; keep every one of them, these
 # switches included, away from the server started below (CERTDNS_TEST_* is
@@ -94,7 +96,6 @@ credentials="${credentials%@*}"
 # A fixed seed: CI runs the same cases every time, so a failure means the server
 # changed, not that this run drew other cases. CERTDNS_FUZZ_API_SEED=random (or
 # a number) explores further by hand.
-seed="${CERTDNS_FUZZ_API_SEED:-20261201}"
 if [ "$seed" = random ]; then seed=$(od -An -N8 -tu8 /dev/urandom | tr -d ' '); fi
 echo "fuzz api: certdns at $http; schemathesis $schemathesis_version, $examples examples per operation, seed $seed, at most $seconds s"
 

@@ -61,6 +61,63 @@ pub struct ErrorBody {
     pub message: Option<String>,
 }
 
+/// The acmeproxy body, as exactly as JSON Schema can say it: either `fqdn` +
+/// `value` or RAW mode's `domain` + `keyAuth` (+ `token`), nothing else. The
+/// name patterns describe a subset of the names the server accepts (LDH labels
+/// without `--`, so no invalid punycode; at most 63 characters a label), so
+/// every schema-valid body is one the server takes (then 404 until the domain is
+/// bound; the server also takes U-labels and longer names).
+pub struct ProxyRequest;
+
+const LDH_DOMAIN: &str = r"([A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,20}){0,2}\.){1,3}[A-Za-z]{2,20}";
+
+impl utoipa::PartialSchema for ProxyRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, AnyOfBuilder};
+        let text = |pattern: String, description: &str, example: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .description(Some(description))
+                .examples([example])
+        };
+        let fqdn_form = ObjectBuilder::new()
+            .property(
+                "fqdn",
+                text(
+                    format!(r"^_acme-challenge\.{LDH_DOMAIN}\.?$"),
+                    "`_acme-challenge.<domain>.` (also accepted: the delegation target `<subdomain>.<zone>.`)",
+                    "_acme-challenge.www.example.com.",
+                ),
+            )
+            .required("fqdn")
+            .property(
+                "value",
+                text("^[A-Za-z0-9_-]{43}$".into(), "The TXT value", "LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM"),
+            )
+            .required("value")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let raw_form = ObjectBuilder::new()
+            .property(
+                "domain",
+                text(format!(r"^(\*\.)?{LDH_DOMAIN}\.?$"), "RAW mode: the domain being certified", "www.example.com"),
+            )
+            .required("domain")
+            .property(
+                "keyAuth",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("RAW mode: the key authorization; the value is its SHA-256, base64url")),
+            )
+            .required("keyAuth")
+            .property("token", ObjectBuilder::new().schema_type(Type::String).description(Some("RAW mode: unused")))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        AnyOfBuilder::new().item(fqdn_form).item(raw_form).into()
+    }
+}
+
+impl ToSchema for ProxyRequest {}
+
 /// `allowfrom`: IPv4 or IPv6 networks in CIDR notation; `[` and `]` are ignored
 /// (acme-dns's `[::1]/128`). Only spellings `AllowFrom::parse` accepts match; a
 /// few it also accepts do not (IPv6 with an embedded IPv4 part).
@@ -221,7 +278,7 @@ impl Modify for LinkNames {
         DeregisterRequest,
         DeregisterResponse,
         crate::handlers::StorageAccount,
-        crate::handlers::ProxyRequest,
+        ProxyRequest,
         ErrorBody
     )),
     modifiers(&Security, &LinkNames)

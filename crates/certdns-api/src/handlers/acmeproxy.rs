@@ -16,31 +16,13 @@ use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use certdns_core::{Domain, LicenseKey, Registration, Subdomain, TxtValue};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 
 use super::bound::{bound_registration_or_parent, parse_domain};
 use super::key_auth::authenticate_key;
 use super::{Incoming, Shared, publish_and_confirm, read_body};
 use crate::error::{ApiError, json_response};
 use crate::state::AppState;
-
-/// Either form a client sends (RAW mode's `token` is accepted and not needed).
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ProxyRequest {
-    /// `_acme-challenge.<domain>.`, or the delegation target `<subdomain>.<zone>.`
-    #[schema(example = "_acme-challenge.www.example.com.")]
-    pub fqdn: Option<String>,
-    /// The TXT value (43 characters of base64url).
-    #[schema(example = "LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM")]
-    pub value: Option<String>,
-    /// RAW mode: the domain being certified.
-    pub domain: Option<String>,
-    /// RAW mode: the key authorization; the value is its SHA-256, base64url.
-    #[serde(rename = "keyAuth")]
-    pub key_auth: Option<String>,
-}
 
 /// What a request is about: the registration and the value.
 struct Target {
@@ -49,30 +31,73 @@ struct Target {
     fqdn: String,
 }
 
+/// The body's form: exactly `fqdn` + `value`, or exactly RAW mode's `domain` +
+/// `keyAuth` (+ `token`), every field a string (`crate::openapi::ProxyRequest`).
+/// Anything else — a mix, a missing or extra field, a null — is refused, so what
+/// the server takes is what the document describes.
+enum ProxyBody {
+    Fqdn { fqdn: String, value: String },
+    Raw { domain: String, key_auth: String },
+}
+
+fn parse_body(body: &[u8]) -> Result<ProxyBody, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| ApiError::MalformedJson)?;
+    let obj = value.as_object().ok_or(ApiError::MalformedJson)?;
+    let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).map(str::to_owned).ok_or(ApiError::MalformedJson);
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    match keys.as_slice() {
+        ["fqdn", "value"] => Ok(ProxyBody::Fqdn { fqdn: text("fqdn")?, value: text("value")? }),
+        ["domain", "keyAuth"] | ["domain", "keyAuth", "token"] => {
+            if obj.contains_key("token") {
+                text("token")?;
+            }
+            Ok(ProxyBody::Raw { domain: text("domain")?, key_auth: text("keyAuth")? })
+        }
+        _ => Err(ApiError::MalformedJson),
+    }
+}
+
 async fn target(state: &Arc<AppState>, key: &LicenseKey, body: &[u8]) -> Result<Target, ApiError> {
-    let req: ProxyRequest = serde_json::from_slice(body).map_err(|_| ApiError::MalformedJson)?;
-    if let (Some(fqdn), Some(value)) = (&req.fqdn, &req.value) {
-        let value = TxtValue::parse(value.trim()).map_err(|_| ApiError::BadTxt)?;
-        let reg = by_fqdn(state, key, fqdn).await?;
-        return Ok(Target { reg, value, fqdn: fqdn.clone() });
+    match parse_body(body)? {
+        ProxyBody::Fqdn { fqdn, value } => {
+            untrimmed(&fqdn)?;
+            let value = TxtValue::parse(&value).map_err(|_| ApiError::BadTxt)?;
+            let reg = by_fqdn(state, key, &fqdn).await?;
+            Ok(Target { reg, value, fqdn })
+        }
+        // lego's `HTTPREQ_MODE=RAW`: the value is the key authorization's digest.
+        ProxyBody::Raw { domain, key_auth } => {
+            untrimmed(&domain)?;
+            let domain = parse_domain(&domain)?;
+            let digest = Sha256::digest(key_auth.as_bytes());
+            let value = TxtValue::parse(&URL_SAFE_NO_PAD.encode(digest)).map_err(|_| ApiError::BadTxt)?;
+            let reg = bound_registration_or_parent(state, key, &domain).await?;
+            Ok(Target { reg, value, fqdn: format!("{}.", domain.challenge_name()) })
+        }
     }
-    if let (Some(domain), Some(key_auth)) = (&req.domain, &req.key_auth) {
-        let domain = parse_domain(domain)?;
-        let digest = Sha256::digest(key_auth.as_bytes());
-        let value = TxtValue::parse(&URL_SAFE_NO_PAD.encode(digest)).map_err(|_| ApiError::BadTxt)?;
-        let reg = bound_registration_or_parent(state, key, &domain).await?;
-        return Ok(Target { reg, value, fqdn: format!("{}.", domain.challenge_name()) });
+}
+
+/// Clients send names as DNS writes them; surrounding spaces mean a broken
+/// client or a probe, not a name.
+fn untrimmed(name: &str) -> Result<(), ApiError> {
+    if name.trim() == name {
+        Ok(())
+    } else {
+        Err(ApiError::BadDomain { reason: format!("{name:?}: surrounding spaces") })
     }
-    Err(ApiError::MalformedJson)
 }
 
 /// `_acme-challenge.<domain>` → the bound registration; `<subdomain>.<zone>` →
 /// the key's registration with that subdomain.
 async fn by_fqdn(state: &Arc<AppState>, key: &LicenseKey, fqdn: &str) -> Result<Registration, ApiError> {
-    let name = fqdn.trim().trim_end_matches('.');
+    let name = fqdn.trim_end_matches('.');
     let zone_suffix = format!(".{}", state.zone_domain);
-    if name.len() > zone_suffix.len() && name[name.len() - zone_suffix.len()..].eq_ignore_ascii_case(&zone_suffix) {
-        let label = &name[..name.len() - zone_suffix.len()];
+    // `get`, not indexing: the name is the client's text, and a split inside a
+    // multi-byte character must be a non-match, not a panic.
+    let split = name.len().saturating_sub(zone_suffix.len());
+    let in_zone = split > 0 && name.get(split..).is_some_and(|tail| tail.eq_ignore_ascii_case(&zone_suffix));
+    if let (true, Some(label)) = (in_zone, name.get(..split)) {
         let not_ours = || ApiError::DomainNotBound { domain: name.to_ascii_lowercase() };
         let subdomain = Subdomain::from_label(label.as_bytes()).ok_or_else(not_ours)?;
         return match state.store.registration_by_subdomain(key.account_id, subdomain).await? {
@@ -106,7 +131,7 @@ fn answer(target: &Target) -> Response {
 /// acmeproxy: publish a TXT value.
 #[utoipa::path(
     post, path = "/acmeproxy/present",
-    request_body(content = ProxyRequest, description = "`fqdn` + `value`, or RAW mode's `domain` + `keyAuth`"),
+    request_body(content = crate::openapi::ProxyRequest, description = "`fqdn` + `value`, or RAW mode's `domain` + `keyAuth`"),
     responses(
         (status = 200, description = "Stored and published"),
         (status = 400, description = "`malformed_json_payload`, `bad_txt` or `bad_domain`", body = crate::openapi::ErrorBody),
@@ -139,7 +164,7 @@ pub async fn present(State(state): Shared, req: Request) -> Result<Response, Api
 /// acmeproxy: remove exactly this TXT value.
 #[utoipa::path(
     post, path = "/acmeproxy/cleanup",
-    request_body(content = ProxyRequest, description = "`fqdn` + `value`, or RAW mode's `domain` + `keyAuth`"),
+    request_body(content = crate::openapi::ProxyRequest, description = "`fqdn` + `value`, or RAW mode's `domain` + `keyAuth`"),
     responses(
         (status = 200, description = "Removed (or was not there)"),
         (status = 400, description = "`malformed_json_payload`, `bad_txt` or `bad_domain`", body = crate::openapi::ErrorBody),
@@ -162,4 +187,30 @@ pub async fn cleanup(State(state): Shared, req: Request) -> Result<Response, Api
     }
     metrics::counter!("certdns_api_acmeproxy_total", "action" => "cleanup").increment(1);
     Ok(answer(&target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_one_form_exactly() {
+        assert!(matches!(parse_body(br#"{"fqdn":"a","value":"b"}"#), Ok(ProxyBody::Fqdn { .. })));
+        assert!(matches!(parse_body(br#"{"domain":"a","keyAuth":"b"}"#), Ok(ProxyBody::Raw { .. })));
+        assert!(matches!(parse_body(br#"{"domain":"a","keyAuth":"b","token":"c"}"#), Ok(ProxyBody::Raw { .. })));
+        for bad in [
+            "",
+            "[]",
+            "{}",
+            r#"{"fqdn":"a"}"#,
+            r#"{"fqdn":"a","value":null}"#,
+            r#"{"fqdn":"a","value":1}"#,
+            r#"{"fqdn":"a","value":"b","x":1}"#,
+            r#"{"fqdn":"a","value":"b","domain":"c","keyAuth":"d"}"#,
+            r#"{"domain":"a","keyAuth":"b","fqdn":null}"#,
+            r#"{"domain":"a","keyAuth":"b","token":5}"#,
+        ] {
+            assert!(matches!(parse_body(bad.as_bytes()), Err(ApiError::MalformedJson)), "{bad}");
+        }
+    }
 }

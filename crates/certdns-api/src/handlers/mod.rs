@@ -19,7 +19,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use certdns_core::{AccountId, AccountStatus, AuditKind, Registration, Secret, SecretHash, Username};
 
-pub use acmeproxy::{__path_cleanup, __path_present, ProxyRequest, cleanup, present};
+pub use acmeproxy::{__path_cleanup, __path_present, cleanup, present};
 pub use deregister::{__path_deregister, deregister};
 pub use register::{__path_register, RegisterResponse, register};
 pub use storage::{__path_fetch, __path_fetch_all, __path_put, StorageAccount, fetch, fetch_all, put};

@@ -291,6 +291,12 @@ async fn acmeproxy_refuses_what_it_cannot_map(backend: Backend) {
     for bad in ["www.example.com.", "_acme-challenge.under_score.example.com", "_acme-challenge.*.example.com"] {
         assert_eq!(error_code(proxy(&env, "present", body(bad)).await, 400).await["error"], "bad_domain", "{bad}");
     }
+    // Multi-byte text where the zone's suffix would start: a 400, not a dropped
+    // connection (found by the API fuzzer).
+    let odd = "\u{10000}00\u{80}\u{80}\u{80}\u{80}\u{80}\u{10000}\u{10000}";
+    assert_eq!(error_code(proxy(&env, "present", body(odd)).await, 400).await["error"], "bad_domain");
+    let mixed = serde_json::json!({ "fqdn": "_acme-challenge.example.com", "value": txt(1), "domain": "example.com" });
+    expect_error(proxy(&env, "present", mixed).await, 400, "malformed_json_payload").await;
     let r =
         proxy(&env, "present", serde_json::json!({ "fqdn": "_acme-challenge.example.com", "value": "short" })).await;
     expect_error(r, 400, "bad_txt").await;
