@@ -66,6 +66,10 @@ pub struct PortalDeps {
     pub zone_domain: String,
     /// Where the outbox file goes when no SMTP relay is configured.
     pub data_dir: PathBuf,
+    /// `api.credentials_key`: seals the password of a registration "Add a domain"
+    /// creates under a key with storage access, so lego's HTTP storage can give
+    /// it back. `None`: nothing is sealed.
+    pub credentials_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +105,13 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
         &deps.config.mail_from,
         deps.data_dir.join("outbox.eml"),
     )?;
+    let sealer = match deps.credentials_key.as_deref().map(certdns_core::CredentialSealer::from_secret) {
+        Some(Ok(sealer)) => Some(sealer),
+        Some(Err(e)) => return Err(PortalError::Config(format!("api.credentials_key: {e}"))),
+        None => None,
+    };
     let state = Arc::new(AppState {
+        sealer,
         core: deps.store.core(),
         store: deps.store,
         sync: deps.sync,

@@ -23,6 +23,8 @@ pub(crate) struct AppState {
     pub zone_domain: String,
     pub base_url: String,
     pub mailer: mail::Mailer,
+    /// Seals passwords for lego's HTTP storage (`PortalDeps::credentials_key`).
+    pub sealer: Option<certdns_core::CredentialSealer>,
     pub keys: session::Keys,
     pub client_addr: ClientAddrRule,
     /// Every argon2id run goes through it (bounded).

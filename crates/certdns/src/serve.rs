@@ -89,10 +89,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(first) => Some(FirstStartShown::Printed(first)),
         None => None,
     };
+    // The key sealing the registration passwords storage access gives back: the
+    // API seals and opens, the portal seals what "Add a domain" creates.
+    let credentials_key = match &config.api.credentials_key {
+        Some(key) => Some(key.clone()),
+        None if store.is_some() && config.database_url().starts_with("sqlite") => {
+            Some(crate::files::credentials_key(&config.data_dir)?)
+        }
+        None => None,
+    };
     let portal = match &portal_store {
         Some(portal_store) if config.runs(Role::Portal) => {
             let sync = sync.clone().context("the portal runs with a store")?;
-            Some(start_portal(&config, portal_store.clone(), sync, &public_api_url).await?)
+            let key = credentials_key.clone();
+            Some(start_portal(&config, portal_store.clone(), sync, &public_api_url, key).await?)
         }
         _ => None,
     };
@@ -113,9 +123,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             anyhow::Ok("TXT reconciler")
         });
         let mut api_config = config.api.clone();
-        if api_config.credentials_key.is_none() && config.database_url().starts_with("sqlite") {
-            api_config.credentials_key = Some(crate::files::credentials_key(&config.data_dir)?);
-        }
+        api_config.credentials_key = credentials_key.clone();
         http = http.merge(certdns_api::router(certdns_api::ApiDeps {
             store: store.clone(),
             sync: sync.clone(),
@@ -245,6 +253,7 @@ async fn start_portal(
     store: Arc<dyn certdns_store::PortalStore>,
     sync: Arc<TxtSync>,
     public_api_url: &str,
+    credentials_key: Option<String>,
 ) -> anyhow::Result<(tokio::net::TcpListener, axum::Router)> {
     let listener = tokio::net::TcpListener::bind(config.portal.listen)
         .await
@@ -260,6 +269,7 @@ async fn start_portal(
         public_api_url: public_api_url.to_owned(),
         zone_domain: config.zone.domain.trim_end_matches('.').to_owned(),
         data_dir: config.data_dir.clone(),
+        credentials_key,
     })
     .await?;
     Ok((listener, router))

@@ -66,6 +66,8 @@ struct CreatedPage {
     /// and where: the key's base URL (its secret left for the user to fill in).
     storage_account: String,
     storage_url: String,
+    /// The password is kept sealed: lego's HTTP storage gives it back already.
+    password_kept: bool,
 }
 
 #[derive(Deserialize)]
@@ -143,8 +145,18 @@ async fn add_domain(State(state): Shared, User(user, ctx): User, Form(f): Form<N
         return form_page(&state, &user, &ctx, f, None, Some(conflict), StatusCode::CONFLICT).await;
     }
     let password = Secret::generate();
+    let id = RegistrationId::generate();
+    // Kept (sealed) only where the key may give it back: lego's HTTP storage.
+    let password_sealed = match (&state.sealer, key.storage_access) {
+        (Some(sealer), true) => Some(
+            sealer
+                .seal(id, password.expose())
+                .map_err(|e| super::PageError::Internal(format!("sealing a password: {e}")))?,
+        ),
+        _ => None,
+    };
     let registration = Registration {
-        id: RegistrationId::generate(),
+        id,
         account_id: account,
         license_key_id: Some(key.id.clone()),
         username: Username::generate(),
@@ -153,9 +165,7 @@ async fn add_domain(State(state): Shared, User(user, ctx): User, Form(f): Form<N
         allow_from: AllowFrom::default(),
         subject: Some(domain.unicode()),
         domain: Some(domain.clone()),
-        // The portal has no sealer: lego's HTTP storage gets the password when
-        // the client POSTs it (the page says how).
-        password_sealed: None,
+        password_sealed,
         created_at: certdns_core::now(),
         last_update_at: None,
     };
@@ -299,5 +309,6 @@ async fn created(state: &AppState, ctx: &Ctx, reg: &Registration, c: Credentials
         storage_json,
         storage_account,
         storage_url,
+        password_kept: reg.password_sealed.is_some(),
     })
 }

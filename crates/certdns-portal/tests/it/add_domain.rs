@@ -187,7 +187,18 @@ async fn storage_access_switch_is_audited_and_enforced(backend: Backend) {
     assert!(page.contains("data-storage=\"on\"") && page.contains("Can read the passwords of its 0 registration"));
     assert!(page.contains("Storage access on"));
     tokio::time::sleep(certdns_api::KEY_CACHE_TTL + std::time::Duration::from_millis(200)).await;
-    assert_ne!(storage(&url).await, 403, "the API lets the key use the storage");
+    assert_eq!(storage(&url).await, 200, "the API lets the key use the storage");
+
+    // A domain added under a key with storage access: lego's HTTP storage gives
+    // its credentials back at once (the portal sealed them with the API's key).
+    let (status, _, _) = add(&env, &c, &key, "lego.example.com").await;
+    assert_eq!(status, 303);
+    let (_, page, _) = get(&c, &format!("{}/registrations/created", env.portal)).await;
+    assert!(page.contains("id=\"storage-kept\""), "the page says lego finds it");
+    let password = text_of(&page, "cred-password");
+    let account_json: serde_json::Value =
+        reqwest::get(format!("{url}/storage/lego.example.com")).await.unwrap().json().await.unwrap();
+    assert_eq!(account_json["password"], password.as_str());
 
     let (status, _, location) =
         post(&c, &format!("{}/keys/{key}/storage", env.portal), &[("csrf", &t), ("to", "off")]).await;

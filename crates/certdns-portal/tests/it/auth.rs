@@ -396,6 +396,7 @@ async fn generated_session_secret_survives_a_restart(backend: Backend) {
         public_api_url: env.api.clone(),
         zone_domain: ZONE.into(),
         data_dir: env.data_dir.path().to_owned(),
+        credentials_key: None,
     })
     .await
     .unwrap();
@@ -419,6 +420,7 @@ async fn generated_session_secret_survives_a_restart(backend: Backend) {
         public_api_url: env.api.clone(),
         zone_domain: ZONE.into(),
         data_dir: env.data_dir.path().to_owned(),
+        credentials_key: None,
     })
     .await
     .unwrap();

@@ -14,6 +14,8 @@ use hickory_proto::rr::{RData, RecordType};
 use tokio::net::TcpListener;
 
 pub const ZONE: &str = "auth.certdns.test";
+/// The API and the portal of a test share it, as in one process.
+pub const CREDENTIALS_KEY: &str = "the-portal-tests-credentials-key-0123456789";
 
 pub use certdns_testkit::resolver::{Zone, cname, spawn_dns, txt};
 
@@ -56,7 +58,7 @@ pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig))
     let api = certdns_api::router(certdns_api::ApiDeps {
         store: store.core(),
         sync: sync.clone(),
-        config: certdns_api::ApiConfig::default(),
+        config: certdns_api::ApiConfig { credentials_key: Some(CREDENTIALS_KEY.into()), ..Default::default() },
         zone_domain: ZONE.into(),
         public_url: "http://127.0.0.1".into(),
         usage: Some(store.clone()),
@@ -83,6 +85,7 @@ pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig))
         public_api_url: format!("http://{api_addr}"),
         zone_domain: ZONE.into(),
         data_dir: data_dir.path().to_owned(),
+        credentials_key: Some(CREDENTIALS_KEY.into()),
     })
     .await
     .unwrap();
