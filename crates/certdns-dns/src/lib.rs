@@ -7,6 +7,7 @@
 //! which a `Follower` owned by the caller keeps current. See `docs/dns.md`.
 
 pub mod config;
+mod fast;
 #[doc(hidden)]
 pub mod fuzzing;
 mod listen;

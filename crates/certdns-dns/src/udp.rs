@@ -48,6 +48,7 @@ pub(crate) fn serve(socket: UdpSocket, responder: Arc<Responder>, stopped: Arc<A
     socket.set_write_timeout(Some(SEND_TIMEOUT))?;
     let socket = Arc::new(socket);
     let mut buf = vec![0u8; MAX_QUERY];
+    let mut out = Vec::with_capacity(ANSWER_CAPACITY);
     while !stopped.load(Ordering::Relaxed) {
         let (len, src) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
@@ -63,9 +64,14 @@ pub(crate) fn serve(socket: UdpSocket, responder: Arc<Responder>, stopped: Arc<A
         if !answerable(src) {
             continue;
         }
-        if let Some(packet) = buf.get(..len)
-            && answer(packet, src, &socket, &responder).now_or_never().is_none()
-        {
+        let Some(packet) = buf.get(..len) else { continue };
+        if responder.answer_fast(packet, src, &mut out) {
+            if !out.is_empty()
+                && let Err(error) = socket.send_to(&out, src)
+            {
+                tracing::debug!(%error, %src, "could not send a DNS answer");
+            }
+        } else if answer(packet, src, &socket, &responder).now_or_never().is_none() {
             // Cannot happen (see the module comment); if it ever does, that one
             // query goes unanswered rather than the loop blocking on it.
             tracing::warn!("a UDP answer did not complete in one poll and was dropped");
