@@ -6,6 +6,7 @@
 //! [`Replica`](certdns_replication::Replica) of every registration's TXT values,
 //! which a `Follower` owned by the caller keeps current. See `docs/dns.md`.
 
+mod batch;
 pub mod config;
 mod fast;
 #[doc(hidden)]
