@@ -34,8 +34,8 @@ const TYPE_TXT: u16 = 16;
 const TYPE_OPT: u16 = 41;
 const DNSSEC_OK: u16 = 0x8000;
 /// Types the hickory path answers with REFUSED or FORMERR, and ANY (RFC 8482).
-const DECLINED_TYPES: [RecordType; 6] =
-    [RecordType::AXFR, RecordType::IXFR, RecordType::OPT, RecordType::TSIG, RecordType::SIG, RecordType::ANY];
+/// (AXFR, IXFR, OPT, TSIG, SIG, ANY.)
+const DECLINED_TYPES: [u16; 6] = [252, 251, 41, 250, 24, 255];
 
 /// The zone's names in wire form, for answering from bytes.
 #[derive(Debug)]
@@ -169,7 +169,8 @@ fn parse(p: &[u8]) -> Option<Question<'_>> {
     if be16(p, 4)? != 1 || be16(p, 6)? != 0 || be16(p, 8)? != 0 || be16(p, 10)? > 1 {
         return None;
     }
-    let mut lower = [0u8; MAX_NAME];
+    // Walk the labels to find the name's end; lower-case it in one go after
+    // (length bytes are below 64, never touched by ASCII lower-casing).
     let mut at = HEADER_LEN;
     loop {
         let len = usize::from(*p.get(at)?);
@@ -178,23 +179,18 @@ fn parse(p: &[u8]) -> Option<Question<'_>> {
         }
         // A pointer or an extended label type; a wildcard label (hickory does
         // not count it as a label).
-        let label = p.get(at + 1..at + 1 + len)?;
-        if len > 63 || label == b"*" {
+        if len > 63 || (len == 1 && p.get(at + 1) == Some(&b'*')) {
             return None;
-        }
-        let dst = lower.get_mut(at - HEADER_LEN..at - HEADER_LEN + 1 + len)?;
-        dst[0] = len as u8;
-        for (d, s) in dst[1..].iter_mut().zip(label) {
-            *d = s.to_ascii_lowercase();
         }
         at += 1 + len;
     }
     let name_len = at + 1 - HEADER_LEN;
-    if name_len > MAX_NAME {
-        return None;
-    }
+    let mut lower = [0u8; MAX_NAME];
+    let dst = lower.get_mut(..name_len)?;
+    dst.copy_from_slice(p.get(HEADER_LEN..=at)?);
+    dst.make_ascii_lowercase();
     let qtype = be16(p, at + 1)?;
-    if be16(p, at + 3)? != CLASS_IN || DECLINED_TYPES.contains(&RecordType::from(qtype)) {
+    if be16(p, at + 3)? != CLASS_IN || DECLINED_TYPES.contains(&qtype) {
         return None;
     }
     let section = p.get(HEADER_LEN..at + 5)?;
