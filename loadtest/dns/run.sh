@@ -184,7 +184,12 @@ MEM_LINE="(skipped)"
 if [[ -z ${SKIP_MEMORY:-} ]]; then
     echo "== $MEM_NAMES registrations from Redis"
     PREFIX="certdns-bench-$$-$(date +%s):"
-    mem_cleanup() { redis-cli -u "$REDIS_URL" DEL "${PREFIX}txt" "${PREFIX}changes" >/dev/null || true; }
+    # Every key under the private prefix (values, stream, generation, membership).
+    mem_cleanup() {
+        redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}*" | while read -r key; do
+            redis-cli -u "$REDIS_URL" DEL "$key" >/dev/null
+        done || true
+    }
     trap 'mem_cleanup; cleanup' EXIT
     MEM_LINE=$(/usr/bin/time -f 'max_rss_kib=%M' "$BIN" redis-load --names "$MEM_NAMES" --redis "$REDIS_URL" --prefix "$PREFIX" --fill 2>"$WORK/mem.err" | tail -1)
     MEM_LINE="$MEM_LINE $(grep -o 'max_rss_kib=[0-9]*' "$WORK/mem.err" || true) $(grep -o 'filled .*' "$WORK/mem.err" || true)"
