@@ -126,9 +126,21 @@ mod tests {
 
     #[test]
     fn a_batch_in_and_out() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        round_trip("127.0.0.1:0");
+    }
+
+    #[test]
+    fn ipv6_sources_too() {
+        // Not every build machine has an IPv6 loopback.
+        if UdpSocket::bind("[::1]:0").is_ok() {
+            round_trip("[::1]:0");
+        }
+    }
+
+    fn round_trip(addr: &str) {
+        let server = UdpSocket::bind(addr).unwrap();
         server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind(addr).unwrap();
         client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         for i in 0..40u8 {
             client.send_to(&[i; 3], server.local_addr().unwrap()).unwrap();
