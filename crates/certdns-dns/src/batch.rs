@@ -41,8 +41,10 @@ impl Inbox {
     /// every packet already queued, up to `BATCH`. Returns how many.
     pub fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
         self.got.clear();
-        let mut slices: Vec<[IoSliceMut<'_>; 1]> =
-            self.buffers.chunks_mut(self.size).map(|b| [IoSliceMut::new(b)]).collect();
+        // On the stack: no allocation per batch.
+        let mut chunks = self.buffers.chunks_mut(self.size);
+        let mut slices: [[IoSliceMut<'_>; 1]; BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
         let received = recvmmsg(fd, &mut self.headers, slices.iter_mut(), MsgFlags::MSG_WAITFORONE, None)
             .map_err(io::Error::from)?;
         self.got.extend(received.map(|m| (m.bytes, m.address.as_ref().and_then(std_addr))));
@@ -98,11 +100,12 @@ impl Outbox {
     /// as a lone `send_to` would drop it; the rest still go.
     pub fn flush(&mut self, fd: RawFd) {
         let count = self.destinations.len();
-        let slices: Vec<[IoSlice<'_>; 1]> = self.answers.iter().take(count).map(|a| [IoSlice::new(a)]).collect();
+        let slices: [[IoSlice<'_>; 1]; BATCH] =
+            std::array::from_fn(|i| [IoSlice::new(self.answers.get(i).map_or(&[][..], |a| &a[..]))]);
         let no_control: [ControlMessage<'_>; 0] = [];
         let mut sent = 0;
         while sent < count {
-            let (Some(s), Some(d)) = (slices.get(sent..), self.destinations.get(sent..count)) else { break };
+            let (Some(s), Some(d)) = (slices.get(sent..count), self.destinations.get(sent..count)) else { break };
             match sendmmsg(fd, &mut self.headers, s, d, no_control, MsgFlags::empty()) {
                 Ok(done) => sent += done.count().max(1),
                 Err(error) => {
