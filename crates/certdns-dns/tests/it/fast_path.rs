@@ -193,6 +193,40 @@ async fn the_fast_path_sends_what_hickory_sends() {
 }
 
 #[tokio::test]
+async fn any_byte_in_a_label_matches_too() {
+    let subs: Vec<Subdomain> = (0..5).map(|_| Subdomain::generate()).collect();
+    let zone = zone_config();
+    let r = replica(&subs, true);
+    let fast = PacketHarness::new(&zone, r.clone(), &RrlConfig::default()).unwrap();
+    let slow = PacketHarness::new(&zone, r, &RrlConfig::default()).unwrap();
+    let mut rng = Rng(0xfa57_0000_0000_0003);
+    let names = names(ZONE, &subs);
+    let packets: Vec<Vec<u8>> = (0..10_000)
+        .map(|_| {
+            let mut p = packet(&mut rng, &names);
+            // Any byte value inside a label (never a length byte): binary labels,
+            // dots, non-ASCII, upper case outside ASCII.
+            let mut labels = Vec::new();
+            let mut at = 12;
+            while let Some(&len) = p.get(at).filter(|l| (1..64).contains(*l)) {
+                labels.push(at + 1..at + 1 + usize::from(len));
+                at += 1 + usize::from(len);
+            }
+            if !labels.is_empty() {
+                let label = rng.pick(&labels).clone();
+                let i = label.start + rng.below(label.len());
+                if i < p.len() {
+                    p[i] = rng.next() as u8;
+                }
+            }
+            p
+        })
+        .collect();
+    let kinds = compare((&fast, &slow), &packets).await;
+    assert!(kinds.contains(&(3, false, false)) && kinds.contains(&(5, false, false)), "{kinds:?}");
+}
+
+#[tokio::test]
 async fn rate_limited_answers_match_too() {
     let subs: Vec<Subdomain> = (0..5).map(|_| Subdomain::generate()).collect();
     let rrl = RrlConfig { enabled: true, responses_per_second: 1, burst: 5, slip: 2, ..RrlConfig::default() };
