@@ -10,7 +10,11 @@
 # mixed query file to each in turn, ROUNDS times: a max-throughput run and a fixed
 # 5,000 QPS run (p99 from dnsperf's per-query latencies), and a fixed 20,000 QPS
 # run measuring the server's CPU time per query (utime+stime from /proc): the
-# figure least disturbed by other work on a shared machine. Medians go to
+# figure least disturbed by other work on a shared machine. The same three for
+# each flood in FLOODS (nxdomain: random names under the zone, NXDOMAIN with SOA;
+# refused: names outside it), and with TCP=1 (default) a max-throughput run over
+# TCP (dnsperf -m tcp: many queries per connection) and the CPU per query at the
+# fixed rate over TCP. Medians go to
 # $OUT/results.md. Then a responder loads 1,000,000 registrations (two values each)
 # from the local Redis under a private key prefix (deleted afterwards) and reports
 # the snapshot load time and its resident size.
@@ -29,6 +33,8 @@ CPU_QPS=${CPU_QPS:-20000}
 CLIENTS=${CLIENTS:-8}
 CERTDNS_PORT=${CERTDNS_PORT:-25353}
 KNOT_PORT=${KNOT_PORT:-25354}
+FLOODS=${FLOODS:-"nxdomain refused"}
+TCP=${TCP:-1}
 MEM_NAMES=${MEM_NAMES:-1000000}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 ZONE=auth.bench.test
@@ -54,7 +60,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$OUT"
 RAW="$OUT/raw.tsv"
-printf 'names\tround\tserver\tmax_qps\tlost_pct\tfixed_qps\tp50_ms\tp99_ms\tcpu_us_per_query\n' >"$RAW"
+printf 'names\tmix\tround\tserver\tmax_qps\tlost_pct\tfixed_qps\tp50_ms\tp99_ms\tcpu_us_per_query\n' >"$RAW"
 
 wait_answering() { # port
     for _ in $(seq 200); do
@@ -68,8 +74,9 @@ wait_answering() { # port
     return 1
 }
 
+MODE=udp
 max_qps() { # port queries -> "qps lost%"
-    nice -n 10 dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c "$CLIENTS" -T 1 -q 256 -t 2 2>/dev/null |
+    nice -n 10 dnsperf -m "$MODE" -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c "$CLIENTS" -T 1 -q 256 -t 2 2>/dev/null |
         awk '/Queries per second:/ {q=$4} /Queries lost:/ {gsub(/[()%]/,"",$4); l=$4} END {print q, l}'
 }
 
@@ -92,7 +99,7 @@ print(qps, f"{pick(0.50):.3f}", f"{pick(0.99):.3f}")'
 cpu_per_query() { # port queries pid -> microseconds of server CPU per answered query
     local before after done_
     before=$(awk '{print $14 + $15}' "/proc/$3/stat")
-    done_=$(nice -n 10 dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c "$CLIENTS" -T 1 -Q "$CPU_QPS" -t 2 2>/dev/null |
+    done_=$(nice -n 10 dnsperf -m "$MODE" -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c "$CLIENTS" -T 1 -Q "$CPU_QPS" -t 2 2>/dev/null |
         awk '/Queries completed:/ {print $3}')
     after=$(awk '{print $14 + $15}' "/proc/$3/stat")
     python3 -c "print(f'{($after - $before) * 1e6 / $(getconf CLK_TCK) / max(1, $done_):.2f}')"
@@ -113,7 +120,7 @@ server:
     rundir: "$WORK/knot-$n"
     listen: 127.0.0.1@$KNOT_PORT
     udp-workers: 2
-    tcp-workers: 1
+    tcp-workers: 2
     background-workers: 1
 database:
     storage: "$WORK/knot-$n"
@@ -139,15 +146,34 @@ CONF
     b=$(dig +short -p "$KNOT_PORT" @127.0.0.1 "$probe" TXT | sort)
     [[ "$a" == "$b" && -n "$a" ]] || { echo "certdns and knot disagree on $probe: '$a' vs '$b'" >&2; exit 1; }
 
-    for round in $(seq "$ROUNDS"); do
+    # The floods: the same number of queries, names nobody registered.
+    python3 - "$WORK" "$ZONE" <<'PY'
+import random, sys
+work, zone = sys.argv[1], sys.argv[2]
+rng = random.Random(7)
+word = lambda n, abc="abcdefghijklmnopqrstuvwxyz0123456789": "".join(rng.choice(abc) for _ in range(n))
+with open(f"{work}/flood-nxdomain.txt", "w") as f:
+    f.writelines(f"{word(12)}.{zone} TXT\n" for _ in range(200_000))
+with open(f"{work}/flood-refused.txt", "w") as f:
+    f.writelines(f"{word(10)}.{word(6, 'abcdefghijklmnopqrstuvwxyz')}.com TXT\n" for _ in range(200_000))
+PY
+    measure() { # mix queries round
         for server in certdns knot; do
             port=$CERTDNS_PORT pid=$CERTDNS_PID
             [[ $server == knot ]] && port=$KNOT_PORT pid=$KNOT_PID
-            read -r qps lost < <(max_qps "$port" "$WORK/queries-$n.txt")
-            read -r fqps p50 p99 < <(fixed_latency "$port" "$WORK/queries-$n.txt")
-            cpu=$(cpu_per_query "$port" "$WORK/queries-$n.txt" "$pid")
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$round" "$server" "$qps" "$lost" "$fqps" "$p50" "$p99" "$cpu" | tee -a "$RAW"
+            read -r qps lost < <(max_qps "$port" "$2")
+            fqps=- p50=- p99=-
+            [[ $MODE == tcp ]] || read -r fqps p50 p99 < <(fixed_latency "$port" "$2")
+            cpu=$(cpu_per_query "$port" "$2" "$pid")
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$1" "$3" "$server" "$qps" "$lost" "$fqps" "$p50" "$p99" "$cpu" | tee -a "$RAW"
         done
+    }
+    for round in $(seq "$ROUNDS"); do
+        MODE=udp measure mixed "$WORK/queries-$n.txt" "$round"
+        for flood in $FLOODS; do
+            MODE=udp measure "$flood" "$WORK/flood-$flood.txt" "$round"
+        done
+        [[ -z $TCP || $TCP == 0 ]] || MODE=tcp measure tcp "$WORK/queries-$n.txt" "$round"
     done
     kill "$CERTDNS_PID" "$KNOT_PID"
     wait "$CERTDNS_PID" "$KNOT_PID" 2>/dev/null || true
@@ -158,7 +184,12 @@ MEM_LINE="(skipped)"
 if [[ -z ${SKIP_MEMORY:-} ]]; then
     echo "== $MEM_NAMES registrations from Redis"
     PREFIX="certdns-bench-$$-$(date +%s):"
-    mem_cleanup() { redis-cli -u "$REDIS_URL" DEL "${PREFIX}txt" "${PREFIX}changes" >/dev/null || true; }
+    # Every key under the private prefix (values, stream, generation, membership).
+    mem_cleanup() {
+        redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}*" | while read -r key; do
+            redis-cli -u "$REDIS_URL" DEL "$key" >/dev/null
+        done || true
+    }
     trap 'mem_cleanup; cleanup' EXIT
     MEM_LINE=$(/usr/bin/time -f 'max_rss_kib=%M' "$BIN" redis-load --names "$MEM_NAMES" --redis "$REDIS_URL" --prefix "$PREFIX" --fill 2>"$WORK/mem.err" | tail -1)
     MEM_LINE="$MEM_LINE $(grep -o 'max_rss_kib=[0-9]*' "$WORK/mem.err" || true) $(grep -o 'filled .*' "$WORK/mem.err" || true)"
@@ -169,26 +200,28 @@ fi
 python3 - "$RAW" "$MEM_LINE" >"$OUT/results.md" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-med = lambda xs: statistics.median(xs) if xs else float("nan")
-print("| names | server | max QPS (median) | lost % | p50 ms @ 5k QPS | p99 ms @ 5k QPS | CPU µs/query @ 20k QPS |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
+def med(xs):
+    xs = [float(x) for x in xs if x not in ("-", "")]
+    return statistics.median(xs) if xs else float("nan")
+mixes = [m for m in ("mixed", "nxdomain", "refused", "tcp") if any(r["mix"] == m for r in rows)]
+sizes = sorted({r["names"] for r in rows}, key=int)
+print("| names | queries | server | max QPS (median) | lost % | p50 ms @ 5k QPS | p99 ms @ 5k QPS | CPU µs/query @ 20k QPS |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 summary = {}
-for n in sorted({r["names"] for r in rows}, key=int):
-    for server in ("certdns", "knot"):
-        rs = [r for r in rows if r["names"] == n and r["server"] == server]
-        q = med([float(r["max_qps"]) for r in rs])
-        lost = med([float(r["lost_pct"]) for r in rs])
-        p50 = med([float(r["p50_ms"]) for r in rs])
-        p99 = med([float(r["p99_ms"]) for r in rs])
-        cpu = med([float(r["cpu_us_per_query"]) for r in rs])
-        summary[(n, server)] = (q, p99, cpu)
-        print(f"| {n} | {server} | {q:,.0f} | {lost:.2f} | {p50:.3f} | {p99:.3f} | {cpu:.1f} |")
+for n in sizes:
+    for mix in mixes:
+        for server in ("certdns", "knot"):
+            rs = [r for r in rows if r["names"] == n and r["mix"] == mix and r["server"] == server]
+            q, lost, p50, p99, cpu = (med([r[k] for r in rs]) for k in ("max_qps", "lost_pct", "p50_ms", "p99_ms", "cpu_us_per_query"))
+            summary[(n, mix, server)] = (q, p99, cpu)
+            print(f"| {n} | {mix} | {server} | {q:,.0f} | {lost:.2f} | {p50:.3f} | {p99:.3f} | {cpu:.1f} |")
 print()
-print("| names | QPS certdns/knot | p99 certdns/knot | CPU per query certdns/knot |")
-print("| --- | --- | --- | --- |")
-for n in sorted({r["names"] for r in rows}, key=int):
-    (cq, cp, cc), (kq, kp, kc) = summary[(n, "certdns")], summary[(n, "knot")]
-    print(f"| {n} | {cq / kq:.2f} | {cp / kp:.2f} | {cc / kc:.2f} |")
+print("| names | queries | QPS certdns/knot | p99 certdns/knot | CPU per query certdns/knot |")
+print("| --- | --- | --- | --- | --- |")
+for n in sizes:
+    for mix in mixes:
+        (cq, cp, cc), (kq, kp, kc) = summary[(n, mix, "certdns")], summary[(n, mix, "knot")]
+        print(f"| {n} | {mix} | {cq / kq:.2f} | {cp / kp:.2f} | {cc / kc:.2f} |")
 print()
 print("Memory and snapshot load: `" + sys.argv[2].strip() + "`")
 PY

@@ -157,6 +157,9 @@ async fn redis_load(args: &[String]) {
     let dist = Arc::new(RedisDistribution::connect(&url, &prefix).await.expect("Redis"));
     if args.iter().any(|a| a == "--fill") {
         let started = Instant::now();
+        // As a writer does: claim a generation, publish everything, mark it
+        // complete; a follower only loads a complete generation's snapshot.
+        let generation = dist.begin_generation().await.expect("generation");
         let batch = 5_000;
         let mut i = 0;
         while i < n {
@@ -164,6 +167,8 @@ async fn redis_load(args: &[String]) {
             dist.publish(&changes).await.expect("publish");
             i += batch;
         }
+        let id = generation.id().expect("a claimed generation").to_owned();
+        assert!(dist.complete_generation(&id).await.expect("complete"), "generation {id} taken over");
         eprintln!("filled {n} registrations in {:.1} s", started.elapsed().as_secs_f64());
     }
     let rss_before = rss_mib();

@@ -6,7 +6,9 @@
 //! [`Replica`](certdns_replication::Replica) of every registration's TXT values,
 //! which a `Follower` owned by the caller keeps current. See `docs/dns.md`.
 
+mod batch;
 pub mod config;
+mod fast;
 #[doc(hidden)]
 pub mod fuzzing;
 mod listen;

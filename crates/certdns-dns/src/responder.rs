@@ -19,6 +19,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
+use crate::fast::WireZone;
 use crate::metrics::Metrics;
 use crate::rrl::{Rrl, Verdict};
 use crate::zone::{Owner, Zone};
@@ -27,13 +28,13 @@ use crate::zone::{Owner, Zone};
 /// avoids IP fragmentation on every common path).
 pub const EDNS_PAYLOAD: u16 = 1232;
 /// Without EDNS a UDP answer may not exceed this (RFC 1035 §4.2.1).
-const CLASSIC_UDP_LIMIT: usize = 512;
-const HEADER_LEN: usize = 12;
+pub(crate) const CLASSIC_UDP_LIMIT: usize = 512;
+pub(crate) const HEADER_LEN: usize = 12;
 /// An OPT record without options: root name, type, class, TTL, RDLENGTH.
-const OPT_LEN: usize = 11;
+pub(crate) const OPT_LEN: usize = 11;
 /// Per TXT answer besides the owner name: type, class, TTL, RDLENGTH, one
 /// length-prefixed character-string.
-const TXT_FIXED_LEN: usize = 10 + 1 + certdns_core::TxtValue::LEN;
+pub(crate) const TXT_FIXED_LEN: usize = 10 + 1 + certdns_core::TxtValue::LEN;
 
 #[derive(Clone)]
 pub(crate) struct Responder {
@@ -41,6 +42,7 @@ pub(crate) struct Responder {
     replica: Arc<Replica>,
     rrl: Option<Arc<Rrl>>,
     metrics: Metrics,
+    wire: Arc<WireZone>,
 }
 
 /// What to send: rcode, answer records, whether the SOA goes in authority.
@@ -74,11 +76,24 @@ impl<'z> Reply<'z> {
 
 impl Responder {
     pub(crate) fn new(zone: Arc<Zone>, replica: Arc<Replica>, rrl: Option<Arc<Rrl>>) -> Self {
-        Self { zone, replica, rrl, metrics: Metrics::register() }
+        let wire = Arc::new(WireZone::new(&zone));
+        Self { zone, replica, rrl, metrics: Metrics::register(), wire }
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    pub(crate) fn wire(&self) -> &WireZone {
+        &self.wire
+    }
+
+    pub(crate) fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    pub(crate) fn rrl(&self) -> Option<&Rrl> {
+        self.rrl.as_deref()
     }
 
     /// Answers one well-formed question.

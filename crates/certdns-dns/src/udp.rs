@@ -1,19 +1,22 @@
 //! The UDP receive loop: one thread per socket, each packet parsed and answered
-//! in place.
+//! in place, in batches (see `batch`): the fast path (`fast`) answers the common
+//! questions, everything else goes through hickory's parser and encoder.
 //!
 //! hickory's `Server` spawns a task per UDP packet and routes every answer
 //! through a channel to a sender task; for an authoritative server whose answers
 //! never wait on anything (the replica is in memory), that machinery is most of
-//! the cost. Here each socket has a thread doing blocking `recv_from`, running
-//! the same [`RequestHandler`] to completion in one poll (nothing in it can be
-//! pending: the lookup is lock-free and the send is a plain blocking `send_to`),
-//! and sending, with one receive buffer reused across packets. Several sockets
+//! the cost. Here each socket has a thread doing a blocking `recvmmsg`, running
+//! the fast path or the same [`RequestHandler`] to completion in one poll
+//! (nothing in it can be pending: the lookup is lock-free and the hickory path's
+//! send is a plain blocking `send_to`), and sending the batch's answers with one
+//! `sendmmsg`, with buffers reused across batches. Several sockets
 //! share the port (SO_REUSEPORT), so the kernel spreads packets over the cores.
 //! TCP stays with hickory's `Server`.
 
 use std::io;
 use std::net::UdpSocket;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -29,6 +32,7 @@ use hickory_server::net::xfer::Protocol as NetProtocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
+use crate::batch::{Inbox, Outbox};
 use crate::responder::Responder;
 
 /// Largest query accepted; a DNS query is far smaller, anything beyond is cut
@@ -47,10 +51,12 @@ pub(crate) fn serve(socket: UdpSocket, responder: Arc<Responder>, stopped: Arc<A
     // A full send buffer must not stall the thread for long; the answer is dropped.
     socket.set_write_timeout(Some(SEND_TIMEOUT))?;
     let socket = Arc::new(socket);
-    let mut buf = vec![0u8; MAX_QUERY];
+    let fd = socket.as_raw_fd();
+    let mut inbox = Inbox::new(MAX_QUERY);
+    let mut outbox = Outbox::new(ANSWER_CAPACITY);
     while !stopped.load(Ordering::Relaxed) {
-        let (len, src) = match socket.recv_from(&mut buf) {
-            Ok(got) => got,
+        let received = match inbox.receive(fd) {
+            Ok(n) => n,
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
             // ICMP errors from earlier sends and the like surface here; they are
             // about someone else's packet, not this socket.
@@ -60,16 +66,23 @@ pub(crate) fn serve(socket: UdpSocket, responder: Arc<Responder>, stopped: Arc<A
             }
             Err(e) => return Err(e),
         };
-        if !answerable(src) {
-            continue;
+        for i in 0..received {
+            let Some((packet, src)) = inbox.packet(i) else { continue };
+            if !answerable(src) {
+                continue;
+            }
+            let out = outbox.next_buffer();
+            if responder.answer_fast(packet, src, out) {
+                if !out.is_empty() {
+                    outbox.push(src);
+                }
+            } else if answer(packet, src, &socket, &responder).now_or_never().is_none() {
+                // Cannot happen (see the module comment); if it ever does, that one
+                // query goes unanswered rather than the loop blocking on it.
+                tracing::warn!("a UDP answer did not complete in one poll and was dropped");
+            }
         }
-        if let Some(packet) = buf.get(..len)
-            && answer(packet, src, &socket, &responder).now_or_never().is_none()
-        {
-            // Cannot happen (see the module comment); if it ever does, that one
-            // query goes unanswered rather than the loop blocking on it.
-            tracing::warn!("a UDP answer did not complete in one poll and was dropped");
-        }
+        outbox.flush(fd);
     }
     Ok(())
 }

@@ -196,6 +196,11 @@ impl Zone {
         &self.soa
     }
 
+    /// Every name with static records and every empty non-terminal.
+    pub fn static_names(&self) -> impl Iterator<Item = &LowerName> {
+        self.nodes.keys().chain(&self.empty_non_terminals)
+    }
+
     pub fn classify(&self, name: &LowerName) -> Owner<'_> {
         if !self.apex.zone_of(name) {
             return Owner::Outside;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod answers;
+mod fast_path;
 mod metrics;
 mod resilience;
 mod robustness;
