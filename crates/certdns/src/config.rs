@@ -502,6 +502,7 @@ mod tests {
             ..Config::default()
         };
         config.api.client_ip_header = Some("x-forwarded-for".parse().unwrap());
+        config.api.credentials_key = Some("k".repeat(32));
         config.tls.cert_file = Some("cert.pem".into());
         config.tls.key_file = Some("key.pem".into());
         config.tls.redirect_listen = Some("127.0.0.1:80".parse().unwrap());
