@@ -135,6 +135,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// The registration of `account` bound to `domain`.
     async fn registration_by_domain(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>>;
+    /// The registration of `account` bound to `domain` or, failing that, to its
+    /// closest parent (`a.b.example.com`, `b.example.com`, `example.com`), in one
+    /// query.
+    async fn closest_bound_registration(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>>;
     /// Keeps (or with `None` forgets) a registration's sealed password.
     async fn set_registration_password_sealed(
         &self,

@@ -450,6 +450,24 @@ where
         row.map(Registration::try_from).transpose()
     }
 
+    async fn closest_bound_registration(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>> {
+        let names: Vec<&str> = domain.self_and_parents().collect();
+        // Placeholders only: the names themselves are bound.
+        let placeholders: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND domain IN ({})",
+            placeholders.join(", ")
+        ));
+        let mut query = sqlx::query_as::<_, RegistrationRow>(sql).bind(*account.as_uuid());
+        for name in &names {
+            query = query.bind(*name);
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        let found: Vec<Registration> = rows.into_iter().map(Registration::try_from).collect::<Result<_>>()?;
+        // The longest bound name is the closest.
+        Ok(found.into_iter().max_by_key(|r| r.domain.as_ref().map_or(0, |d| d.as_str().len())))
+    }
+
     async fn set_registration_password_sealed(
         &self,
         account: AccountId,

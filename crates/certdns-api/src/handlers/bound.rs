@@ -22,20 +22,20 @@ pub(super) async fn bound_registration(
 
 /// Like [`bound_registration`], and when the name itself is not bound, its
 /// closest bound parent: one registration bound to `example.com` can serve the
-/// challenges of every name whose `_acme-challenge` CNAME points at it.
+/// challenges of every name whose `_acme-challenge` CNAME points at it. One
+/// store query, however many labels the name has.
 pub(super) async fn bound_registration_or_parent(
     state: &AppState,
     key: &LicenseKey,
     domain: &Domain,
 ) -> Result<Registration, ApiError> {
-    for name in domain.self_and_parents() {
-        let Ok(candidate) = Domain::parse(name) else { continue };
-        match bound_registration(state, key, &candidate).await {
-            Err(ApiError::DomainNotBound { .. }) => continue,
-            found => return found,
-        }
+    match state.store.closest_bound_registration(key.account_id, domain).await? {
+        Some(reg) if reg.license_key_id.as_ref() == Some(&key.id) => Ok(reg),
+        Some(reg) => Err(ApiError::DomainBoundToOtherKey {
+            domain: reg.domain.map_or_else(|| domain.to_string(), |d| d.to_string()),
+        }),
+        None => Err(ApiError::DomainNotBound { domain: domain.to_string() }),
     }
-    Err(ApiError::DomainNotBound { domain: domain.to_string() })
 }
 
 /// `domain` as a client wrote it, or 400 saying what is wrong with it.

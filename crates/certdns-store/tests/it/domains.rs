@@ -11,6 +11,7 @@ use crate::store::{account, key, open_store, registration, txt};
 certdns_testkit::both_backends!(setup = open_store;
     a_domain_is_bound_once_per_account,
     sealed_passwords_and_storage_access_are_tenant_scoped,
+    the_closest_bound_parent_is_found_in_one_query,
     remove_txt_takes_out_exactly_one_value,
 );
 
@@ -112,4 +113,31 @@ async fn remove_txt_takes_out_exactly_one_value(store: Arc<dyn Store>) {
         store.remove_txt(certdns_core::RegistrationId::generate(), &txt(1), 10, now()).await,
         Err(StoreError::NotFound)
     ));
+}
+
+async fn the_closest_bound_parent_is_found_in_one_query(store: Arc<dyn Store>) {
+    let (a, b) = (account("a@example.com"), account("b@example.com"));
+    store.create_account(&a).await.unwrap();
+    store.create_account(&b).await.unwrap();
+    let bind = |account, name: &str| {
+        let mut r = registration(account, None);
+        r.domain = Some(Domain::parse(name).unwrap());
+        r
+    };
+    let (apex, shop, foreign) =
+        (bind(a.id, "example.com"), bind(a.id, "shop.example.com"), bind(b.id, "x.shop.example.com"));
+    for r in [&apex, &shop, &foreign] {
+        store.create_registration(r).await.unwrap();
+    }
+    let closest = |name: &str| {
+        let store = store.clone();
+        let domain = Domain::parse(name).unwrap();
+        async move { store.closest_bound_registration(a.id, &domain).await.unwrap().map(|r| r.id) }
+    };
+    assert_eq!(closest("shop.example.com").await, Some(shop.id), "the name itself");
+    assert_eq!(closest("x.shop.example.com").await, Some(shop.id), "another account's binding is not seen");
+    assert_eq!(closest("a.b.c.d.example.com").await, Some(apex.id));
+    assert_eq!(closest("example.org").await, None);
+    let deep = format!("{}example.com", "a.".repeat(120));
+    assert_eq!(closest(&deep).await, Some(apex.id), "a name of 122 labels is one query");
 }
