@@ -11,24 +11,6 @@ use certdns_dns::fuzzing::PacketHarness;
 use certdns_dns::{Protocol, RrlConfig, ZoneConfig};
 use certdns_replication::Replica;
 
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len())]
-    }
-}
-
 fn zones() -> Vec<ZoneConfig> {
     let mixed = ZoneConfig {
         domain: "Auth.Example.ORG".into(),
