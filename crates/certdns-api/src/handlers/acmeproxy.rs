@@ -114,13 +114,13 @@ async fn by_fqdn(state: &Arc<AppState>, key: &LicenseKey, fqdn: &str) -> Result<
     }
 }
 
-async fn authenticated(state: &Arc<AppState>, req: Request) -> Result<(Incoming, LicenseKey, Target), ApiError> {
+async fn authenticated(state: &Arc<AppState>, req: Request) -> Result<Target, ApiError> {
     let (incoming, body) = Incoming::new(state, req);
     let key = authenticate_key(state, &incoming, "acmeproxy").await?;
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let target = target(state, &key, &bytes).await?;
     state.key_used(&key.id, key.account_id, incoming.ip);
-    Ok((incoming, key, target))
+    Ok(target)
 }
 
 fn answer(target: &Target) -> Response {
@@ -147,7 +147,7 @@ fn answer(target: &Target) -> Response {
     security(("license_key" = []))
 )]
 pub async fn present(State(state): Shared, req: Request) -> Result<Response, ApiError> {
-    let (_, _, target) = authenticated(&state, req).await?;
+    let target = authenticated(&state, req).await?;
     let served = state.sync.keep();
     let current = state.store.txt_state(target.reg.subdomain, served).await?;
     // A retried present must not push out a value the CA still needs.
@@ -180,7 +180,7 @@ pub async fn present(State(state): Shared, req: Request) -> Result<Response, Api
     security(("license_key" = []))
 )]
 pub async fn cleanup(State(state): Shared, req: Request) -> Result<Response, ApiError> {
-    let (_, _, target) = authenticated(&state, req).await?;
+    let target = authenticated(&state, req).await?;
     let served = state.sync.keep();
     if let Some(written) = state.store.remove_txt(target.reg.id, &target.value, served, certdns_core::now()).await? {
         publish_and_confirm(&state, written).await;

@@ -60,6 +60,16 @@ async fn storage_key<'s>(
     Ok((key, sealer))
 }
 
+/// The registration's password, when it is kept and opens; a sealed value that
+/// does not open (another key, a damaged row) is logged, never given out.
+fn kept_password(sealer: &CredentialSealer, reg: &Registration) -> Option<String> {
+    let sealed = reg.password_sealed.as_deref()?;
+    sealer
+        .open(reg.id, sealed)
+        .inspect_err(|e| tracing::error!(error = %e, subdomain = %reg.subdomain, "a sealed password does not open"))
+        .ok()
+}
+
 fn account_of(state: &AppState, reg: &Registration, password: String) -> StorageAccount {
     StorageAccount {
         fulldomain: format!("{}.{}", reg.subdomain, state.zone_domain),
@@ -98,11 +108,7 @@ pub async fn fetch(State(state): Shared, Path(domain): Path<String>, req: Reques
     let (key, sealer) = storage_key(&state, &incoming).await?;
     let domain = parse_domain(&domain)?;
     let reg = bound_registration(&state, &key, &domain).await?;
-    let sealed = reg.password_sealed.as_deref().ok_or(ApiError::CredentialsNotKept { domain: domain.to_string() })?;
-    let password = sealer.open(reg.id, sealed).map_err(|e| {
-        tracing::error!(error = %e, subdomain = %reg.subdomain, "a sealed password does not open");
-        ApiError::CredentialsNotKept { domain: domain.to_string() }
-    })?;
+    let password = kept_password(sealer, &reg).ok_or(ApiError::CredentialsNotKept { domain: domain.to_string() })?;
     let detail = serde_json::json!({ "key_id": key.id.as_str(), "domain": domain.as_str(), "subdomain": reg.subdomain.to_string() });
     state.audit(Some(key.account_id), AuditKind::CredentialsFetched, incoming.ip, detail).await;
     to_json(StatusCode::OK, &account_of(&state, &reg, password))
@@ -127,15 +133,12 @@ pub async fn fetch_all(State(state): Shared, req: Request) -> Result<Response, A
     let (key, sealer) = storage_key(&state, &incoming).await?;
     let mut accounts = BTreeMap::new();
     for reg in state.store.list_registrations(key.account_id).await? {
-        let (Some(domain), Some(sealed)) = (&reg.domain, &reg.password_sealed) else { continue };
+        let Some(domain) = &reg.domain else { continue };
         if reg.license_key_id.as_ref() != Some(&key.id) {
             continue;
         }
-        match sealer.open(reg.id, sealed) {
-            Ok(password) => {
-                accounts.insert(domain.to_string(), account_of(&state, &reg, password));
-            }
-            Err(e) => tracing::error!(error = %e, subdomain = %reg.subdomain, "a sealed password does not open"),
+        if let Some(password) = kept_password(sealer, &reg) {
+            accounts.insert(domain.to_string(), account_of(&state, &reg, password));
         }
     }
     let detail = serde_json::json!({ "key_id": key.id.as_str(), "domain": "*", "count": accounts.len() });
