@@ -120,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
         zone_domain: "auth.bench.test".into(),
         public_url: String::new(),
         usage: None,
+        also_documented: None,
     });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;

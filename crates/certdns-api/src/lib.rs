@@ -58,12 +58,16 @@ pub struct ApiDeps {
     pub public_url: String,
     /// Where per-key update counts go (the portal's usage view); `None` counts nothing.
     pub usage: Option<Arc<dyn certdns_store::PortalStore>>,
+    /// Routes served elsewhere that `/openapi.json` documents too (the portal's
+    /// account API, each path with its own `servers`).
+    pub also_documented: Option<utoipa::openapi::OpenApi>,
 }
 
 /// The API's routes and middleware. Has no fallback of its own beyond path
 /// normalisation (404 `404 page not found` like acme-dns), so it merges with
 /// routers that have none.
-pub fn router(deps: ApiDeps) -> Router {
+pub fn router(mut deps: ApiDeps) -> Router {
+    let document = Arc::new(openapi::document_with(deps.also_documented.take()));
     let state = Arc::new(AppState::new(deps));
     let registration_open = state.config.registration != config::RegistrationMode::Disabled;
 
@@ -74,7 +78,7 @@ pub fn router(deps: ApiDeps) -> Router {
             post(handlers::deregister).fallback(|| async { routing::method_not_allowed("OPTIONS, POST") }),
         )
         .route("/health", get(handlers::health).fallback(|| async { routing::method_not_allowed("GET, OPTIONS") }))
-        .route("/openapi.json", get(openapi_json))
+        .route("/openapi.json", get(move || openapi_json(document.clone())))
         .route("/storage", get(handlers::fetch_all).fallback(|| async { routing::method_not_allowed("GET, OPTIONS") }))
         .route(
             "/storage/{domain}",
@@ -128,8 +132,6 @@ pub fn router(deps: ApiDeps) -> Router {
     inner.fallback(fallback).layer(outer)
 }
 
-async fn openapi_json() -> impl IntoResponse {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let body = DOC.get_or_init(openapi::document).clone();
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
+async fn openapi_json(document: Arc<String>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], document.as_str().to_owned())
 }

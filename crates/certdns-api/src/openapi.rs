@@ -285,9 +285,19 @@ impl Modify for LinkNames {
 )]
 pub struct ApiDoc;
 
-/// The document as JSON, rendered once.
+/// The document as JSON.
 pub fn document() -> String {
-    ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".into())
+    document_with(None)
+}
+
+/// The document with `other`'s paths, components and tags merged in (the
+/// portal's account API: its paths name their own server).
+pub fn document_with(other: Option<utoipa::openapi::OpenApi>) -> String {
+    let mut doc = ApiDoc::openapi();
+    if let Some(other) = other {
+        doc.merge(other);
+    }
+    doc.to_json().unwrap_or_else(|_| "{}".into())
 }
 
 #[cfg(test)]

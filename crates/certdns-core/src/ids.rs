@@ -10,8 +10,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind}: {reason}")]
 pub struct InvalidId {
-    kind: &'static str,
-    reason: &'static str,
+    pub(crate) kind: &'static str,
+    pub(crate) reason: &'static str,
 }
 
 macro_rules! uuid_id {

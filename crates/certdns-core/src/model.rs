@@ -121,6 +121,8 @@ text_enum!(
         RegistrationDomainSet = "registration.domain_set",
         CredentialsFetched = "registration.credentials_fetched",
         LicenseKeyStorageAccess = "license_key.storage_access",
+        AccessTokenCreated = "access_token.created",
+        AccessTokenRevoked = "access_token.revoked",
     }
 );
 

@@ -46,6 +46,18 @@ impl PageError {
     }
 }
 
+impl PageError {
+    /// An action's failure the page did not handle itself: not found is the
+    /// 404 page, the rest internal (pages handle the refusals they can explain).
+    pub fn from_action(ctx: &Ctx, e: crate::actions::ActionError) -> Self {
+        match e {
+            crate::actions::ActionError::NotFound => PageError::not_found(ctx),
+            crate::actions::ActionError::Store(e) => e.into(),
+            other => Self::Internal(format!("unhandled refusal: {other}")),
+        }
+    }
+}
+
 impl From<crate::passwords::Busy> for PageError {
     fn from(_: crate::passwords::Busy) -> Self {
         PageError::Busy

@@ -18,6 +18,8 @@
 //! * Every store call is scoped by the logged-in account; ids in URLs are only
 //!   looked up within it.
 
+mod account_api;
+mod actions;
 mod assets;
 mod caa;
 mod chart;
@@ -43,6 +45,7 @@ use certdns_store::PortalStore;
 use certdns_sync::TxtSync;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use account_api::document as account_api_document;
 pub use certdns_delegation::{CnameStatus, check_cname};
 pub use config::{PortalConfig, Signup, SmtpConfig};
 
@@ -134,8 +137,14 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::deadline))
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 
+    // The account API: tokens, not sessions, so outside the session guard.
+    let account_api = account_api::routes()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), account_api::deadline))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
+        .merge(account_api)
         .route("/static/portal.css", get(assets::css))
         .route("/static/portal.js", get(assets::js))
         .route("/static/favicon.svg", get(assets::favicon))

@@ -98,6 +98,9 @@ struct Backoff {
 
 pub(crate) struct Limits {
     failures_by_address: Budget<IpAddr>,
+    /// Account API requests with a bad token, per address (its own budget, so
+    /// a broken script does not lock its owner out of the sign-in form).
+    token_failures_by_address: Budget<IpAddr>,
     backoff: Mutex<HashMap<(AccountId, IpAddr), Backoff>>,
     backoff_max: Duration,
     signups_by_address: Budget<IpAddr>,
@@ -112,6 +115,7 @@ impl Limits {
     pub fn new(failures_per_minute_per_address: u32, backoff_max: Duration) -> Self {
         Self {
             failures_by_address: Budget::new(per_minute(failures_per_minute_per_address)),
+            token_failures_by_address: Budget::new(per_minute(failures_per_minute_per_address)),
             backoff: Mutex::default(),
             backoff_max,
             signups_by_address: Budget::new(per_hour(20).allow_burst(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN))),
@@ -127,9 +131,13 @@ impl Limits {
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY != PRUNE_EVERY - 1 {
             return;
         }
-        for budget in
-            [&self.failures_by_address, &self.signups_by_address, &self.forgot_by_address, &self.resets_by_address]
-        {
+        for budget in [
+            &self.failures_by_address,
+            &self.token_failures_by_address,
+            &self.signups_by_address,
+            &self.forgot_by_address,
+            &self.resets_by_address,
+        ] {
             budget.prune();
         }
         self.wrong_current_password.prune();
@@ -178,6 +186,21 @@ impl Limits {
     /// A sign-in succeeded: this address starts afresh with this account.
     pub fn sign_in_succeeded(&self, ip: Option<IpAddr>, account: AccountId) {
         self.backoff.lock().unwrap_or_else(|p| p.into_inner()).remove(&(account, address(ip)));
+    }
+
+    /// Before looking up an account API token: `Err(wait)` while this address
+    /// is out of its budget of bad tokens (refused without any store work).
+    pub fn token_allowed(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
+        self.housekeeping();
+        match self.token_failures_by_address.blocked(&address(ip)) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// A request came with a missing or bad token.
+    pub fn token_failed(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
+        self.token_failures_by_address.spend(&address(ip))
     }
 
     pub fn sign_up(&self, ip: Option<IpAddr>) -> Result<(), Duration> {

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use certdns_core::{Account, AccountId, KeyId, SecretHash, Subdomain};
+use certdns_core::{AccessToken, Account, AccountId, KeyId, SecretHash, Subdomain, TokenId};
 use time::{Date, OffsetDateTime};
 
 use crate::{Result, Store};
@@ -133,6 +133,19 @@ pub trait PortalStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// Number of registrations per key of the account (keys without any are absent).
     async fn registration_counts(&self, account: AccountId) -> Result<Vec<(KeyId, u64)>>;
+
+    // --- personal access tokens (the account API) --------------------------------
+
+    async fn create_access_token(&self, token: &AccessToken) -> Result<()>;
+    /// The token with this id, whoever owns it (authentication looks it up by
+    /// the id half of what a client presents, then checks the secret).
+    async fn access_token(&self, id: &TokenId) -> Result<Option<AccessToken>>;
+    /// The account's tokens, revoked ones included, newest first.
+    async fn list_access_tokens(&self, account: AccountId) -> Result<Vec<AccessToken>>;
+    /// [`StoreError::NotFound`](crate::StoreError::NotFound) unless `account` has
+    /// this token and it is not revoked yet.
+    async fn revoke_access_token(&self, account: AccountId, id: &TokenId, at: OffsetDateTime) -> Result<()>;
+    async fn touch_access_token(&self, id: &TokenId, at: OffsetDateTime) -> Result<()>;
 
     // --- usage ------------------------------------------------------------------
 

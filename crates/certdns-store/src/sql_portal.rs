@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use certdns_core::{Account, AccountId, Email, KeyId, SecretHash, Subdomain};
+use certdns_core::{AccessToken, Account, AccountId, Email, KeyId, SecretHash, Subdomain, TokenId};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -50,6 +50,39 @@ struct SummaryRow {
 }
 
 #[derive(FromRow)]
+struct AccessTokenRow {
+    id: String,
+    account_id: Uuid,
+    name: String,
+    scope: String,
+    secret_hash: String,
+    created_at: OffsetDateTime,
+    expires_at: Option<OffsetDateTime>,
+    last_used_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+const ACCESS_TOKEN_COLUMNS: &str =
+    "id, account_id, name, scope, secret_hash, created_at, expires_at, last_used_at, revoked_at";
+
+impl TryFrom<AccessTokenRow> for AccessToken {
+    type Error = StoreError;
+    fn try_from(r: AccessTokenRow) -> Result<Self> {
+        Ok(AccessToken {
+            id: r.id.parse().map_err(|e| corrupt("access_tokens.id", e))?,
+            account_id: AccountId::from_uuid(r.account_id),
+            name: r.name,
+            scope: r.scope.parse().map_err(|e| corrupt("access_tokens.scope", e))?,
+            secret_hash: SecretHash::from_stored(r.secret_hash),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_used_at: r.last_used_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
 struct UsageRow {
     license_key_id: String,
     day: String,
@@ -81,8 +114,10 @@ where
     for<'a> Uuid: Encode<'a, DB> + Type<DB>,
     for<'a> i64: Encode<'a, DB> + Type<DB>,
     for<'a> OffsetDateTime: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<OffsetDateTime>: Encode<'a, DB> + Type<DB>,
     for<'r> SummaryRow: FromRow<'r, DB::Row>,
     for<'r> UsageRow: FromRow<'r, DB::Row>,
+    for<'r> AccessTokenRow: FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> (Uuid,): FromRow<'r, DB::Row>,
     for<'r> (Uuid, i64): FromRow<'r, DB::Row>,
@@ -270,6 +305,59 @@ where
         sqlx::query("DELETE FROM portal_tokens WHERE expires_at <= $1").bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(row.filter(|(_, expires)| now < *expires).map(|(a, _)| AccountId::from_uuid(a)))
+    }
+
+    async fn create_access_token(&self, t: &AccessToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO access_tokens (id, account_id, name, scope, secret_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(t.id.as_str())
+        .bind(*t.account_id.as_uuid())
+        .bind(t.name.as_str())
+        .bind(t.scope.as_str())
+        .bind(t.secret_hash.as_str())
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn access_token(&self, id: &TokenId) -> Result<Option<AccessToken>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {ACCESS_TOKEN_COLUMNS} FROM access_tokens WHERE id = $1"));
+        let row: Option<AccessTokenRow> = sqlx::query_as(sql).bind(id.as_str()).fetch_optional(&self.read).await?;
+        row.map(AccessToken::try_from).transpose()
+    }
+
+    async fn list_access_tokens(&self, account: AccountId) -> Result<Vec<AccessToken>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCESS_TOKEN_COLUMNS} FROM access_tokens WHERE account_id = $1 ORDER BY created_at DESC, id"
+        ));
+        let rows: Vec<AccessTokenRow> = sqlx::query_as(sql).bind(*account.as_uuid()).fetch_all(&self.read).await?;
+        rows.into_iter().map(AccessToken::try_from).collect()
+    }
+
+    async fn revoke_access_token(&self, account: AccountId, id: &TokenId, at: OffsetDateTime) -> Result<()> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "UPDATE access_tokens SET revoked_at = $3 \
+             WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(id.as_str())
+        .bind(*account.as_uuid())
+        .bind(at)
+        .fetch_optional(&self.write)
+        .await?;
+        row.map(drop).ok_or(StoreError::NotFound)
+    }
+
+    async fn touch_access_token(&self, id: &TokenId, at: OffsetDateTime) -> Result<()> {
+        sqlx::query("UPDATE access_tokens SET last_used_at = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(at)
+            .execute(&self.write)
+            .await?;
+        Ok(())
     }
 
     async fn rename_license_key(&self, account: AccountId, id: &KeyId, name: &str) -> Result<()> {

@@ -9,7 +9,7 @@ use certdns_core::{
 };
 use certdns_store::{PortalStore, Store, StoreError};
 
-use crate::cli::{AccountCommand, AdminArgs, AdminCommand, ConfigArgs, KeyCommand};
+use crate::cli::{AccountCommand, AdminArgs, AdminCommand, ConfigArgs, KeyCommand, TokenCommand};
 use crate::config::{self, Config};
 
 /// Opens the configured store and applies pending migrations. The portal's
@@ -33,11 +33,46 @@ pub async fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let config = config::load(args.config.config.as_deref(), args.config.overrides()).map_err(anyhow::Error::msg)?;
-    let store = open_store(&config).await?.core();
+    let portal = open_store(&config).await?;
+    let store = portal.core();
     match args.command {
         AdminCommand::Account(cmd) => account(&*store, cmd).await,
         AdminCommand::Key(cmd) => key(&*store, &config, cmd).await,
+        AdminCommand::Token(cmd) => token(&*portal, cmd).await,
     }
+}
+
+async fn token(store: &dyn PortalStore, cmd: TokenCommand) -> anyhow::Result<()> {
+    let core = store.core();
+    match cmd {
+        TokenCommand::Create { account, name, scope, expires_days } => {
+            let owner = find_account(&*core, &account).await?;
+            let scope: certdns_core::TokenScope = scope.parse().map_err(anyhow::Error::msg)?;
+            let lifetime = (expires_days > 0).then(|| time::Duration::days(i64::from(expires_days)));
+            let (token, text) = certdns_core::access_token::issue(owner.id, &name, scope, lifetime, now())?;
+            store.create_access_token(&token).await?;
+            let expires = token.expires_at.map(|t| t.unix_timestamp());
+            let detail = serde_json::json!({ "token": token.id.as_str(), "name": token.name, "scope": scope.as_str(), "expires_at": expires, "via": "cli" });
+            audit(&*core, owner.id, AuditKind::AccessTokenCreated, detail).await?;
+            let until = token.expires_at.map_or_else(|| "never expires".to_owned(), |t| format!("expires {}", date(t)));
+            println!("created {scope} access token {} ({}) for {}, {until}", token.id, token.name, owner.email);
+            println!("token for the account API (shown once, keep it secret):");
+            println!("{text}");
+        }
+        TokenCommand::Revoke { account, token_id } => {
+            let owner = find_account(&*core, &account).await?;
+            let id: certdns_core::TokenId = token_id.parse().map_err(|e| anyhow::anyhow!("{token_id:?}: {e}"))?;
+            match store.revoke_access_token(owner.id, &id, now()).await {
+                Ok(()) => {}
+                Err(StoreError::NotFound) => bail!("{} has no active token {id}", owner.email),
+                Err(e) => return Err(e.into()),
+            }
+            let detail = serde_json::json!({ "token": id.as_str(), "via": "cli" });
+            audit(&*core, owner.id, AuditKind::AccessTokenRevoked, detail).await?;
+            println!("revoked access token {id}");
+        }
+    }
+    Ok(())
 }
 
 async fn account(store: &dyn Store, cmd: AccountCommand) -> anyhow::Result<()> {

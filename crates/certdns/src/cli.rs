@@ -121,6 +121,35 @@ pub enum AdminCommand {
     /// License keys: the credentials ACME clients register with.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Personal access tokens for the account API (/api/v1 on the portal).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it, once.
+    Create {
+        /// E-mail address of the account the token acts for.
+        #[arg(long)]
+        account: String,
+        /// What uses the token (e.g. terraform).
+        #[arg(long)]
+        name: String,
+        /// `read` (lists, CNAME check, audit log) or `read-write` (also changes and exports).
+        #[arg(long, default_value = "read")]
+        scope: String,
+        /// Days until it expires; 0: never.
+        #[arg(long, default_value_t = 90)]
+        expires_days: u32,
+    },
+    /// Revoke a token (its id is the 16 characters after `cdpat_`).
+    Revoke {
+        /// E-mail address of the account that owns the token.
+        #[arg(long)]
+        account: String,
+        token_id: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -106,6 +106,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    // The account API is on the portal: the API's /openapi.json documents it
+    // where this process knows the portal's address.
+    let portal_url = portal.as_ref().map(|(_, _, url)| url.clone()).or_else(|| config.portal.public_url.clone());
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut http = axum::Router::new();
@@ -131,6 +134,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             public_url: public_api_url.clone(),
             zone_domain: config.zone.domain.trim_end_matches('.').to_owned(),
             usage: portal_store.clone(),
+            also_documented: portal_url.as_deref().map(certdns_portal::account_api_document),
         }));
     }
 
@@ -193,7 +197,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let portal_addr = match portal {
-        Some((listener, router)) => {
+        Some((listener, router, _)) => {
             let addr = listener.local_addr()?;
             let names = ("portal", "portal");
             tasks.spawn(serve_http(listener, router, config.portal.limits, https.clone(), cancel.clone(), names));
@@ -254,7 +258,7 @@ async fn start_portal(
     sync: Arc<TxtSync>,
     public_api_url: &str,
     credentials_key: Option<String>,
-) -> anyhow::Result<(tokio::net::TcpListener, axum::Router)> {
+) -> anyhow::Result<(tokio::net::TcpListener, axum::Router, String)> {
     let listener = tokio::net::TcpListener::bind(config.portal.listen)
         .await
         .with_context(|| format!("portal.listen: cannot listen on {}", config.portal.listen))?;
@@ -262,6 +266,7 @@ async fn start_portal(
     if portal_config.public_url.is_none() {
         portal_config.public_url = Some(format!("{}://{}", config.http_scheme(), listener.local_addr()?));
     }
+    let base_url = portal_config.base_url();
     let router = certdns_portal::router(certdns_portal::PortalDeps {
         store,
         sync,
@@ -272,7 +277,7 @@ async fn start_portal(
         credentials_key,
     })
     .await?;
-    Ok((listener, router))
+    Ok((listener, router, base_url))
 }
 
 /// Where this process listens, as bound (a configured port 0 is a real port here).

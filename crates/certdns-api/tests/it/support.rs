@@ -67,6 +67,7 @@ impl Env {
             zone_domain: ZONE.into(),
             public_url: "http://127.0.0.1".into(),
             usage: None,
+            also_documented: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

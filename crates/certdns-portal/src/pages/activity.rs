@@ -85,6 +85,8 @@ fn describe(kind: AuditKind) -> &'static str {
         AuditKind::RegistrationDomainSet => "Registration's domain set",
         AuditKind::CredentialsFetched => "Registration credentials given to a client (storage)",
         AuditKind::LicenseKeyStorageAccess => "License key storage access changed",
+        AuditKind::AccessTokenCreated => "Access token created",
+        AuditKind::AccessTokenRevoked => "Access token revoked",
     }
 }
 

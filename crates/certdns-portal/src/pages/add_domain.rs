@@ -10,15 +10,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Form, Router};
-use certdns_core::{
-    AllowFrom, AuditKind, Domain, KeyId, LicenseKey, NewAuditEvent, Registration, RegistrationId, Secret, Subdomain,
-    Username,
-};
+use certdns_core::{KeyId, LicenseKey, Registration, Subdomain};
 use certdns_store::StoreError;
 use serde::{Deserialize, Serialize};
 
-use super::registrations::{Conflict, RegRow, conflict_with, domain_error_text, reg_row};
+use super::registrations::{Conflict, RegRow, conflict_with, reg_row};
 use super::{Page, Shared, reveal};
+use crate::actions::{self, ActionError, Actor};
+use crate::error::PageError;
 use crate::session::{Ctx, CurrentUser, User};
 use crate::state::AppState;
 use crate::templates::{Layout, render};
@@ -112,86 +111,29 @@ async fn form_page(
     Ok(render(status, &page))
 }
 
-/// Creates the registration, bound to the domain, as the API's `/register`
-/// would (generated credentials, no allow-from list, the domain as subject),
+/// Creates the registration, bound to the domain (see [`actions::add_domain`]),
 /// then redirects to the page that shows its credentials once.
 async fn add_domain(State(state): Shared, User(user, ctx): User, Form(f): Form<NewFields>) -> Page {
-    let account = user.account.id;
-    let key = match f.key.parse::<KeyId>() {
-        Ok(id) => state.core.license_key(&id).await?.filter(|k| k.account_id == account && k.is_active()),
-        Err(_) => None,
-    };
-    let Some(key) = key else {
+    let who = Actor { account: user.account.id, peer: ctx.peer, via: "portal" };
+    let Ok(key) = f.key.parse::<KeyId>() else {
         let error = "Choose one of your active license keys.".to_owned();
         return form_page(&state, &user, &ctx, f, Some(error), None, StatusCode::UNPROCESSABLE_ENTITY).await;
     };
-    let domain = match Domain::parse(&f.domain) {
-        Ok(d) => d,
-        Err(e) => {
-            return form_page(
-                &state,
-                &user,
-                &ctx,
-                f,
-                Some(domain_error_text(&e)),
-                None,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+    let (registration, password) = match actions::add_domain(&state, who, &key, &f.domain).await {
+        Ok(made) => made,
+        Err(ActionError::NotFound) => {
+            let error = "Choose one of your active license keys.".to_owned();
+            return form_page(&state, &user, &ctx, f, Some(error), None, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
-    };
-    if let Some(other) = state.core.registration_by_domain(account, &domain).await? {
-        let conflict = conflict_with(&state, &domain, &other);
-        return form_page(&state, &user, &ctx, f, None, Some(conflict), StatusCode::CONFLICT).await;
-    }
-    let password = Secret::generate();
-    let id = RegistrationId::generate();
-    // Kept (sealed) only where the key may give it back: lego's HTTP storage.
-    let password_sealed = match (&state.sealer, key.storage_access) {
-        (Some(sealer), true) => Some(
-            sealer
-                .seal(id, password.expose())
-                .map_err(|e| super::PageError::Internal(format!("sealing a password: {e}")))?,
-        ),
-        _ => None,
-    };
-    let registration = Registration {
-        id,
-        account_id: account,
-        license_key_id: Some(key.id.clone()),
-        username: Username::generate(),
-        password_hash: password.hash(),
-        subdomain: Subdomain::generate(),
-        allow_from: AllowFrom::default(),
-        subject: Some(domain.unicode()),
-        domain: Some(domain.clone()),
-        password_sealed,
-        created_at: certdns_core::now(),
-        last_update_at: None,
-    };
-    let event = NewAuditEvent {
-        account_id: Some(account),
-        kind: AuditKind::RegistrationCreated,
-        client_addr: ctx.peer,
-        detail: serde_json::json!({
-            "subdomain": registration.subdomain.to_string(),
-            "key_id": key.id.as_str(),
-            "domain": domain.as_str(),
-            "via": "portal",
-        }),
-    };
-    match state.core.create_registration_audited(&registration, &event, registration.created_at).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            // Another registration took the domain a moment ago: name it.
-            let other = state.core.registration_by_domain(account, &domain).await?;
-            let conflict = other.map(|o| conflict_with(&state, &domain, &o));
-            let error = conflict.is_none().then(|| "That domain was just taken; try again.".to_owned());
-            return form_page(&state, &user, &ctx, f, error, conflict, StatusCode::CONFLICT).await;
+        Err(ActionError::Invalid(error)) => {
+            return form_page(&state, &user, &ctx, f, Some(error), None, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
-        Err(e) => return Err(e.into()),
-    }
-    state.sync.registration_created(registration.subdomain).await;
+        Err(ActionError::DomainTaken(other)) => {
+            let conflict = other.domain.as_ref().map(|d| conflict_with(&state, d, &other));
+            return form_page(&state, &user, &ctx, f, None, conflict, StatusCode::CONFLICT).await;
+        }
+        Err(e) => return Err(PageError::from_action(&ctx, e)),
+    };
     let carried = Credentials {
         subdomain: registration.subdomain.to_string(),
         username: registration.username.to_string(),

@@ -14,10 +14,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use certdns_core::{AuditKind, KeyId, LicenseKey, Secret};
+use certdns_core::{AuditKind, KeyId, Secret};
 use serde::{Deserialize, Serialize};
 
 use super::{NoticeQuery, Page, Shared, reveal, when, when_opt};
+use crate::actions::{self, ActionError, Actor, clean_key_name};
 use crate::error::PageError;
 use crate::session::{Ctx, CurrentUser, User};
 use crate::state::AppState;
@@ -122,81 +123,45 @@ fn base_url_with(state: &AppState, id: &KeyId, secret: &str) -> String {
     url.as_str().trim_end_matches('/').to_owned()
 }
 
-fn clean_name(name: &str) -> Result<String, String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err("Give the key a name, like the server or team that will use it.".into());
-    }
-    if name.chars().count() > 80 || certdns_core::text::has_control_or_format(name) {
-        return Err("Key names are at most 80 characters, without control characters.".into());
-    }
-    Ok(name.to_owned())
-}
-
 fn parse_key(id: &str, ctx: &Ctx) -> Result<KeyId, PageError> {
     id.parse().map_err(|_| PageError::not_found(ctx))
 }
 
 async fn create_key(State(state): Shared, User(user, ctx): User, Form(f): Form<KeyName>) -> Page {
-    let name = match clean_name(&f.name) {
-        Ok(n) => n,
-        Err(e) => return key_form_refused(&state, &user, &ctx, f.name, e).await,
-    };
-    let secret = Secret::generate();
-    let key = LicenseKey {
-        id: KeyId::generate(),
-        account_id: user.account.id,
-        name: name.clone(),
-        secret_hash: secret.hash(),
-        created_at: certdns_core::now(),
-        last_used_at: None,
-        revoked_at: None,
-        storage_access: false,
-    };
-    state.core.create_license_key(&key).await?;
-    let detail = serde_json::json!({ "key": key.id.to_string(), "name": name });
-    state.audit(Some(user.account.id), AuditKind::LicenseKeyCreated, ctx.peer, detail).await;
-    reveal_once(&state, &user, &key.id, &secret, None)
+    match actions::create_key(&state, actor(&user, &ctx), &f.name).await {
+        Ok((key, secret)) => reveal_once(&state, &user, &key.id, &secret, None),
+        Err(ActionError::Invalid(e)) => key_form_refused(&state, &user, &ctx, f.name, e).await,
+        Err(e) => Err(PageError::from_action(&ctx, e)),
+    }
+}
+
+/// The signed-in user acting in the portal.
+fn actor(user: &CurrentUser, ctx: &Ctx) -> Actor {
+    Actor { account: user.account.id, peer: ctx.peer, via: "portal" }
 }
 
 async fn revoke_key(State(state): Shared, User(user, ctx): User, Path(id): Path<String>) -> Page {
     let id = parse_key(&id, &ctx)?;
-    state
-        .core
-        .revoke_license_key(user.account.id, &id, certdns_core::now())
-        .await
-        .map_err(PageError::or_not_found(&ctx))?;
-    let detail = serde_json::json!({ "key": id.to_string() });
-    state.audit(Some(user.account.id), AuditKind::LicenseKeyRevoked, ctx.peer, detail).await;
+    actions::revoke_key(&state, actor(&user, &ctx), &id).await.map_err(|e| PageError::from_action(&ctx, e))?;
     Ok(Redirect::to("/keys?notice=revoked").into_response())
 }
 
 async fn rotate_key(State(state): Shared, User(user, ctx): User, Path(id): Path<String>) -> Page {
     let id = parse_key(&id, &ctx)?;
-    let key = match state.core.license_key(&id).await? {
-        Some(k) if k.account_id == user.account.id && k.is_active() => k,
-        _ => return Err(PageError::not_found(&ctx)),
-    };
-    let secret = Secret::generate();
-    let now = certdns_core::now();
-    let until = now + time::Duration::hours(i64::from(state.config.rotation_grace_hours));
-    // Earlier rotations keep their grace; a key with too many secrets in grace
-    // is refused here, with the date the first of them ends.
-    if let Err(full) = key.secret_hash.rotated(&secret.hash(), until, now) {
-        let error = format!(
-            "“{}” already has {} earlier secrets in their grace period. Rotate again after {}, or revoke the key \
-             and create a new one.",
-            key.name,
-            certdns_core::secret::MAX_IN_GRACE,
-            when(full.next_ends)
-        );
-        return key_form_refused(&state, &user, &ctx, String::new(), error).await;
+    match actions::rotate_key(&state, actor(&user, &ctx), &id).await {
+        Ok((_, secret, until)) => reveal_once(&state, &user, &id, &secret, Some(until)),
+        Err(ActionError::TooManyRotations { next_ends }) => {
+            let name = state.core.license_key(&id).await?.map(|k| k.name).unwrap_or_default();
+            let error = format!(
+                "“{name}” already has {} earlier secrets in their grace period. Rotate again after {}, or revoke \
+                 the key and create a new one.",
+                certdns_core::secret::MAX_IN_GRACE,
+                when(next_ends)
+            );
+            key_form_refused(&state, &user, &ctx, String::new(), error).await
+        }
+        Err(e) => Err(PageError::from_action(&ctx, e)),
     }
-    let rotated = state.store.rotate_license_key(user.account.id, &id, &secret.hash(), until).await;
-    rotated.map_err(PageError::or_not_found(&ctx))?;
-    let detail = serde_json::json!({ "key": id.to_string(), "grace_until": until.unix_timestamp() });
-    state.audit(Some(user.account.id), AuditKind::LicenseKeyRotated, ctx.peer, detail).await;
-    reveal_once(&state, &user, &id, &secret, Some(until))
 }
 
 /// A new key secret on its way to `/keys/created` (see [`reveal`]).
@@ -275,7 +240,7 @@ async fn rename_key(
     Form(f): Form<KeyName>,
 ) -> Page {
     let id = parse_key(&id, &ctx)?;
-    let name = match clean_name(&f.name) {
+    let name = match clean_key_name(&f.name) {
         Ok(n) => n,
         Err(e) => return key_form_refused(&state, &user, &ctx, String::new(), e).await,
     };
@@ -324,10 +289,10 @@ mod tests {
 
     #[test]
     fn key_names() {
-        assert_eq!(clean_name("  web servers "), Ok("web servers".into()));
-        assert!(clean_name("   ").is_err());
-        assert!(clean_name(&"x".repeat(81)).is_err());
-        assert!(clean_name("a\u{7}b").is_err());
-        assert!(clean_name("web\u{202e}srevres").is_err());
+        assert_eq!(clean_key_name("  web servers "), Ok("web servers".into()));
+        assert!(clean_key_name("   ").is_err());
+        assert!(clean_key_name(&"x".repeat(81)).is_err());
+        assert!(clean_key_name("a\u{7}b").is_err());
+        assert!(clean_key_name("web\u{202e}srevres").is_err());
     }
 }

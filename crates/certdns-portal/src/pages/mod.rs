@@ -2,7 +2,8 @@
 //! sign-in and recovery ([`auth`]), the account ([`account`]), license keys
 //! ([`keys`]), registrations and their domains ([`registrations`]), adding a
 //! domain-bound registration ([`add_domain`]), the audit log and usage
-//! ([`activity`]), and the operator's account list ([`admin`]). [`routes`]
+//! ([`activity`]), personal access tokens for the account API ([`tokens`]),
+//! and the operator's account list ([`admin`]). [`routes`]
 //! merges them. A secret made by a POST reaches the one page that shows it
 //! through [`reveal`]. Every tenant-scoped lookup goes through the logged-in
 //! account's id; ids from the URL are never trusted on their own.
@@ -15,6 +16,7 @@ mod auth;
 mod keys;
 mod registrations;
 mod reveal;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -44,6 +46,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .merge(registrations::routes())
         .merge(add_domain::routes())
         .merge(activity::routes())
+        .merge(tokens::routes())
         .merge(admin::routes())
         .fallback(not_found)
 }
@@ -113,6 +116,7 @@ fn notice_text(code: &str) -> Option<String> {
         "domain_set" => "Domain saved. The CNAME and the check below use it.",
         "domain_moved" => "Domain moved here. The registration that held it has no domain now.",
         "domain_cleared" => "Domain removed. Set one to get the exact CNAME to create.",
+        "token_revoked" => "Token revoked. Requests with it are refused from now on.",
         "deleted" => "Registration deleted. Our DNS stopped answering for it; remove the CNAME from your zone too.",
         "suspended" => "Account suspended: its keys and registrations are refused at the API.",
         "unsuspended" => "Account reactivated.",

@@ -14,11 +14,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use certdns_core::domain::CHALLENGE_LABEL;
-use certdns_core::{AuditKind, Domain, DomainError, LicenseKey, Registration, Subdomain};
-use certdns_store::StoreError;
+use certdns_core::{Domain, LicenseKey, Registration, Subdomain};
 use serde::Deserialize;
 
 use super::{NoticeQuery, Page, Shared, when, when_opt};
+pub(super) use crate::actions::domain_error_text;
+use crate::actions::{self, ActionError, Actor, DomainChange};
 use crate::caa::caa_records;
 use crate::cname_advice::{self, Advice};
 use crate::error::PageError;
@@ -283,69 +284,50 @@ async fn set_domain(
     Form(f): Form<DomainFields>,
 ) -> Page {
     let account = user.account.id;
+    let who = Actor { account, peer: ctx.peer, via: "portal" };
     let reg = find(&state, &ctx, account, &sub).await?;
-    let refuse =
-        |input: String, error: Option<String>, conflict: Option<Conflict>| DomainForm { input, error, conflict };
-    if f.action == "clear" {
-        if reg.domain.is_some() {
-            state
-                .core
-                .set_registration_domain(account, reg.id, None, false)
-                .await
-                .map_err(PageError::or_not_found(&ctx))?;
-            let detail = serde_json::json!({
-                "subdomain": reg.subdomain.to_string(), "domain": null, "previous": reg.domain.as_ref().map(Domain::as_str), "via": "portal",
-            });
-            state.audit(Some(account), AuditKind::RegistrationDomainSet, ctx.peer, detail).await;
-        }
-        return Ok(Redirect::to(&format!("/registrations/{}?notice=domain_cleared", reg.subdomain)).into_response());
-    }
-    let domain = match Domain::parse(&f.domain) {
-        Ok(d) => d,
-        Err(e) => {
-            let form = refuse(f.domain.clone(), Some(domain_error_text(&e)), None);
-            return show_registration(
-                &state,
-                &ctx,
-                &reg,
-                RegistrationQuery::default(),
-                form,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
-        }
+    let domain = match f.action.as_str() {
+        "clear" => None,
+        _ => match Domain::parse(&f.domain) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                let form = DomainForm { input: f.domain.clone(), error: Some(domain_error_text(&e)), conflict: None };
+                return show_registration(
+                    &state,
+                    &ctx,
+                    &reg,
+                    RegistrationQuery::default(),
+                    form,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await;
+            }
+        },
     };
-    if reg.domain.as_ref() == Some(&domain) {
-        return Ok(Redirect::to(&format!("/registrations/{}?notice=domain_set", reg.subdomain)).into_response());
-    }
-    let take_over = f.action == "move";
-    let holder = state.core.registration_by_domain(account, &domain).await?.filter(|other| other.id != reg.id);
-    if let (Some(other), false) = (&holder, take_over) {
-        let form = refuse(f.domain.clone(), None, Some(conflict_with(&state, &domain, other)));
-        return show_registration(&state, &ctx, &reg, RegistrationQuery::default(), form, StatusCode::CONFLICT).await;
-    }
-    match state.core.set_registration_domain(account, reg.id, Some(&domain), take_over).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            // Another registration took it a moment ago: say which, change nothing.
-            let other = state.core.registration_by_domain(account, &domain).await?;
-            let conflict = other.filter(|o| o.id != reg.id).map(|o| conflict_with(&state, &domain, &o));
-            let form = refuse(f.domain.clone(), None, conflict);
+    let notice = match actions::set_domain(&state, who, &reg, domain.as_ref(), f.action == "move").await {
+        Ok(DomainChange::Cleared) => "domain_cleared",
+        Ok(DomainChange::Moved) => "domain_moved",
+        Ok(DomainChange::Set) => "domain_set",
+        Ok(DomainChange::Unchanged) => {
+            if domain.is_some() {
+                "domain_set"
+            } else {
+                "domain_cleared"
+            }
+        }
+        Err(ActionError::DomainTaken(other)) => {
+            let conflict = domain.as_ref().map(|d| conflict_with(&state, d, &other));
+            let form = DomainForm { input: f.domain.clone(), error: None, conflict };
             return show_registration(&state, &ctx, &reg, RegistrationQuery::default(), form, StatusCode::CONFLICT)
                 .await;
         }
-        Err(e) => return Err(PageError::or_not_found(&ctx)(e)),
-    }
-    let moved_from = holder.as_ref().filter(|_| take_over).map(|o| o.subdomain.to_string());
-    let detail = serde_json::json!({
-        "subdomain": reg.subdomain.to_string(),
-        "domain": domain.as_str(),
-        "previous": reg.domain.as_ref().map(Domain::as_str),
-        "moved_from": moved_from,
-        "via": "portal",
-    });
-    state.audit(Some(account), AuditKind::RegistrationDomainSet, ctx.peer, detail).await;
-    let notice = if moved_from.is_some() { "domain_moved" } else { "domain_set" };
+        Err(ActionError::Invalid(error)) => {
+            let form = DomainForm { input: f.domain.clone(), error: Some(error), conflict: None };
+            return show_registration(&state, &ctx, &reg, RegistrationQuery::default(), form, StatusCode::CONFLICT)
+                .await;
+        }
+        Err(e) => return Err(PageError::from_action(&ctx, e)),
+    };
     Ok(Redirect::to(&format!("/registrations/{}?notice={notice}", reg.subdomain)).into_response())
 }
 
@@ -359,17 +341,10 @@ pub(super) fn conflict_with(state: &AppState, domain: &Domain, other: &Registrat
     }
 }
 
-/// A refused domain, as the form says it.
-pub(super) fn domain_error_text(e: &DomainError) -> String {
-    format!("That domain cannot be used: {e}.")
-}
-
 async fn delete_registration(State(state): Shared, User(user, ctx): User, Path(sub): Path<String>) -> Page {
     let reg = find(&state, &ctx, user.account.id, &sub).await?;
-    let subdomain =
-        state.sync.delete_registration(user.account.id, reg.id).await.map_err(PageError::or_not_found(&ctx))?;
-    let detail = serde_json::json!({ "subdomain": subdomain.to_string(), "via": "portal" });
-    state.audit(Some(user.account.id), AuditKind::RegistrationDeleted, ctx.peer, detail).await;
+    let who = Actor { account: user.account.id, peer: ctx.peer, via: "portal" };
+    actions::delete_registration(&state, who, &reg).await.map_err(|e| PageError::from_action(&ctx, e))?;
     Ok(Redirect::to("/registrations?notice=deleted").into_response())
 }
 

@@ -1,11 +1,12 @@
 //! certdns-portal's integration tests, one binary: the handlers over real HTTP
 //! on SQLite and on Postgres, a module per resource ([`auth`], [`keys`],
-//! [`registrations`], [`domains`], [`add_domain`], [`activity`]), and the whole
+//! [`registrations`], [`domains`], [`add_domain`], [`activity`], [`account_api`]), and the whole
 //! portal driven in headless Chromium ([`browser`]).
 
 // A failed unwrap is a failed test here.
 #![allow(clippy::unwrap_used)]
 
+mod account_api;
 mod activity;
 mod add_domain;
 mod auth;

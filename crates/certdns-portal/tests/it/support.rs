@@ -62,6 +62,7 @@ pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig))
         zone_domain: ZONE.into(),
         public_url: "http://127.0.0.1".into(),
         usage: Some(store.clone()),
+        also_documented: None,
     });
     tokio::spawn(async move {
         axum::serve(api_listener, api.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();

@@ -22,14 +22,14 @@ certdns_testkit::both_backends!(setup = open_store;
     operator_summaries_count_keys_and_registrations,
 );
 
-async fn open_store(backend: Backend) -> (Arc<dyn PortalStore>, TestDatabase) {
+pub(crate) async fn open_store(backend: Backend) -> (Arc<dyn PortalStore>, TestDatabase) {
     let db = TestDatabase::new(backend).await;
     let store = certdns_store::open_portal(db.url()).await.expect("open store");
     store.core().migrate().await.expect("migrate");
     (store, db)
 }
 
-async fn account(store: &Arc<dyn PortalStore>, email: &str) -> AccountId {
+pub(crate) async fn account(store: &Arc<dyn PortalStore>, email: &str) -> AccountId {
     let a = Account {
         id: AccountId::generate(),
         email: Email::parse(email).unwrap(),

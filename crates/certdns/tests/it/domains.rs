@@ -79,3 +79,49 @@ async fn fetch(base: &str) -> Value {
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }
+
+/// The account API through the built binary: a token made with the CLI adds a
+/// domain-bound registration on the portal, its credentials update at the API
+/// and the DNS answers at once (no `/register`); the API's `/openapi.json`
+/// documents the account API with the portal as its server.
+#[tokio::test]
+async fn account_api_token_from_the_cli_provisions_a_registration() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Certdns::start(dir.path(), &serve_on_loopback(&[]), &[]).await;
+    let key = storage_key(dir.path());
+    let key_id = key.split_once(':').unwrap().0;
+    let args = ["admin", "token", "create", "--account", "lego@example.com", "--name", "ci", "--scope", "read-write"];
+    let out = run_cli(dir.path(), &args, &[], None);
+    assert!(out.success, "{}", out.stderr);
+    let token = out.stdout.lines().find(|l| l.starts_with("cdpat_")).expect("token printed").to_owned();
+    assert!(out.stdout.contains("expires "), "{}", out.stdout);
+
+    let http = reqwest::Client::new();
+    let made: Value = http
+        .post(format!("{}/api/v1/registrations", server.portal_url()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "key_id": key_id, "domain": "www.example.org" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let creds = &made["credentials"];
+    let fulldomain = creds["fulldomain"].as_str().expect("credentials in the answer").to_owned();
+    update(&server.http_url(), creds, &valid_txt('p')).await;
+    let answer = dns_query(server.dns_udp(), &fulldomain, RecordType::TXT).await;
+    assert_eq!(txt_values(&answer), [valid_txt('p')]);
+
+    let doc: Value = reqwest::get(format!("{}/openapi.json", server.http_url())).await.unwrap().json().await.unwrap();
+    assert!(doc["paths"]["/update"].is_object());
+    let servers = &doc["paths"]["/api/v1/registrations"]["servers"];
+    assert_eq!(servers[0]["url"].as_str(), Some(server.portal_url().trim_end_matches('/')), "{servers}");
+
+    let id = &token[6..22];
+    let revoke = ["admin", "token", "revoke", "--account", "lego@example.com", id];
+    assert!(run_cli(dir.path(), &revoke, &[], None).success);
+    let r = http.get(format!("{}/api/v1/keys", server.portal_url())).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    server.stop().await;
+}

@@ -1,0 +1,233 @@
+//! The account API's bodies: what it answers (and, through `ToSchema`, what
+//! its OpenAPI document says it answers). Times are RFC 3339 in UTC.
+
+use certdns_core::{AuditEvent, Domain, LicenseKey, Registration};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// The record the customer creates in their zone.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CnameRecord {
+    /// `_acme-challenge.<domain>`
+    #[schema(example = "_acme-challenge.www.example.com")]
+    pub name: String,
+    #[schema(example = "CNAME")]
+    pub r#type: String,
+    /// `<subdomain>.<zone>`
+    pub target: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RegistrationView {
+    #[schema(format = "uuid")]
+    pub subdomain: String,
+    /// `<subdomain>.<zone>`: where the CNAME points.
+    pub fulldomain: String,
+    /// The domain as DNS carries it (A-labels); `null` until one is set.
+    #[schema(example = "www.example.com")]
+    pub domain: Option<String>,
+    /// The same as people read it (U-labels).
+    pub domain_unicode: Option<String>,
+    /// What the client sent as `subject` on `/register`, if anything.
+    pub subject: Option<String>,
+    /// The license key it was made with.
+    pub key_id: Option<String>,
+    /// Networks `/update` is accepted from (empty: any).
+    pub allowfrom: Vec<String>,
+    /// `no_domain` (set one to get its CNAME), `awaiting_first_update`, `in_use`.
+    #[schema(example = "in_use")]
+    pub status: String,
+    pub created_at: String,
+    pub last_update_at: Option<String>,
+    /// The password is kept sealed (made under a key with storage access), so
+    /// `GET …/credentials` can give it back.
+    pub credentials_kept: bool,
+    /// The CNAME to create; `null` without a domain.
+    pub cname: Option<CnameRecord>,
+}
+
+impl RegistrationView {
+    pub fn of(state: &AppState, r: &Registration) -> Self {
+        let fulldomain = state.fulldomain(r.subdomain);
+        let status = match (&r.domain, r.last_update_at) {
+            (None, _) => "no_domain",
+            (Some(_), None) => "awaiting_first_update",
+            (Some(_), Some(_)) => "in_use",
+        };
+        Self {
+            subdomain: r.subdomain.to_string(),
+            domain: r.domain.as_ref().map(|d| d.as_str().to_owned()),
+            domain_unicode: r.domain.as_ref().map(Domain::unicode),
+            subject: r.subject.clone(),
+            key_id: r.license_key_id.as_ref().map(ToString::to_string),
+            allowfrom: r.allow_from.as_strings().map(|n| n.to_string()).collect(),
+            status: status.into(),
+            created_at: rfc3339(r.created_at),
+            last_update_at: r.last_update_at.map(rfc3339),
+            credentials_kept: r.password_sealed.is_some(),
+            cname: r.domain.as_ref().map(|d| CnameRecord {
+                name: d.challenge_name(),
+                r#type: "CNAME".into(),
+                target: fulldomain.clone(),
+            }),
+            fulldomain,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RegistrationList {
+    pub registrations: Vec<RegistrationView>,
+}
+
+/// A registration's credentials in the acme-dns account format (the storage
+/// file's fields), plus the API to use them with.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Credentials {
+    #[schema(format = "uuid")]
+    pub username: String,
+    pub password: String,
+    pub fulldomain: String,
+    #[schema(format = "uuid")]
+    pub subdomain: String,
+    pub allowfrom: Vec<String>,
+    /// The acme-dns API (without credentials).
+    pub server_url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreatedRegistration {
+    pub registration: RegistrationView,
+    /// Shown once: the password is not kept unless the key has storage access.
+    pub credentials: Credentials,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewRegistration {
+    /// One of the account's active license keys.
+    #[schema(example = "k3y1d0f16charsxx")]
+    pub key_id: String,
+    /// The domain (IDNs as U- or A-labels; one leading `*.` binds to its base).
+    #[schema(example = "www.example.com")]
+    pub domain: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DomainChange {
+    /// The new domain, or `null` to clear it.
+    pub domain: Option<String>,
+    /// Move the domain here from the registration that holds it.
+    #[serde(default)]
+    pub take_over: bool,
+}
+
+/// A CNAME check, asked of the portal's resolver now.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CnameCheck {
+    /// `correct`, `missing`, `elsewhere`, `shadowed` or `unknown`.
+    #[schema(example = "correct")]
+    pub status: String,
+    pub headline: String,
+    pub detail: String,
+    pub fix: String,
+    pub cname: CnameRecord,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct KeyView {
+    pub id: String,
+    pub name: String,
+    /// Not revoked.
+    pub active: bool,
+    /// May read its registrations' kept passwords (lego's HTTP storage).
+    pub storage_access: bool,
+    pub registrations: u64,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// Until when an earlier secret still works after a rotation.
+    pub grace_until: Option<String>,
+}
+
+impl KeyView {
+    pub fn of(k: &LicenseKey, registrations: u64, now: OffsetDateTime) -> Self {
+        Self {
+            id: k.id.to_string(),
+            name: k.name.clone(),
+            active: k.is_active(),
+            storage_access: k.storage_access,
+            registrations,
+            created_at: rfc3339(k.created_at),
+            last_used_at: k.last_used_at.map(rfc3339),
+            revoked_at: k.revoked_at.map(rfc3339),
+            grace_until: k.secret_hash.grace_until(now).map(rfc3339),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct KeyList {
+    pub keys: Vec<KeyView>,
+}
+
+/// A new secret, shown once.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct KeySecret {
+    pub key: KeyView,
+    pub secret: String,
+    /// `https://KEYID:SECRET@api.example.net`: what clients are given.
+    pub base_url: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewKey {
+    #[schema(example = "web servers")]
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AuditEventView {
+    pub id: i64,
+    pub at: String,
+    #[schema(example = "registration.created")]
+    pub kind: String,
+    pub client_addr: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+impl From<&AuditEvent> for AuditEventView {
+    fn from(e: &AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            at: rfc3339(e.at),
+            kind: e.kind.as_str().to_owned(),
+            client_addr: e.client_addr.map(|a| a.to_string()),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AuditPage {
+    /// Newest first.
+    pub events: Vec<AuditEventView>,
+    /// Pass as `before` for the next (older) page; `null` at the end.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    #[schema(example = "invalid_token")]
+    pub error: String,
+    pub message: String,
+}
