@@ -8,11 +8,12 @@
 #   pebble (Let's Encrypt's test CA, validating through unbound), unbound (recursive,
 #   qname-minimisation on, stub zones), knot (the customer's zone example.test), and
 #   certdns: (a) `certdns serve` on its embedded default (SQLite, in-process TXT),
-#   (b) one api role + two dns roles on Postgres + Redis. Against each: certbot with
+#   (b) one api + portal process and two dns roles on Postgres + Redis. Against each: certbot with
 #   certbot-dns-acmedns (PyPI, in a venv), lego with --dns exec and our hook, a
 #   renewal with each, lego's httpreq provider against /acmeproxy (apex + wildcard
-#   from one registration bound by its subject), a revoked license key (401) and a
-#   missing CNAME (CA error).
+#   from one registration bound by its subject), a registration provisioned through
+#   the portal's account API and used by certbot's plugin without /register, a
+#   revoked license key (401) and a missing CNAME (CA error).
 #
 # Environment:
 #   CERTDNS_E2E_SCENARIOS  "single split" (default) or a subset
@@ -536,15 +537,16 @@ wait_dns() { # DAEMON DNS-PORT
 start_certdns_single() {
     local d="$W/single"
     mkdir -p "$d"
-    local http dns ops
-    read -r http dns ops <<<"$(free_ports 3)"
+    local http dns ops portal
+    read -r http dns ops portal <<<"$(free_ports 4)"
     cd_common_env "$http"
-    CD_DIR="$d"; CD_HTTP=$http; CD_DNS=("$dns")
+    CD_DIR="$d"; CD_HTTP=$http; CD_DNS=("$dns"); CD_PORTAL=$portal
     step "certdns (single binary, embedded default): serve" "$W/logs/certdns.log" "$d/certdns.out"
     # The embedded default: SQLite in the working directory, in-process distribution,
     # every role in one process. Only the addresses are ours.
     start_daemon certdns "$d/certdns.out" "$W/logs/certdns.log" \
-        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --http-listen "127.0.0.1:$http" --dns-listen "127.0.0.1:$dns" --ops-listen "127.0.0.1:$ops"
+        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --http-listen "127.0.0.1:$http" --dns-listen "127.0.0.1:$dns" --ops-listen "127.0.0.1:$ops" \
+            --portal-listen "127.0.0.1:$portal"
     wait_ready certdns "$http"
     wait_dns certdns "$dns"
     grep -q 'TXT distribution: in-process' "$d/certdns.out" || fail "banner does not say 'TXT distribution: in-process': $(cat "$d/certdns.out")"
@@ -574,22 +576,23 @@ start_certdns_split() {
     echo "pg $CERTDNS_TEST_POSTGRES_URL $db" >>"$W/cleanup"
     echo "redis $CERTDNS_TEST_REDIS_URL $prefix" >>"$W/cleanup"
     timeout --foreground 30 psql "$CERTDNS_TEST_POSTGRES_URL" -qAtc "CREATE DATABASE \"$db\"" >/dev/null
-    local http h1 h2 d1 d2 o0 o1 o2
-    read -r http h1 h2 d1 d2 o0 o1 o2 <<<"$(free_ports 8)"
+    local http h1 h2 d1 d2 o0 o1 o2 portal
+    read -r http h1 h2 d1 d2 o0 o1 o2 portal <<<"$(free_ports 9)"
     cd_common_env "$http"
     CD_ENV+=(
         "CERTDNS_DATABASE_URL=${CERTDNS_TEST_POSTGRES_URL%/*}/$db"
         "CERTDNS_REDIS_URL=$CERTDNS_TEST_REDIS_URL"
         "CERTDNS_REDIS_PREFIX=$prefix"
     )
-    CD_DIR="$d"; CD_HTTP=$http; CD_DNS=("$d1" "$d2")
+    CD_DIR="$d"; CD_HTTP=$http; CD_DNS=("$d1" "$d2"); CD_PORTAL=$portal
 
     step "certdns (split): migrate" "$d/migrate.log"
     certdns_cmd migrate >"$d/migrate.log" 2>&1 || fail "certdns migrate failed: $(tail -n 20 "$d/migrate.log")"
 
-    step "certdns (split): api role + two dns roles" "$W/logs/certdns-api.log" "$W/logs/certdns-dns1.log" "$W/logs/certdns-dns2.log"
+    step "certdns (split): api + portal roles, two dns roles" "$W/logs/certdns-api.log" "$W/logs/certdns-dns1.log" "$W/logs/certdns-dns2.log"
     start_daemon certdns-api "$d/api.out" "$W/logs/certdns-api.log" \
-        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --role api --http-listen "127.0.0.1:$http" --ops-listen "127.0.0.1:$o0"
+        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --role api --role portal --http-listen "127.0.0.1:$http" \
+            --ops-listen "127.0.0.1:$o0" --portal-listen "127.0.0.1:$portal"
     start_daemon certdns-dns1 "$d/dns1.out" "$W/logs/certdns-dns1.log" \
         env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --role dns --dns-listen "127.0.0.1:$d1" --http-listen "127.0.0.1:$h1" --ops-listen "127.0.0.1:$o1"
     start_daemon certdns-dns2 "$d/dns2.out" "$W/logs/certdns-dns2.log" \
@@ -825,6 +828,52 @@ negative_missing_cname() { # SCENARIO
     say "   lego failed as it should: $msg"
 }
 
+client_provisioned() { # SCENARIO
+    # A registration made before any client runs, through the account API with a
+    # token from the admin CLI; certbot's plugin then uses it from its registration
+    # file, with no /register (the account holds one registration more, not two).
+    local s="$1" dir="$W/$1/provisioned" name="pre.$CUSTOMER"
+    mkdir -p "$dir"
+    step "[$s] account API: a token from the admin CLI, a registration bound to $name" "$W/logs/admin.log" "${DLOG[@]}"
+    local out token api before after status
+    out="$(certdns_cmd admin token create --account "$EMAIL" --name e2e --scope read-write 2>>"$W/logs/admin.log")" ||
+        fail "certdns admin token create failed: $(tail -n 20 "$W/logs/admin.log")"
+    token="$(grep -Eo '^cdpat_[a-z0-9]{16}_[A-Za-z0-9_-]{40}$' <<<"$out" | head -n1)"
+    [ -n "$token" ] || fail "admin token create printed no token: $out"
+    api="http://127.0.0.1:$CD_PORTAL/api/v1"
+    count() { curl -sS --max-time 10 -H "Authorization: Bearer $token" "$api/registrations" | jq '.registrations | length'; }
+    before="$(count)"
+    status="$(curl -sS --max-time 10 -o "$dir/created.json" -w '%{http_code}' -H "Authorization: Bearer $token" \
+        -H 'Content-Type: application/json' -d "{\"key_id\":\"$KEY_ID\",\"domain\":\"$name\"}" "$api/registrations")"
+    [ "$status" = 201 ] || fail "POST $api/registrations: want 201, got $status: $(cat "$dir/created.json")"
+    jq -e --arg n "$name" '.registration.domain == $n and .registration.cname.name == "_acme-challenge." + $n' \
+        "$dir/created.json" >/dev/null || fail "the created registration is not bound to $name: $(cat "$dir/created.json")"
+    # certbot-dns-acmedns reads domain -> account; the API is given without the
+    # license key: a provisioned registration needs only its own credentials.
+    jq --arg n "$name" '{($n): .credentials}' "$dir/created.json" >"$dir/registrations.json"
+    chmod 600 "$dir/registrations.json" "$dir/created.json"
+    printf 'dns_acmedns_api_url = http://127.0.0.1:%s\ndns_acmedns_registration_file = %s\n' "$CD_HTTP" "$dir/registrations.json" >"$dir/acmedns.ini"
+    chmod 600 "$dir/acmedns.ini"
+    CNAMES=([_acme-challenge.pre]="$(jq -r .registration.cname.target "$dir/created.json")")
+    publish_cnames
+
+    step "[$s] certbot: issue $name with the provisioned registration" \
+        "$dir/certbot.out" "$W/logs/pebble.log" "$W/logs/unbound.log" "${DLOG[@]}"
+    local t0 NAMES=("$name")
+    t0=$(now)
+    certbot_cmd "$dir" certonly --agree-tos --email "e2e@$CUSTOMER" --no-eff-email \
+        --server "$ACME_DIR" --authenticator dns-acmedns --dns-acmedns-credentials "$dir/acmedns.ini" \
+        --dns-acmedns-propagation-seconds 1 --cert-name "$name" -d "$name" >"$dir/certbot.out" 2>&1 ||
+        fail "certbot certonly with the provisioned registration failed: $(tail -n 25 "$dir/certbot.out")"
+    record_time "$s provisioned certbot issuance" "$(elapsed "$t0")"
+    verify_cert "[$s] provisioned certbot" "$dir/config/live/$name/cert.pem" "$dir/config/live/$name/chain.pem"
+    after="$(count)"
+    [ "$after" = $((before + 1)) ] || fail "registrations: $before before, $after after; want exactly the one provisioned"
+    jq -e --arg n "$name" '.registrations[] | select(.domain == $n) | .status == "in_use"' \
+        <(curl -sS --max-time 10 -H "Authorization: Bearer $token" "$api/registrations") >/dev/null ||
+        fail "the provisioned registration is not in use after certbot's update"
+}
+
 negative_revoked_key() { # SCENARIO
     local s="$1"
     step "[$s] revoked license key cannot register" "$W/logs/admin.log" "${DLOG[@]}"
@@ -866,6 +915,7 @@ scenario() { # single | split
     client_certbot "$s"
     client_lego "$s"
     client_lego_httpreq "$s"
+    client_provisioned "$s"
     negative_missing_cname "$s"
     negative_revoked_key "$s"
 

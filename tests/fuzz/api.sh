@@ -99,24 +99,27 @@ credentials="${credentials%@*}"
 if [ "$seed" = random ]; then seed=$(od -An -N8 -tu8 /dev/urandom | tr -d ' '); fi
 echo "fuzz api: certdns at $http; schemathesis $schemathesis_version, $examples examples per operation, seed $seed, at most $seconds s"
 
-report="$out/report"
-rm -rf "$report"
-set +e
-# From target/fuzz-api/, where schemathesis keeps its cache (.schemathesis/).
-(cd "$out" && exec timeout "$seconds" "$venv/bin/st" run "$http/openapi.json" \
-    --auth "$credentials" \
-    --checks all \
-    --max-examples "$examples" \
-    --seed "$seed" \
-    --continue-on-failure \
-    --request-timeout 10 \
-    --no-color \
-    --report junit,ndjson --report-dir "$report") >"$out/schemathesis.log" 2>&1
-status=$?
-set -e
+# One schemathesis campaign: NAME, the document's URL, then its own arguments
+# (auth, base URL, paths). Prints its summary; fails the script on any failure.
+campaign() {
+    local name="$1" schema="$2"; shift 2
+    local report="$out/report-$name" status summary
+    rm -rf "$report"
+    set +e
+    # From target/fuzz-api/, where schemathesis keeps its cache (.schemathesis/).
+    (cd "$out" && exec timeout "$seconds" "$venv/bin/st" run "$schema" "$@" \
+        --checks all \
+        --max-examples "$examples" \
+        --seed "$seed" \
+        --continue-on-failure \
+        --request-timeout 10 \
+        --no-color \
+        --report junit,ndjson --report-dir "$report") >"$out/schemathesis-$name.log" 2>&1
+    status=$?
+    set -e
 
-# The per-request figures, from the NDJSON event stream.
-summary="$("$venv/bin/python" - "$report" <<'EOF'
+    # The per-request figures, from the NDJSON event stream.
+    summary="$("$venv/bin/python" - "$report" <<'EOF2'
 import collections, glob, json, sys
 
 files = sorted(glob.glob(sys.argv[1] + "/ndjson-*.ndjson"))
@@ -143,21 +146,39 @@ for line in open(files[-1]) if files else []:
 by_status = " ".join(f"{code}:{n}" for code, n in sorted(statuses.items(), key=str))
 print(f"{len(operations)} operations, {requests} requests ({by_status}), "
       f"{server_errors} with 5xx, {len(failed)} failed checks")
-EOF
+EOF2
 )" || summary="(no report)"
 
-if [ "$status" -ne 0 ]; then
-    if [ "$status" -eq 124 ]; then
-        echo "fuzz api: FAILED: schemathesis did not finish within $seconds s" >&2
-    else
-        echo "fuzz api: FAILED (schemathesis exit $status): $summary" >&2
+    if [ "$status" -ne 0 ]; then
+        if [ "$status" -eq 124 ]; then
+            echo "fuzz api ($name): FAILED: schemathesis did not finish within $seconds s" >&2
+        else
+            echo "fuzz api ($name): FAILED (schemathesis exit $status): $summary" >&2
+        fi
+        if grep -qE '^=+ FAILURES =+$' "$out/schemathesis-$name.log"; then
+            sed -n '/^=* FAILURES =*$/,$p' "$out/schemathesis-$name.log" >&2
+        else
+            tail -n 30 "$out/schemathesis-$name.log" >&2
+        fi
+        echo "fuzz api: full output $out/schemathesis-$name.log, reports $report, server log $out/server.log" >&2
+        exit 1
     fi
-    if grep -qE '^=+ FAILURES =+$' "$out/schemathesis.log"; then
-        sed -n '/^=* FAILURES =*$/,$p' "$out/schemathesis.log" >&2
-    else
-        tail -n 30 "$out/schemathesis.log" >&2
-    fi
-    echo "fuzz api: full output $out/schemathesis.log, reports $report, server log $out/server.log" >&2
+    echo "fuzz api ($name): ok, $summary"
+}
+
+# The acme-dns API with the first-start license key. Its document also lists the
+# portal's account API (each path naming the portal as its server): that is
+# fuzzed on its own below, with a token.
+campaign acme-dns "$http/openapi.json" --auth "$credentials" --exclude-path-regex '^/api/v1/'
+
+# The account API on the portal, with a read-write token for the first-start
+# account made by the admin CLI (against the same embedded database).
+portal="$(sed -n 's/^  Portal \(http:\/\/[^ ]*\).*/\1/p' "$work/stdout" | head -n1)"
+login="$(cat "$work/first-start.txt" "$work/stdout" 2>/dev/null | sed -n 's/^ *operator login *\([^ ]*@[^ ]*\) .*/\1/p' | head -n1)"
+if [ -z "$portal" ] || [ -z "$login" ]; then
+    echo "fuzz api: no portal address or first-start login in the banner:" >&2
+    cat "$work/stdout" >&2
     exit 1
 fi
-echo "fuzz api: ok, $summary"
+token="$(cd "$work" && "$bin" admin token create --account "$login" --name fuzz --scope read-write | grep -E '^cdpat_')"
+campaign account "$portal/api/v1/openapi.json" --url "$portal" --header "Authorization: Bearer $token"

@@ -107,8 +107,10 @@ pub(crate) async fn revoke(State(state): Shared, caller: Caller, Path(id): Path<
 #[derive(Deserialize, utoipa::IntoParams)]
 pub(crate) struct AuditQuery {
     /// An event id: return events older than it (the previous page's `next_before`).
+    #[param(minimum = 1)]
     before: Option<i64>,
     /// At most this many events (1–200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 

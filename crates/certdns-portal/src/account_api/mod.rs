@@ -120,6 +120,38 @@ impl utoipa::Modify for Security {
     }
 }
 
+/// The answers any route may give (bad JSON, no or a bad token, a token of the
+/// wrong scope, not in this account, a body too big or not JSON, too many bad
+/// tokens, the store away), added to every operation that does not list them.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let common = [
+            ("400", "The body or query is not the documented one"),
+            ("401", "No token, or a mistyped, revoked or expired one"),
+            ("403", "The token's scope does not allow this, or the account is suspended"),
+            ("404", "No such object in this account"),
+            ("413", "The body is larger than 16 KiB"),
+            ("415", "The body is not JSON"),
+            ("429", "Too many bad tokens from this address; see Retry-After"),
+            ("503", "The store is unavailable; nothing changed; see Retry-After"),
+        ];
+        let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                for (status, description) in common {
+                    operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+                        ResponseBuilder::new().description(description).content("application/json", body.clone()).build().into()
+                    });
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "certdns account API", description = "Registrations, license keys and the audit log of one account, for automation. On the portal's listener. See docs/account-api.md."),
@@ -137,7 +169,8 @@ impl utoipa::Modify for Security {
         keys::revoke,
         keys::audit,
     ),
-    modifiers(&Security),
+    components(schemas(views::ErrorBody)),
+    modifiers(&Security, &CommonResponses),
     tags((name = "account", description = "The account API (`/api/v1` on the portal), with a personal access token"))
 )]
 struct AccountApiDoc;

@@ -109,14 +109,19 @@ pub(crate) struct CreatedRegistration {
     pub credentials: Credentials,
 }
 
+// The patterns describe a subset of what the server accepts (LDH names without
+// `--`, ASCII key names), so every schema-valid body is one it takes; the
+// server also takes IDNs in U-labels and other printable names.
+
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewRegistration {
     /// One of the account's active license keys.
-    #[schema(example = "k3y1d0f16charsxx")]
+    #[schema(example = "k3y1d0f16charsxx", pattern = "^[a-z0-9]{16}$")]
     pub key_id: String,
     /// The domain (IDNs as U- or A-labels; one leading `*.` binds to its base).
-    #[schema(example = "www.example.com")]
+    #[schema(example = "www.example.com", pattern = r"^(\*\.)?([A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,20}){0,2}\.){1,3}[A-Za-z]{2,20}$")]
     pub domain: String,
 }
 
@@ -124,6 +129,7 @@ pub(crate) struct NewRegistration {
 #[serde(deny_unknown_fields)]
 pub(crate) struct DomainChange {
     /// The new domain, or `null` to clear it.
+    #[schema(pattern = r"^(\*\.)?([A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,20}){0,2}\.){1,3}[A-Za-z]{2,20}$")]
     pub domain: Option<String>,
     /// Move the domain here from the registration that holds it.
     #[serde(default)]
@@ -191,7 +197,8 @@ pub(crate) struct KeySecret {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewKey {
-    #[schema(example = "web servers")]
+    /// 1–80 characters, no control characters.
+    #[schema(example = "web servers", pattern = "^[A-Za-z0-9._-][A-Za-z0-9 ._-]{0,78}[A-Za-z0-9._-]$|^[A-Za-z0-9._-]$")]
     pub name: String,
 }
 

@@ -392,6 +392,30 @@ async fn flow(env: &Env, c: &Client) {
     let snapshot = env.distribution.snapshot().await.unwrap();
     assert!(!snapshot.states.iter().any(|s| s.subdomain == subdomain), "DNS stopped answering");
 
+    // An API token: made from the navigation, shown once, works, revoked.
+    c.find(Locator::LinkText("API tokens")).await.unwrap().click().await.unwrap();
+    wait_css(c, "#token-name").await;
+    fill(c, "#token-name", "terraform").await;
+    c.find(Locator::Css("input[name=scope][value=read-write]")).await.unwrap().click().await.unwrap();
+    shot(c, "tokens-new").await;
+    c.find(Locator::Css("form[action='/tokens'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    let token = wait_css(c, "#token").await.prop("value").await.unwrap().unwrap();
+    assert!(token.starts_with("cdpat_"), "{token}");
+    shot(c, "token-created").await;
+    c.refresh().await.unwrap();
+    wait_xpath(c, "//h1[text()='Token already shown']", "a reload finds the token gone").await;
+    let api = format!("{}/api/v1/registrations", env.portal);
+    let r = reqwest::Client::new().get(&api).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    c.goto(&format!("{}/tokens", env.portal)).await.unwrap();
+    assert_eq!(c.source().await.unwrap().matches("<td data-label=\"Name\">terraform").count(), 1);
+    shot(c, "tokens").await;
+    c.find(Locator::Css("form[action$='/revoke'] button")).await.unwrap().click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    wait_xpath(c, "//*[contains(text(), 'Token revoked')]", "revocation notice").await;
+    let r = reqwest::Client::new().get(&api).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
     // Account page, and the sign-in page after signing out.
     c.goto(&format!("{}/account", env.portal)).await.unwrap();
     shot(c, "account").await;
