@@ -159,9 +159,9 @@ fn subject_schema() -> ObjectBuilder {
     let space = char::is_whitespace;
     // Any whitespace, then one allowed non-space character, or two with allowed
     // characters between them, then any whitespace.
-    let around = char_class(space, false);
-    let edge = char_class(|c| never(c) || space(c), true);
-    let inner = char_class(never, true);
+    let around = certdns_core::text::regex_class(space, false);
+    let edge = certdns_core::text::regex_class(|c| never(c) || space(c), true);
+    let inner = certdns_core::text::regex_class(never, true);
     let pattern = format!("^{around}*({edge}({inner}*{edge})?)?{around}*$");
     ObjectBuilder::new()
         .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
@@ -172,24 +172,6 @@ fn subject_schema() -> ObjectBuilder {
              Trimmed; at most 255 bytes of UTF-8; no control or format characters, `\"` or `\\`.",
         ))
         .examples(["*.example.com"])
-}
-
-/// A regex character class of the characters `matches` selects (`negated`: of
-/// all others), as ranges: `\uXXXX` escapes in the Basic Multilingual Plane, the
-/// characters themselves above it (understood by ECMA-262 with the `u` flag and by
-/// Python's `re`, which have no common escape for them).
-fn char_class(matches: impl Fn(char) -> bool, negated: bool) -> String {
-    let mut ranges: Vec<(char, char)> = Vec::new();
-    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32).filter(|&c| matches(c)) {
-        match ranges.last_mut() {
-            Some((_, end)) if u32::from(*end) + 1 == u32::from(c) => *end = c,
-            _ => ranges.push((c, c)),
-        }
-    }
-    let one = |c: char| if u32::from(c) <= 0xFFFF { format!("\\u{:04x}", u32::from(c)) } else { c.to_string() };
-    let body: String =
-        ranges.iter().map(|&(a, b)| if a == b { one(a) } else { format!("{}-{}", one(a), one(b)) }).collect();
-    format!("[{}{body}]", if negated { "^" } else { "" })
 }
 
 struct Security;
@@ -314,11 +296,5 @@ mod tests {
             assert!(links[name]["requestBody"][body_key].is_string(), "{name}");
             assert!(links[name].get("operation_id").is_none() && links[name].get("request_body").is_none());
         }
-    }
-
-    #[test]
-    fn character_classes_are_ranges() {
-        assert_eq!(char_class(|c| c.is_ascii_digit() || c == 'x', false), r"[\u0030-\u0039\u0078]");
-        assert_eq!(char_class(|c| c == '\u{E0001}', true), "[^\u{E0001}]");
     }
 }

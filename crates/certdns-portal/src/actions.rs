@@ -53,13 +53,16 @@ pub(crate) fn domain_error_text(e: &DomainError) -> String {
     format!("That domain cannot be used: {e}.")
 }
 
+/// The longest key name, in characters.
+pub(crate) const KEY_NAME_MAX: usize = 80;
+
 /// A key name as kept: trimmed, 1–80 characters, no control characters.
 pub(crate) fn clean_key_name(name: &str) -> Result<String, String> {
     let name = name.trim();
     if name.is_empty() {
         return Err("Give the key a name, like the server or team that will use it.".into());
     }
-    if name.chars().count() > 80 || certdns_core::text::has_control_or_format(name) {
+    if name.chars().count() > KEY_NAME_MAX || certdns_core::text::has_control_or_format(name) {
         return Err("Key names are at most 80 characters, without control characters.".into());
     }
     Ok(name.to_owned())

@@ -105,6 +105,7 @@ pub(crate) async fn revoke(State(state): Shared, caller: Caller, Path(id): Path<
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
     /// An event id: return events older than it (the previous page's `next_before`).
     #[param(minimum = 1)]
@@ -127,6 +128,9 @@ pub(crate) async fn audit(
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::bad_request("`limit` is between 1 and 200."));
+    }
+    if q.before.is_some_and(|b| b < 1) {
+        return Err(ApiError::bad_request("`before` is an event id (a positive number)."));
     }
     let events = state.core.audit_events(caller.account.id, q.before, limit).await?;
     let next_before = (events.len() == limit as usize).then(|| events.last().map(|e| e.id)).flatten();

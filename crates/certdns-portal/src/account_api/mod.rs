@@ -144,7 +144,11 @@ impl utoipa::Modify for CommonResponses {
             for operation in operations.into_iter().flatten() {
                 for (status, description) in common {
                     operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
-                        ResponseBuilder::new().description(description).content("application/json", body.clone()).build().into()
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content("application/json", body.clone())
+                            .build()
+                            .into()
                     });
                 }
             }

@@ -113,7 +113,6 @@ pub(crate) struct CreatedRegistration {
 // `--`, ASCII key names), so every schema-valid body is one it takes; the
 // server also takes IDNs in U-labels and other printable names.
 
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewRegistration {
@@ -121,7 +120,10 @@ pub(crate) struct NewRegistration {
     #[schema(example = "k3y1d0f16charsxx", pattern = "^[a-z0-9]{16}$")]
     pub key_id: String,
     /// The domain (IDNs as U- or A-labels; one leading `*.` binds to its base).
-    #[schema(example = "www.example.com", pattern = r"^(\*\.)?([A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,20}){0,2}\.){1,3}[A-Za-z]{2,20}$")]
+    #[schema(
+        example = "www.example.com",
+        pattern = r"^(\*\.)?([A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,20}){0,2}\.){1,3}[A-Za-z]{2,20}$"
+    )]
     pub domain: String,
 }
 
@@ -197,9 +199,21 @@ pub(crate) struct KeySecret {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewKey {
-    /// 1–80 characters, no control characters.
-    #[schema(example = "web servers", pattern = "^[A-Za-z0-9._-][A-Za-z0-9 ._-]{0,78}[A-Za-z0-9._-]$|^[A-Za-z0-9._-]$")]
+    /// Trimmed, then 1–80 characters without control or format characters.
+    #[schema(schema_with = key_name_schema)]
     pub name: String,
+}
+
+/// A key name's pattern, from the rule the server applies
+/// (`actions::clean_key_name`), so a schema-valid name is accepted and an
+/// invalid one refused.
+fn key_name_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    static PATTERN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let pattern = PATTERN.get_or_init(|| {
+        certdns_core::text::trimmed_text_pattern(certdns_core::text::is_control_or_format, crate::actions::KEY_NAME_MAX)
+    });
+    ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern.clone())).examples(["web servers"])
 }
 
 #[derive(Serialize, ToSchema)]
