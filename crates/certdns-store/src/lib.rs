@@ -12,10 +12,12 @@
 
 mod batch;
 mod error;
+pub mod monitor;
 mod open;
 pub mod portal;
 mod rows;
 mod sql;
+mod sql_monitor;
 mod sql_portal;
 
 use async_trait::async_trait;
@@ -28,6 +30,7 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 
 pub use error::StoreError;
+pub use monitor::{CheckRecord, DelegationChange, DelegationStatus, DelegationStore, DueCheck};
 pub use open::{Backend, open, open_with, redact};
 pub use portal::{AccountSummary, PortalStore, RemovedRegistration, TokenKind, UsageDay};
 pub use sql::SqlStore;

@@ -36,6 +36,16 @@ pub struct SqlPortalStore<DB: Database> {
     write: Pool<DB>,
 }
 
+impl<DB: Database> SqlPortalStore<DB> {
+    pub(crate) fn read(&self) -> &Pool<DB> {
+        &self.read
+    }
+
+    pub(crate) fn write(&self) -> &Pool<DB> {
+        &self.write
+    }
+}
+
 #[derive(FromRow)]
 struct SummaryRow {
     id: Uuid,
@@ -118,6 +128,9 @@ where
     for<'r> SummaryRow: FromRow<'r, DB::Row>,
     for<'r> UsageRow: FromRow<'r, DB::Row>,
     for<'r> AccessTokenRow: FromRow<'r, DB::Row>,
+    for<'r> crate::sql_monitor::StatusRow: FromRow<'r, DB::Row>,
+    for<'r> crate::sql_monitor::DueRow: FromRow<'r, DB::Row>,
+    for<'r> crate::sql_monitor::ChangeRow: FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> (Uuid,): FromRow<'r, DB::Row>,
     for<'r> (Uuid, i64): FromRow<'r, DB::Row>,
