@@ -123,6 +123,8 @@ text_enum!(
         LicenseKeyStorageAccess = "license_key.storage_access",
         AccessTokenCreated = "access_token.created",
         AccessTokenRevoked = "access_token.revoked",
+        DelegationBroken = "delegation.broken",
+        DelegationRestored = "delegation.restored",
     }
 );
 

@@ -48,6 +48,11 @@ pub struct PortalConfig {
     pub mail_from: String,
     /// Recursive resolver the CNAME check asks.
     pub resolver: SocketAddr,
+    /// Seconds between background checks of a correct delegation (broken ones
+    /// are checked sooner, with back-off); 0 turns the monitor off.
+    pub monitor_interval_secs: u64,
+    /// At most this many background CNAME checks start per second.
+    pub monitor_checks_per_second: u32,
     /// `open`: anyone may sign up; `closed`: operators create accounts (`certdns admin`).
     pub signup: Signup,
     /// Failed sign-ins per minute allowed from one client address (any account).
@@ -80,6 +85,8 @@ impl Default for PortalConfig {
             smtp: None,
             mail_from: "certdns <no-reply@certdns.localhost>".into(),
             resolver: SocketAddr::from(([127, 0, 0, 1], 53)),
+            monitor_interval_secs: 3600,
+            monitor_checks_per_second: 5,
             signup: Signup::Open,
             login_failures_per_minute_per_address: 10,
             login_backoff_max_secs: 900,
@@ -105,7 +112,12 @@ impl PortalConfig {
             "SMTP relay table: { url = \"smtps://user:pass@host:465\" }; unset = appended to <data dir>/outbox.eml (private file)",
         ),
         ("mail_from", "From: address of the portal's mails"),
-        ("resolver", "recursive resolver (ip:port) the CNAME check asks"),
+        ("resolver", "recursive resolver (ip:port) the CNAME check and the delegation monitor ask"),
+        (
+            "monitor_interval_secs",
+            "seconds between background checks of a correct delegation (broken: sooner, backing off); 0 = no monitor",
+        ),
+        ("monitor_checks_per_second", "at most this many background CNAME checks start per second"),
         ("signup", "open | closed: whether anyone may create an account"),
         ("login_failures_per_minute_per_address", "failed sign-ins per minute from one client address (any account)"),
         (
@@ -137,6 +149,12 @@ impl PortalConfig {
             && secret.chars().count() < 32
         {
             return Err("portal.session_secret: must be at least 32 characters (or unset to generate one)".into());
+        }
+        if self.monitor_interval_secs != 0 && !(60..=7 * 86_400).contains(&self.monitor_interval_secs) {
+            return Err("portal.monitor_interval_secs: 0 (off) or between 60 and 604800".into());
+        }
+        if !(1..=100).contains(&self.monitor_checks_per_second) {
+            return Err("portal.monitor_checks_per_second: must be between 1 and 100".into());
         }
         if !(1..=24 * 90).contains(&self.session_hours) {
             return Err("portal.session_hours: must be between 1 and 2160".into());

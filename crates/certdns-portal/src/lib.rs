@@ -20,6 +20,7 @@
 
 mod account_api;
 mod actions;
+mod alerts;
 mod assets;
 mod caa;
 mod chart;
@@ -46,6 +47,7 @@ use certdns_sync::TxtSync;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use account_api::document as account_api_document;
+pub use alerts::alert_notifier;
 pub use certdns_delegation::{CnameStatus, check_cname};
 pub use config::{PortalConfig, Signup, SmtpConfig};
 

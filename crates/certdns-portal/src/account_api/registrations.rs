@@ -19,6 +19,12 @@ use crate::state::AppState;
 
 type Answer = Result<Response, ApiError>;
 
+/// The registration as answered, with what the monitor found.
+async fn view(state: &AppState, reg: &Registration) -> Result<RegistrationView, ApiError> {
+    let statuses = state.store.delegation_statuses(reg.account_id).await?;
+    Ok(RegistrationView::of(state, reg, statuses.iter().find(|s| s.registration_id == reg.id)))
+}
+
 async fn find(state: &AppState, caller: &Caller, sub: &str) -> Result<Registration, ApiError> {
     let subdomain = sub.parse::<Subdomain>().map_err(|_| ApiError::not_found("registration"))?;
     let found = state.core.registration_by_subdomain(caller.account.id, subdomain).await?;
@@ -34,9 +40,12 @@ fn action_error(state: &AppState, e: actions::ActionError, what: &str) -> ApiErr
     responses((status = 200, body = RegistrationList), (status = 401, body = super::views::ErrorBody)),
     security(("access_token" = [])))]
 pub(crate) async fn list(State(state): Shared, caller: Caller) -> Answer {
-    let mut regs = state.core.list_registrations(caller.account.id).await?;
+    let id = caller.account.id;
+    let (mut regs, statuses) =
+        tokio::try_join!(state.core.list_registrations(id), state.store.delegation_statuses(id))?;
+    let statuses: std::collections::HashMap<_, _> = statuses.into_iter().map(|s| (s.registration_id, s)).collect();
     regs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
-    let registrations = regs.iter().map(|r| RegistrationView::of(&state, r)).collect();
+    let registrations = regs.iter().map(|r| RegistrationView::of(&state, r, statuses.get(&r.id))).collect();
     Ok(Json(RegistrationList { registrations }).into_response())
 }
 
@@ -46,7 +55,7 @@ pub(crate) async fn list(State(state): Shared, caller: Caller) -> Answer {
     security(("access_token" = [])))]
 pub(crate) async fn get_one(State(state): Shared, caller: Caller, Path(sub): Path<String>) -> Answer {
     let reg = find(&state, &caller, &sub).await?;
-    Ok(Json(RegistrationView::of(&state, &reg)).into_response())
+    Ok(Json(view(&state, &reg).await?).into_response())
 }
 
 /// A registration bound to a domain before any client runs; its credentials
@@ -70,7 +79,7 @@ pub(crate) async fn create(State(state): Shared, caller: Caller, JsonBody(body):
         allowfrom: Vec::new(),
         server_url: state.api_url.as_str().trim_end_matches('/').to_owned(),
     };
-    let body = CreatedRegistration { registration: RegistrationView::of(&state, &reg), credentials };
+    let body = CreatedRegistration { registration: RegistrationView::of(&state, &reg, None), credentials };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -97,7 +106,7 @@ pub(crate) async fn set_domain(
         .await
         .map_err(|e| action_error(&state, e, "registration"))?;
     let reg = find(&state, &caller, &sub).await?;
-    Ok(Json(RegistrationView::of(&state, &reg)).into_response())
+    Ok(Json(view(&state, &reg).await?).into_response())
 }
 
 /// Deletes the registration; the DNS stops answering for it at once.

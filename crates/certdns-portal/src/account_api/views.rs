@@ -51,10 +51,39 @@ pub(crate) struct RegistrationView {
     pub credentials_kept: bool,
     /// The CNAME to create; `null` without a domain.
     pub cname: Option<CnameRecord>,
+    /// What the background monitor last found; `null` without a domain.
+    pub delegation: Option<DelegationView>,
+}
+
+/// The background monitor's last check of the CNAME.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DelegationView {
+    /// `pending` (not checked yet), `correct`, `missing`, `elsewhere`, `shadowed` or `unknown`.
+    #[schema(example = "correct")]
+    pub status: String,
+    pub detail: String,
+    pub checked_at: Option<String>,
+    /// When `status` last changed.
+    pub changed_at: Option<String>,
+}
+
+fn unix(secs: i64) -> Option<String> {
+    (secs > 0).then(|| OffsetDateTime::from_unix_timestamp(secs).ok().map(rfc3339)).flatten()
 }
 
 impl RegistrationView {
-    pub fn of(state: &AppState, r: &Registration) -> Self {
+    pub fn of(state: &AppState, r: &Registration, status: Option<&certdns_store::DelegationStatus>) -> Self {
+        let delegation = r.domain.as_ref().map(|d| match status.filter(|s| s.domain == d.as_str()) {
+            Some(s) => DelegationView {
+                status: s.status.clone(),
+                detail: s.detail.clone(),
+                checked_at: unix(s.checked_at),
+                changed_at: unix(s.changed_at),
+            },
+            None => {
+                DelegationView { status: "pending".into(), detail: String::new(), checked_at: None, changed_at: None }
+            }
+        });
         let fulldomain = state.fulldomain(r.subdomain);
         let status = match (&r.domain, r.last_update_at) {
             (None, _) => "no_domain",
@@ -78,6 +107,7 @@ impl RegistrationView {
                 target: fulldomain.clone(),
             }),
             fulldomain,
+            delegation,
         }
     }
 }

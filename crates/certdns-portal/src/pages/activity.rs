@@ -87,6 +87,8 @@ fn describe(kind: AuditKind) -> &'static str {
         AuditKind::LicenseKeyStorageAccess => "License key storage access changed",
         AuditKind::AccessTokenCreated => "Access token created",
         AuditKind::AccessTokenRevoked => "Access token revoked",
+        AuditKind::DelegationBroken => "CNAME broken (found by the monitor)",
+        AuditKind::DelegationRestored => "CNAME correct again (found by the monitor)",
     }
 }
 

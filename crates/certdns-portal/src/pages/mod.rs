@@ -13,6 +13,7 @@ mod activity;
 mod add_domain;
 mod admin;
 mod auth;
+mod delegation;
 mod keys;
 mod registrations;
 mod reveal;

@@ -4,6 +4,7 @@
 //! CNAME check and CAA advice (both from the domain; without one they wait),
 //! and delete (the DNS stops answering at once).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use askama::Template;
@@ -17,6 +18,7 @@ use certdns_core::domain::CHALLENGE_LABEL;
 use certdns_core::{Domain, LicenseKey, Registration, Subdomain};
 use serde::Deserialize;
 
+use super::delegation::{Badge, Change, badge, changes};
 use super::{NoticeQuery, Page, Shared, when, when_opt};
 pub(super) use crate::actions::domain_error_text;
 use crate::actions::{self, ActionError, Actor, DomainChange};
@@ -56,6 +58,8 @@ pub(super) struct RegRow {
     pub cname_relative: String,
     pub created: String,
     pub last_update: String,
+    /// What the delegation monitor found (filled where the page has it).
+    pub delegation: Option<Badge>,
 }
 
 struct RegGroup {
@@ -101,6 +105,8 @@ struct RegistrationPage {
     domain_input: String,
     domain_error: Option<String>,
     conflict: Option<Conflict>,
+    /// The monitor's recent findings, newest first.
+    history: Vec<Change>,
 }
 
 #[derive(Deserialize, Default)]
@@ -153,12 +159,19 @@ pub(super) fn reg_row(state: &AppState, r: &Registration) -> RegRow {
         fulldomain: state.fulldomain(r.subdomain),
         created: when(r.created_at),
         last_update: when_opt(r.last_update_at, "no update yet"),
+        delegation: None,
     }
 }
 
 async fn registrations_page(State(state): Shared, User(user, ctx): User, Query(q): Query<NoticeQuery>) -> Page {
     let id = user.account.id;
-    let (regs, keys) = tokio::try_join!(state.core.list_registrations(id), state.core.list_license_keys(id))?;
+    let (regs, keys, statuses) = tokio::try_join!(
+        state.core.list_registrations(id),
+        state.core.list_license_keys(id),
+        state.store.delegation_statuses(id)
+    )?;
+    let statuses: HashMap<_, _> = statuses.into_iter().map(|s| (s.registration_id, s)).collect();
+    let reg_row = |state: &AppState, r: &Registration| RegRow { delegation: badge(r, &statuses), ..reg_row(state, r) };
     let mut groups: Vec<RegGroup> = Vec::new();
     for k in &keys {
         let rows: Vec<RegRow> =
@@ -247,6 +260,12 @@ async fn show_registration(
         _ => (Vec::new(), None, q.ca.clone().unwrap_or_default()),
     };
     let key = reg.license_key_id.as_ref().map(|k| k.to_string()).unwrap_or_else(|| "none".into());
+    let (statuses, history) = tokio::try_join!(
+        state.store.delegation_statuses(reg.account_id),
+        state.store.delegation_history(reg.account_id, reg.id)
+    )?;
+    let statuses: HashMap<_, _> = statuses.into_iter().map(|s| (s.registration_id, s)).collect();
+    let row = RegRow { delegation: badge(reg, &statuses), ..row };
     let notice = q.notice.as_deref().and_then(super::notice_text);
     let page = RegistrationPage {
         layout: Layout::of(ctx).with_notice(notice),
@@ -261,6 +280,7 @@ async fn show_registration(
         domain_input: form.input,
         domain_error: form.error,
         conflict: form.conflict,
+        history: changes(&history),
     };
     Ok(render(status, &page))
 }

@@ -13,5 +13,6 @@ mod auth;
 mod browser;
 mod domains;
 mod keys;
+mod monitoring;
 mod registrations;
 mod support;

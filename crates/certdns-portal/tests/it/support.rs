@@ -26,6 +26,8 @@ pub struct Env {
     pub distribution: Arc<dyn Distribution>,
     pub sync: Arc<TxtSync>,
     pub dns: Zone,
+    /// The stand-in resolver answering from `dns` (the portal's `resolver`).
+    pub resolver: SocketAddr,
     pub data_dir: tempfile::TempDir,
     _db: TestDatabase,
 }
@@ -100,6 +102,7 @@ pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig))
         distribution,
         sync,
         dns,
+        resolver,
         data_dir,
         _db: db,
     }
