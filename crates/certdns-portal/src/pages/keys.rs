@@ -17,6 +17,7 @@ use axum::{Form, Router};
 use certdns_core::{AuditKind, KeyId, Secret};
 use serde::{Deserialize, Serialize};
 
+use super::onboarding::{Checklist, checklist};
 use super::{NoticeQuery, Page, Shared, reveal, when, when_opt};
 use crate::actions::{self, ActionError, Actor, clean_key_name};
 use crate::error::PageError;
@@ -54,6 +55,8 @@ struct KeysPage {
     keys: Vec<KeyRow>,
     error: Option<String>,
     name: String,
+    /// First steps, until they are all done.
+    onboarding: Option<Checklist>,
 }
 
 #[derive(Template)]
@@ -104,14 +107,17 @@ async fn key_rows(state: &AppState, user: &CurrentUser) -> Result<Vec<KeyRow>, P
 
 async fn keys_page(State(state): Shared, User(user, ctx): User, Query(q): Query<NoticeQuery>) -> Page {
     let keys = key_rows(&state, &user).await?;
-    let page = KeysPage { layout: Layout::of(&ctx).with_notice(q.text()), keys, error: None, name: String::new() };
+    let onboarding = checklist(&state, user.account.id).await?;
+    let page =
+        KeysPage { layout: Layout::of(&ctx).with_notice(q.text()), keys, error: None, name: String::new(), onboarding };
     Ok(render(StatusCode::OK, &page))
 }
 
 /// The keys page again, with `error` at the form and the name typed kept.
 async fn key_form_refused(state: &AppState, user: &CurrentUser, ctx: &Ctx, name: String, error: String) -> Page {
     let keys = key_rows(state, user).await?;
-    let page = KeysPage { layout: Layout::of(ctx), keys, error: Some(error), name };
+    let onboarding = checklist(state, user.account.id).await?;
+    let page = KeysPage { layout: Layout::of(ctx), keys, error: Some(error), name, onboarding };
     Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
 }
 

@@ -15,6 +15,7 @@ mod admin;
 mod auth;
 mod delegation;
 mod keys;
+mod onboarding;
 mod registrations;
 mod reveal;
 mod tokens;

@@ -15,7 +15,54 @@ use crate::support::*;
 
 certdns_testkit::both_backends!(tokio(flavor = "multi_thread", worker_threads = 2);
     the_monitor_s_findings_are_shown_and_mailed,
+    first_steps_fill_themselves_in_from_what_happened,
 );
+
+/// The steps of the checklist on the home page: (title, done), or none.
+async fn steps(env: &Env, c: &reqwest::Client) -> Vec<(String, bool)> {
+    let (_, page, _) = get(c, &format!("{}/keys", env.portal)).await;
+    let Some(start) = page.find("id=\"onboarding\"") else { return Vec::new() };
+    let section = &page[start..start + page[start..].find("</section>").unwrap()];
+    section
+        .split("data-step-done=\"")
+        .skip(1)
+        .map(|s| {
+            let done = s.starts_with("true");
+            let title = s.split("<strong>").nth(1).unwrap().split("</strong>").next().unwrap().to_owned();
+            (title, done)
+        })
+        .collect()
+}
+
+async fn first_steps_fill_themselves_in_from_what_happened(backend: Backend) {
+    let env = start(backend).await;
+    let c = signup(&env, "ada@example.com").await;
+    let done = |s: &[(String, bool)]| s.iter().filter(|(_, d)| *d).count();
+    let s = steps(&env, &c).await;
+    assert_eq!((s.len(), done(&s)), (4, 0), "{s:?}");
+    let (_, base_url) = create_key(&env, &c, "web").await;
+    assert_eq!(done(&steps(&env, &c).await), 1);
+    let (_, reg) = register(&base_url, "www.example.com").await;
+    assert_eq!(done(&steps(&env, &c).await), 2);
+    // Only the monitor finding the CNAME correct ticks the third step.
+    let fulldomain = reg["fulldomain"].as_str().unwrap();
+    env.set_dns("_acme-challenge.www.example.com", RecordType::CNAME, vec![cname(fulldomain)]);
+    let config = MonitorConfig { resolver: env.resolver, zone: ZONE.into(), interval_secs: 3600, checks_per_second: 5 };
+    let notifier = certdns_portal::alert_notifier(&Default::default(), env.store.core(), env.data_dir.path()).unwrap();
+    Monitor::new(env.store.clone(), config, notifier).round(certdns_core::now().unix_timestamp()).await.unwrap();
+    assert_eq!(done(&steps(&env, &c).await), 3);
+    // The first TXT update: every step done, the checklist goes away.
+    let r = reqwest::Client::new()
+        .post(format!("{}/update", env.api))
+        .header("X-Api-User", reg["username"].as_str().unwrap())
+        .header("X-Api-Key", reg["password"].as_str().unwrap())
+        .json(&serde_json::json!({ "subdomain": reg["subdomain"], "txt": "d".repeat(43) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(steps(&env, &c).await.is_empty(), "all done: no checklist");
+}
 
 async fn the_monitor_s_findings_are_shown_and_mailed(backend: Backend) {
     let env = start(backend).await;
