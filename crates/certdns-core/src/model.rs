@@ -121,6 +121,7 @@ text_enum!(
         RegistrationDomainSet = "registration.domain_set",
         CredentialsFetched = "registration.credentials_fetched",
         LicenseKeyStorageAccess = "license_key.storage_access",
+        RegistrationsImported = "registrations.imported",
     }
 );
 

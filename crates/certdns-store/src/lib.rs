@@ -10,12 +10,14 @@
 //! the tenant's [`AccountId`] and filters by it in SQL, so a caller cannot reach
 //! another account's data by knowing an id.
 
+pub mod acme_dns;
 mod batch;
 mod error;
 mod open;
 pub mod portal;
 mod rows;
 mod sql;
+mod sql_import;
 mod sql_portal;
 
 use async_trait::async_trait;
@@ -105,6 +107,20 @@ pub trait Store: Send + Sync + 'static {
         self.create_registration(registration).await?;
         self.append_audit(event, at).await
     }
+    /// Inserts a registration moved here from another server together with its
+    /// current TXT state, in one statement: both or nothing.
+    /// [`StoreError::Conflict`] if the username or subdomain is taken.
+    async fn import_registration(&self, registration: &Registration, txt: &TxtState) -> Result<()>;
+    /// Replaces a registration's password hash, only while it is still `from`
+    /// (an imported hash upgraded on first use; a concurrent upgrade finds it
+    /// done). Whether this call replaced it.
+    async fn replace_registration_password_hash(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<bool>;
     async fn registration_by_username(&self, username: Username) -> Result<Option<Registration>>;
     /// The registration with `username` and the status of the account owning it, in
     /// one round trip (the `/update` hot path).

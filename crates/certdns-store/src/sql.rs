@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use certdns_core::{
     Account, AccountId, AccountStatus, AuditEvent, Domain, Email, KeyId, LicenseKey, NewAuditEvent, Registration,
-    RegistrationId, Subdomain, TxtState, TxtValue, Username,
+    RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
@@ -21,13 +21,11 @@ use uuid::Uuid;
 use crate::batch::BatchWriter;
 use crate::error::conflict_as;
 use crate::rows::*;
+use crate::sql_import::REGISTRATION_CONFLICT;
 use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
-
-/// What a unique violation on `registrations` means to the caller.
-const REGISTRATION_CONFLICT: &str = "a registration with this username, subdomain or domain";
 
 /// A [`Store`] over a sqlx pool. `read` and `write` are the same pool on Postgres;
 /// on SQLite writes get a single-connection pool of their own.
@@ -42,6 +40,10 @@ pub struct SqlStore<DB: Database> {
 impl<DB: Database> SqlStore<DB> {
     pub(crate) fn new(backend: Backend, read: Pool<DB>, write: Pool<DB>, batches: BatchWriter) -> Self {
         Self { backend, read, write, batches }
+    }
+
+    pub(crate) fn write_pool(&self) -> &Pool<DB> {
+        &self.write
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -225,27 +227,12 @@ where
     }
 
     async fn create_registration(&self, r: &Registration) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO registrations (id, account_id, license_key_id, username, password_hash, subdomain, \
-             allow_from, subject, txt_version, created_at, last_update_at, domain, password_sealed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12)",
-        )
-        .bind(*r.id.as_uuid())
-        .bind(*r.account_id.as_uuid())
-        .bind(r.license_key_id.as_ref().map(KeyId::as_str))
-        .bind(*r.username.as_uuid())
-        .bind(r.password_hash.as_str())
-        .bind(*r.subdomain.as_uuid())
-        .bind(r.allow_from.to_json().as_str())
-        .bind(r.subject.as_deref())
-        .bind(r.created_at)
-        .bind(r.last_update_at)
-        .bind(r.domain.as_ref().map(Domain::as_str))
-        .bind(r.password_sealed.as_deref())
-        .execute(&self.write)
-        .await
-        .map_err(conflict_as(REGISTRATION_CONFLICT))?;
-        Ok(())
+        self.insert_registration(r, 0, "").await
+    }
+
+    async fn import_registration(&self, r: &Registration, txt: &TxtState) -> Result<()> {
+        let recent: Vec<&str> = txt.values.iter().map(TxtValue::as_str).collect();
+        self.insert_registration(r, to_i64(txt.version, "txt_version")?, &recent.join(" ")).await
     }
 
     async fn create_registration_audited(&self, r: &Registration, e: &NewAuditEvent, at: OffsetDateTime) -> Result<()> {
@@ -483,6 +470,26 @@ where
         .fetch_optional(&self.write)
         .await?;
         done.map(drop).ok_or(StoreError::NotFound)
+    }
+
+    async fn replace_registration_password_hash(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<bool> {
+        let done: Option<(Uuid,)> = sqlx::query_as(
+            "UPDATE registrations SET password_hash = $4 \
+             WHERE id = $1 AND account_id = $2 AND password_hash = $3 RETURNING id",
+        )
+        .bind(*id.as_uuid())
+        .bind(*account.as_uuid())
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(done.is_some())
     }
 
     async fn set_license_key_storage_access(&self, account: AccountId, id: &KeyId, on: bool) -> Result<()> {

@@ -85,6 +85,7 @@ fn describe(kind: AuditKind) -> &'static str {
         AuditKind::RegistrationDomainSet => "Registration's domain set",
         AuditKind::CredentialsFetched => "Registration credentials given to a client (storage)",
         AuditKind::LicenseKeyStorageAccess => "License key storage access changed",
+        AuditKind::RegistrationsImported => "Registrations imported from acme-dns by the operator",
     }
 }
 
