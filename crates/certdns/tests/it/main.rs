@@ -11,6 +11,7 @@ mod embedded;
 mod fault_matrix;
 mod faults;
 mod fleet;
+mod import;
 mod operations;
 mod roles;
 mod shipped_configs;
