@@ -4,6 +4,7 @@
 //! parser, or a pure function (hashing included), so every other crate can rely on
 //! a `TxtValue` being valid or a `Subdomain` being canonical without re-checking.
 
+pub mod account_label;
 pub mod allow_from;
 pub mod domain;
 pub mod ids;
@@ -15,6 +16,7 @@ pub mod secret;
 pub mod text;
 pub mod txt;
 
+pub use account_label::{AcmeAccountUrl, InvalidAccountUrl};
 pub use allow_from::{AllowFrom, InvalidCidr};
 pub use domain::{Domain, DomainError};
 pub use ids::{AccountId, InvalidId, KeyId, RegistrationId, Subdomain, Username};

@@ -22,8 +22,8 @@ mod sql_portal;
 
 use async_trait::async_trait;
 use certdns_core::{
-    Account, AccountId, AccountStatus, AuditEvent, Domain, KeyId, LicenseKey, NewAuditEvent, Registration,
-    RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
+    Account, AccountId, AccountStatus, AcmeAccountUrl, AuditEvent, Domain, KeyId, LicenseKey, NewAuditEvent,
+    Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use std::net::IpAddr;
 
@@ -149,9 +149,19 @@ pub trait Store: Send + Sync + 'static {
         domain: Option<&Domain>,
         take_over: bool,
     ) -> Result<()>;
-    /// The registration of `account` bound to `domain`.
+    /// Makes a registration of `account` answer dns-account-01 challenges of the
+    /// ACME account `url` (`None`: plain dns-01). [`StoreError::Conflict`] when
+    /// another registration of the account holds the same domain for the same
+    /// ACME account. [`StoreError::NotFound`] if `account` has no such registration.
+    async fn set_registration_acme_account(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        url: Option<&AcmeAccountUrl>,
+    ) -> Result<()>;
+    /// The dns-01 registration (no ACME account) of `account` bound to `domain`.
     async fn registration_by_domain(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>>;
-    /// The registration of `account` bound to `domain` or, failing that, to its
+    /// The dns-01 registration of `account` bound to `domain` or, failing that, to its
     /// closest parent (`a.b.example.com`, `b.example.com`, `example.com`), in one
     /// query.
     async fn closest_bound_registration(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>>;

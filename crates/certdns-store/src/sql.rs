@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use certdns_core::{
-    Account, AccountId, AccountStatus, AuditEvent, Domain, Email, KeyId, LicenseKey, NewAuditEvent, Registration,
-    RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
+    Account, AccountId, AccountStatus, AcmeAccountUrl, AuditEvent, Domain, Email, KeyId, LicenseKey, NewAuditEvent,
+    Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
@@ -280,7 +280,8 @@ where
     async fn registration_for_update(&self, username: Username) -> Result<Option<(Registration, AccountStatus)>> {
         let row: Option<RegistrationStatusRow> = sqlx::query_as(
             "SELECT r.id, r.account_id, r.license_key_id, r.username, r.password_hash, r.subdomain, r.allow_from, \
-             r.subject, r.domain, r.password_sealed, r.created_at, r.last_update_at, a.status AS account_status \
+             r.subject, r.domain, r.password_sealed, r.acme_account_url, r.created_at, r.last_update_at, \
+             a.status AS account_status \
              FROM registrations r JOIN accounts a ON a.id = r.account_id WHERE r.username = $1",
         )
         .bind(*username.as_uuid())
@@ -408,12 +409,16 @@ where
     ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         if take_over && let Some(d) = domain {
-            sqlx::query("UPDATE registrations SET domain = NULL WHERE account_id = $1 AND domain = $2 AND id <> $3")
-                .bind(*account.as_uuid())
-                .bind(d.as_str())
-                .bind(*id.as_uuid())
-                .execute(&mut *tx)
-                .await?;
+            // Only the holder of the same challenge name: the same ACME account, or none.
+            sqlx::query(
+                "UPDATE registrations SET domain = NULL WHERE account_id = $1 AND domain = $2 AND id <> $3 \
+                 AND acme_account_url IS NOT DISTINCT FROM (SELECT acme_account_url FROM registrations WHERE id = $3)",
+            )
+            .bind(*account.as_uuid())
+            .bind(d.as_str())
+            .bind(*id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
         }
         let done: Option<(Uuid,)> =
             sqlx::query_as("UPDATE registrations SET domain = $3 WHERE id = $1 AND account_id = $2 RETURNING id")
@@ -430,7 +435,8 @@ where
 
     async fn registration_by_domain(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND domain = $2"
+            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND domain = $2 \
+             AND acme_account_url IS NULL"
         ));
         let row: Option<RegistrationRow> =
             sqlx::query_as(sql).bind(*account.as_uuid()).bind(domain.as_str()).fetch_optional(&self.read).await?;
@@ -442,7 +448,8 @@ where
         // Placeholders only: the names themselves are bound.
         let placeholders: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND domain IN ({})",
+            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND acme_account_url IS NULL \
+             AND domain IN ({})",
             placeholders.join(", ")
         ));
         let mut query = sqlx::query_as::<_, RegistrationRow>(sql).bind(*account.as_uuid());
@@ -490,6 +497,24 @@ where
         .fetch_optional(&self.write)
         .await?;
         Ok(done.is_some())
+    }
+
+    async fn set_registration_acme_account(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        url: Option<&AcmeAccountUrl>,
+    ) -> Result<()> {
+        let done: Option<(Uuid,)> = sqlx::query_as(
+            "UPDATE registrations SET acme_account_url = $3 WHERE id = $1 AND account_id = $2 RETURNING id",
+        )
+        .bind(*id.as_uuid())
+        .bind(*account.as_uuid())
+        .bind(url.map(AcmeAccountUrl::as_str))
+        .fetch_optional(&self.write)
+        .await
+        .map_err(conflict_as("a registration for this domain and ACME account"))?;
+        done.map(drop).ok_or(StoreError::NotFound)
     }
 
     async fn set_license_key_storage_access(&self, account: AccountId, id: &KeyId, on: bool) -> Result<()> {

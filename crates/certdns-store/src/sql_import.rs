@@ -2,7 +2,7 @@
 //! yet) and an imported one (its values from the server it comes from): one
 //! statement, so an import lands whole or not at all.
 
-use certdns_core::{Domain, KeyId, Registration};
+use certdns_core::{AcmeAccountUrl, Domain, KeyId, Registration};
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -30,8 +30,8 @@ where
     pub(crate) async fn insert_registration(&self, r: &Registration, version: i64, recent: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO registrations (id, account_id, license_key_id, username, password_hash, subdomain, \
-             allow_from, subject, txt_version, txt_recent, created_at, last_update_at, domain, password_sealed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             allow_from, subject, txt_version, txt_recent, created_at, last_update_at, domain, password_sealed, \
+             acme_account_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(*r.id.as_uuid())
         .bind(*r.account_id.as_uuid())
@@ -47,6 +47,7 @@ where
         .bind(r.last_update_at)
         .bind(r.domain.as_ref().map(Domain::as_str))
         .bind(r.password_sealed.as_deref())
+        .bind(r.acme_account_url.as_ref().map(AcmeAccountUrl::as_str))
         .execute(self.write_pool())
         .await
         .map_err(conflict_as(REGISTRATION_CONFLICT))?;

@@ -166,6 +166,7 @@ async fn add_domain(State(state): Shared, User(user, ctx): User, Form(f): Form<N
         subject: Some(domain.unicode()),
         domain: Some(domain.clone()),
         password_sealed,
+        acme_account_url: None,
         created_at: certdns_core::now(),
         last_update_at: None,
     };

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use certdns_core::domain::CHALLENGE_LABEL;
-use certdns_core::{AuditKind, Domain, DomainError, LicenseKey, Registration, Subdomain};
+use certdns_core::{AcmeAccountUrl, AuditKind, Domain, DomainError, LicenseKey, Registration, Subdomain};
 use certdns_store::StoreError;
 use serde::Deserialize;
 
@@ -25,7 +25,7 @@ use crate::error::PageError;
 use crate::session::{Ctx, User};
 use crate::state::AppState;
 use crate::templates::{Layout, render};
-use certdns_delegation::check_cname;
+use certdns_delegation::check_challenge_name;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -33,6 +33,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/registrations/{subdomain}", get(registration_page))
         .route("/registrations/{subdomain}/domain", post(set_domain))
         .route("/registrations/{subdomain}/delete", post(delete_registration))
+        .route("/registrations/{subdomain}/acme-account", post(super::acme_account::set_acme_account))
 }
 
 pub(super) struct RegRow {
@@ -46,8 +47,13 @@ pub(super) struct RegRow {
     pub domain_unicode: String,
     pub is_idn: bool,
     pub fulldomain: String,
-    /// `_acme-challenge.<domain>`; empty without a domain (no placeholder).
+    /// The challenge name the CNAME sits at (`_acme-challenge.<domain>`, or
+    /// `_<label>._acme-challenge.<domain>` for dns-account-01); empty without a
+    /// domain (no placeholder).
     pub cname_name: String,
+    /// dns-account-01: the ACME account URL and its label; empty for dns-01.
+    pub acme_account_url: String,
+    pub account_label: String,
     /// The customer's zone as the public suffix list sees it (`example.com`),
     /// and the CNAME's name relative to it (`_acme-challenge.www`); empty when
     /// there is no domain or the list knows no zone for it.
@@ -139,14 +145,21 @@ pub(super) fn title_of(r: &Registration) -> String {
 }
 
 pub(super) fn reg_row(state: &AppState, r: &Registration) -> RegRow {
-    let (cname_zone, cname_relative) = r.domain.as_ref().and_then(|d| cname_in_zone(d.as_str())).unwrap_or_default();
+    let (cname_zone, mut cname_relative) =
+        r.domain.as_ref().and_then(|d| cname_in_zone(d.as_str())).unwrap_or_default();
+    let account_label = r.acme_account_url.as_ref().map(AcmeAccountUrl::label).unwrap_or_default();
+    if !account_label.is_empty() && !cname_relative.is_empty() {
+        cname_relative = format!("{account_label}.{cname_relative}");
+    }
     RegRow {
+        acme_account_url: r.acme_account_url.as_ref().map(|u| u.as_str().to_owned()).unwrap_or_default(),
+        account_label,
         subdomain: r.subdomain.to_string(),
         title: title_of(r),
         domain: r.domain.as_ref().map(|d| d.as_str().to_owned()).unwrap_or_default(),
         domain_unicode: r.domain.as_ref().map(Domain::unicode).unwrap_or_default(),
         is_idn: r.domain.as_ref().is_some_and(Domain::is_idn),
-        cname_name: r.domain.as_ref().map(Domain::challenge_name).unwrap_or_default(),
+        cname_name: r.challenge_name().unwrap_or_default(),
         cname_zone,
         cname_relative,
         fulldomain: state.fulldomain(r.subdomain),
@@ -185,7 +198,7 @@ async fn registrations_page(State(state): Shared, User(user, ctx): User, Query(q
 }
 
 /// The registration at `subdomain` in the user's account, or a 404 page.
-async fn find(
+pub(super) async fn find(
     state: &AppState,
     ctx: &Ctx,
     account: certdns_core::AccountId,
@@ -229,9 +242,9 @@ async fn show_registration(
     status: StatusCode,
 ) -> Page {
     let row = reg_row(state, reg);
-    let check = match (&q.check, &reg.domain) {
-        (Some(_), Some(domain)) => {
-            let status = check_cname(state.config.resolver, domain.as_str(), &row.fulldomain).await;
+    let check = match (&q.check, reg.challenge_name()) {
+        (Some(_), Some(name)) => {
+            let status = check_challenge_name(state.config.resolver, &name, &row.fulldomain).await;
             Some(cname_advice::advise(&status, &row.cname_name, &row.fulldomain, state.config.resolver))
         }
         (Some(_), None) => Some(cname_advice::no_domain()),
@@ -319,7 +332,12 @@ async fn set_domain(
         return Ok(Redirect::to(&format!("/registrations/{}?notice=domain_set", reg.subdomain)).into_response());
     }
     let take_over = f.action == "move";
-    let holder = state.core.registration_by_domain(account, &domain).await?.filter(|other| other.id != reg.id);
+    // dns-account-01 registrations share a domain with the dns-01 one; the store
+    // refuses only the same ACME account twice.
+    let holder = match reg.acme_account_url {
+        None => state.core.registration_by_domain(account, &domain).await?.filter(|other| other.id != reg.id),
+        Some(_) => None,
+    };
     if let (Some(other), false) = (&holder, take_over) {
         let form = refuse(f.domain.clone(), None, Some(conflict_with(&state, &domain, other)));
         return show_registration(&state, &ctx, &reg, RegistrationQuery::default(), form, StatusCode::CONFLICT).await;
@@ -330,7 +348,8 @@ async fn set_domain(
             // Another registration took it a moment ago: say which, change nothing.
             let other = state.core.registration_by_domain(account, &domain).await?;
             let conflict = other.filter(|o| o.id != reg.id).map(|o| conflict_with(&state, &domain, &o));
-            let form = refuse(f.domain.clone(), None, conflict);
+            let error = conflict.is_none().then(|| SAME_ACME_ACCOUNT.to_owned());
+            let form = refuse(f.domain.clone(), error, conflict);
             return show_registration(&state, &ctx, &reg, RegistrationQuery::default(), form, StatusCode::CONFLICT)
                 .await;
         }
@@ -348,6 +367,10 @@ async fn set_domain(
     let notice = if moved_from.is_some() { "domain_moved" } else { "domain_set" };
     Ok(Redirect::to(&format!("/registrations/{}?notice={notice}", reg.subdomain)).into_response())
 }
+
+/// A dns-account-01 binding refused by the store.
+pub(super) const SAME_ACME_ACCOUNT: &str =
+    "Another registration of this account already answers for this domain and the same ACME account.";
 
 pub(super) fn conflict_with(state: &AppState, domain: &Domain, other: &Registration) -> Conflict {
     Conflict {
@@ -396,6 +419,7 @@ mod tests {
             subject: subject.map(str::to_owned),
             domain: domain.and_then(|d| Domain::parse(d).ok()),
             password_sealed: None,
+            acme_account_url: None,
             created_at: certdns_core::now(),
             last_update_at: None,
         };

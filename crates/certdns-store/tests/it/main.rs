@@ -6,5 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod domains;
+mod moved_and_labelled;
 mod portal_store;
 mod store;

@@ -147,6 +147,7 @@ async fn import_one(
         subject: None,
         domain: None,
         password_sealed: None,
+        acme_account_url: None,
         created_at: now(),
         last_update_at: c.last_update,
     };
