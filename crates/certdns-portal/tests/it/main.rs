@@ -6,6 +6,7 @@
 // A failed unwrap is a failed test here.
 #![allow(clippy::unwrap_used)]
 
+mod account_label;
 mod activity;
 mod add_domain;
 mod auth;
