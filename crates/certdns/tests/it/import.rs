@@ -269,15 +269,29 @@ async fn imports_from_an_acme_dns_postgres_database() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_cli(dir.path(), &["admin", "account", "create", "--email", ACCOUNT], &[], None);
     assert!(out.success, "{}", out.stderr);
-    let args = ["import-acme-dns", "--from", source.url(), "--account", ACCOUNT];
+    // Filed under a license key of the account (as if registered with it).
+    let out = run_cli(dir.path(), &["admin", "key", "create", "--account", ACCOUNT, "--name", "moved"], &[], None);
+    assert!(out.success, "{}", out.stderr);
+    let key_id = out.stdout.split("created license key ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    let bad = run_cli(
+        dir.path(),
+        &["import-acme-dns", "--from", source.url(), "--account", ACCOUNT, "--key", "nokey"],
+        &[],
+        None,
+    );
+    assert!(!bad.success && bad.stderr.contains("--key"), "{}", bad.stderr);
+    let args = ["import-acme-dns", "--from", source.url(), "--account", ACCOUNT, "--key", &key_id];
     let out = run_cli(dir.path(), &args, &[], None);
     assert!(out.success, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("Imported 1 registrations"), "{}", out.stdout);
+    let out = run_cli(dir.path(), &["admin", "key", "revoke", &key_id], &[], None);
+    assert!(out.success, "{}", out.stderr);
 
     let server = Certdns::start(dir.path(), &serve_on_loopback(&[]), &[]).await;
     let answer = dns_query(server.dns_udp(), &format!("{}.{ZONE}", r.subdomain), RecordType::TXT).await;
     assert_eq!(txt_values(&answer), [valid_txt('p')], "answered from the first query on");
-    assert_eq!(update_as(&server.http_url(), &r, &valid_txt('q')).await.0, 200);
+    // Revoking the key retires what was filed under it, as for any registration made with it.
+    assert_eq!(update_as(&server.http_url(), &r, &valid_txt('q')).await.0, 403);
     server.stop().await;
 }
 
