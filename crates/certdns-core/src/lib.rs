@@ -10,6 +10,7 @@ pub mod domain;
 pub mod ids;
 pub mod model;
 pub mod password;
+pub mod persist_record;
 pub mod redact;
 pub mod sealed;
 pub mod secret;
@@ -24,6 +25,7 @@ pub use model::{
     Account, AccountRole, AccountStatus, AuditEvent, AuditKind, Email, InvalidEmail, LicenseKey, NewAuditEvent,
     Registration, TxtState,
 };
+pub use persist_record::{InvalidPersistRecord, PersistRecord};
 pub use sealed::{CredentialSealer, SealError};
 pub use secret::{Secret, SecretHash};
 pub use txt::{InvalidTxt, TxtValue};
