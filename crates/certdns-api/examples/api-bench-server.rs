@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             subject: None,
             domain: None,
             password_sealed: None,
+            acme_account_url: None,
             created_at: now(),
             last_update_at: None,
         };

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use certdns_core::{AccountId, AccountRole, AuditKind, CredentialSealer, KeyId, NewAuditEvent};
-use certdns_http::ClientAddrRule;
+use certdns_http::{ClientAddrRule, SlowWork};
 use certdns_store::Store;
 use certdns_sync::TxtSync;
 use tokio::sync::OnceCell;
@@ -44,6 +44,8 @@ pub struct AppState {
     pub sealer: Option<CredentialSealer>,
     /// The API's public base URL, given to clients as `server_url`.
     pub public_url: String,
+    /// Where a password hash imported from acme-dns (bcrypt) is checked, once.
+    pub slow_hashes: SlowWork,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
         Self {
             sealer,
             public_url: deps.public_url,
+            slow_hashes: SlowWork::new(certdns_http::slow_work::default_threads()),
             usage,
             sync: deps.sync,
             updates,

@@ -5,11 +5,13 @@
 //! a `TxtValue` being valid or a `Subdomain` being canonical without re-checking.
 
 pub mod access_token;
+pub mod account_label;
 pub mod allow_from;
 pub mod domain;
 pub mod ids;
 pub mod model;
 pub mod password;
+pub mod persist_record;
 pub mod redact;
 pub mod sealed;
 pub mod secret;
@@ -17,6 +19,7 @@ pub mod text;
 pub mod txt;
 
 pub use access_token::{AccessToken, TokenId, TokenScope};
+pub use account_label::{AcmeAccountUrl, InvalidAccountUrl};
 pub use allow_from::{AllowFrom, InvalidCidr};
 pub use domain::{Domain, DomainError};
 pub use ids::{AccountId, InvalidId, KeyId, RegistrationId, Subdomain, Username};
@@ -24,6 +27,7 @@ pub use model::{
     Account, AccountRole, AccountStatus, AuditEvent, AuditKind, Email, InvalidEmail, LicenseKey, NewAuditEvent,
     Registration, TxtState,
 };
+pub use persist_record::{InvalidPersistRecord, PersistRecord};
 pub use sealed::{CredentialSealer, SealError};
 pub use secret::{Secret, SecretHash};
 pub use txt::{InvalidTxt, TxtValue};

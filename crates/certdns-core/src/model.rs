@@ -8,7 +8,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{AccountId, AllowFrom, Domain, KeyId, RegistrationId, SecretHash, Subdomain, TxtValue, Username};
+use crate::{
+    AccountId, AcmeAccountUrl, AllowFrom, Domain, KeyId, RegistrationId, SecretHash, Subdomain, TxtValue, Username,
+};
 
 /// A normalised e-mail address (trimmed, lower-case), the login of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -125,6 +127,7 @@ text_enum!(
         AccessTokenRevoked = "access_token.revoked",
         DelegationBroken = "delegation.broken",
         DelegationRestored = "delegation.restored",
+        RegistrationsImported = "registrations.imported",
     }
 );
 
@@ -193,14 +196,32 @@ pub struct Registration {
     pub allow_from: AllowFrom,
     /// What the client sent as `subject` at registration, as sent (echoed back).
     pub subject: Option<String>,
-    /// The domain it proves control of; unique within an account.
+    /// The domain it proves control of; unique within an account for dns-01,
+    /// unique per ACME account for dns-account-01.
     pub domain: Option<Domain>,
+    /// dns-account-01: the ACME account whose challenges it answers, so the CA
+    /// asks `_<label>._acme-challenge.<domain>` (see [`crate::AcmeAccountUrl`]).
+    /// `None`: dns-01 (`_acme-challenge.<domain>`).
+    pub acme_account_url: Option<AcmeAccountUrl>,
     /// The password sealed with the server's credentials key (see
     /// [`crate::CredentialSealer`]), kept only where a key with storage access
     /// may give it back.
     pub password_sealed: Option<String>,
     pub created_at: OffsetDateTime,
     pub last_update_at: Option<OffsetDateTime>,
+}
+
+impl Registration {
+    /// The name the CA asks and the customer delegates to this registration:
+    /// `_acme-challenge.<domain>` (dns-01) or, with an ACME account,
+    /// `_<label>._acme-challenge.<domain>` (dns-account-01). `None` without a domain.
+    pub fn challenge_name(&self) -> Option<String> {
+        let domain = self.domain.as_ref()?;
+        Some(match &self.acme_account_url {
+            Some(url) => url.challenge_name(domain),
+            None => domain.challenge_name(),
+        })
+    }
 }
 
 /// What a subdomain currently answers: its values, newest first, and the version

@@ -6,6 +6,7 @@
 //! guessing, and there is nothing to guess in 2^240. See ARCHITECTURE.md, "Secrets".
 
 use std::fmt;
+use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -54,12 +55,18 @@ impl fmt::Debug for Secret {
 
 /// The stored form of a secret: `sha256:<64 hex digits>`.
 ///
-/// The scheme prefix leaves room for hashes imported from acme-dns (`$2a$…`
-/// bcrypt), which are upgraded to this scheme on first successful use.
+/// Hashes imported from acme-dns (`$2a$…` bcrypt) are kept as they are and
+/// replaced by this scheme on their first successful use
+/// ([`SecretHash::verify_imported`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretHash(String);
 
 const SCHEME: &str = "sha256:";
+/// `$2b$NN$` + 22 characters of salt + 31 of hash.
+const BCRYPT_LEN: usize = 60;
+/// acme-dns writes cost 10. A far higher cost would make one `/update` hold a
+/// hashing thread for minutes, so such a hash is refused at import.
+pub const MAX_IMPORTED_COST: u32 = 14;
 const ROTATION_PREVIOUS: &str = ";previous=";
 const ROTATION_UNTIL: &str = ";until=";
 
@@ -170,6 +177,34 @@ impl SecretHash {
         self.previous_all().into_iter().map(|(_, until)| until).filter(|until| *until > now).max()
     }
 
+    /// A registration password hash imported from acme-dns (bcrypt, `$2a$`,
+    /// `$2b$` or `$2y$`), kept as it is until its first use; see
+    /// [`SecretHash::verify_imported`]. `None` for anything else.
+    pub fn imported(stored: &str) -> Option<Self> {
+        let is_bcrypt = ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p))
+            && stored.len() == BCRYPT_LEN
+            && bcrypt::HashParts::from_str(stored).is_ok_and(|parts| parts.get_cost() <= MAX_IMPORTED_COST);
+        is_bcrypt.then(|| Self(stored.to_owned()))
+    }
+
+    /// Whether this is an imported hash that [`SecretHash::verify`] does not
+    /// check: the caller verifies it once with [`SecretHash::verify_imported`].
+    pub fn is_imported(&self) -> bool {
+        Self::imported(&self.0).is_some()
+    }
+
+    /// The one rule for imported hashes: checks `candidate` with bcrypt and, when
+    /// it matches, returns the hash that replaces this one (`sha256:`, checked
+    /// fast from then on). `None` on a mismatch or when this is not an imported
+    /// hash. bcrypt costs tens of milliseconds of CPU on purpose: callers on an
+    /// async runtime run it on a bounded blocking pool.
+    pub fn verify_imported(&self, candidate: &str) -> Option<SecretHash> {
+        if !self.is_imported() {
+            return None;
+        }
+        bcrypt::verify(candidate, &self.0).unwrap_or(false).then(|| Self::of(candidate))
+    }
+
     /// A hash of nothing in particular, verified against when the account looked
     /// up does not exist, so that "no such user" and "wrong secret" cost the same.
     pub fn decoy() -> Self {
@@ -255,5 +290,33 @@ mod tests {
         // Read back from storage unchanged.
         let stored = SecretHash::from_stored(h2.as_str().to_owned());
         assert!(stored.verify_at(new.expose(), now));
+    }
+
+    #[test]
+    fn imported_bcrypt_hashes_verify_once_into_sha256() {
+        let password = Secret::generate();
+        // Cost 4 keeps the test fast; acme-dns writes cost 10, checked end to end.
+        let stored = bcrypt::hash(password.expose(), 4).unwrap();
+        assert!(stored.starts_with("$2b$"));
+        let h = SecretHash::imported(&stored).expect("a bcrypt hash is accepted");
+        assert!(h.is_imported());
+        assert!(!h.verify(password.expose()), "the fast check never runs bcrypt");
+        assert_eq!(h.verify_imported(&"x".repeat(40)), None);
+        let upgraded = h.verify_imported(password.expose()).expect("the right password");
+        assert_eq!(upgraded, password.hash());
+        assert!(!upgraded.is_imported() && upgraded.verify(password.expose()));
+        assert_eq!(upgraded.verify_imported(password.expose()), None, "only imported hashes go through bcrypt");
+        // Go's bcrypt writes $2a$; $2y$ comes from PHP-era tools.
+        for prefix in ["$2a$", "$2y$"] {
+            let other = stored.replacen("$2b$", prefix, 1);
+            assert!(SecretHash::imported(&other).unwrap().verify_imported(password.expose()).is_some(), "{prefix}");
+        }
+        let too_costly = stored.replacen("$04$", "$15$", 1);
+        for bad in
+            [too_costly.as_str(), "", "$2x$04$abc", "sha256:00", "$2b$04$short", &stored[..59], &format!("{stored}x")]
+        {
+            assert!(SecretHash::imported(bad).is_none(), "{bad}");
+        }
+        assert!(!format!("{h:?}").contains("$2"));
     }
 }

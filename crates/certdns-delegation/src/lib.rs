@@ -1,5 +1,6 @@
 //! The delegation check: asks a recursive resolver what `_acme-challenge.<domain>`
-//! is, and whether it is the CNAME to the registration's fulldomain. Shared by the
+//! (or dns-account-01's `_<label>._acme-challenge.<domain>`) is, and whether it
+//! is the CNAME to the registration's fulldomain. Shared by the
 //! portal (the live check on a registration's page) and the API (lego's HTTP
 //! storage answers 201 only when the CNAME is in place).
 
@@ -101,13 +102,21 @@ fn same_name(a: &Name, b: &str) -> bool {
     a.to_ascii().trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
-/// Checks `_acme-challenge.<domain>` against `expected` (the fulldomain) through
-/// the resolver at `resolver`.
+/// Checks `_acme-challenge.<domain>` (dns-01) against `expected` (the
+/// fulldomain) through the resolver at `resolver`.
 pub async fn check_cname(resolver: SocketAddr, domain: &str, expected: &str) -> CnameStatus {
     let domain = domain.trim().trim_start_matches("*.").trim_end_matches('.');
-    let name = match Name::from_ascii(format!("_acme-challenge.{domain}.")) {
+    check_challenge_name(resolver, &format!("_acme-challenge.{domain}"), expected).await
+}
+
+/// Checks the challenge name `challenge` — `_acme-challenge.<domain>`, or
+/// dns-account-01's `_<label>._acme-challenge.<domain>` (see
+/// `certdns_core::Registration::challenge_name`) — against `expected`.
+pub async fn check_challenge_name(resolver: SocketAddr, challenge: &str, expected: &str) -> CnameStatus {
+    let challenge = challenge.trim().trim_end_matches('.');
+    let name = match Name::from_ascii(format!("{challenge}.")) {
         Ok(n) => n,
-        Err(e) => return CnameStatus::Unknown { reason: format!("{domain:?} is not a valid domain name ({e})") },
+        Err(e) => return CnameStatus::Unknown { reason: format!("{challenge:?} is not a valid domain name ({e})") },
     };
     let cname = match ask(resolver, &name, RecordType::CNAME).await {
         Ok(m) => m,

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use certdns_core::{AccountId, RegistrationId};
-use certdns_delegation::{CnameStatus, check_cname};
+use certdns_core::{AcmeAccountUrl, Domain};
+use certdns_delegation::{CnameStatus, check_challenge_name};
 use certdns_store::{CheckRecord, DelegationStore, DueCheck};
 use tokio_util::sync::CancellationToken;
 
@@ -62,6 +63,18 @@ pub struct Alert {
 #[async_trait]
 pub trait Notifier: Send + Sync {
     async fn alert(&self, alert: &Alert);
+}
+
+/// The name the CA asks for this registration (`Registration::challenge_name`'s
+/// rule): `_acme-challenge.<domain>`, or with an ACME account dns-account-01's
+/// `_<label>._acme-challenge.<domain>`.
+fn challenge_name(due: &DueCheck) -> String {
+    let plain = || format!("_acme-challenge.{}", due.domain.trim_start_matches("*."));
+    let Ok(domain) = Domain::parse(&due.domain) else { return plain() };
+    match due.acme_account_url.as_deref().map(AcmeAccountUrl::parse) {
+        Some(Ok(url)) => url.challenge_name(&domain),
+        _ => domain.challenge_name(),
+    }
 }
 
 /// What one round did (for tests and the log).
@@ -117,7 +130,8 @@ impl Monitor {
     /// Checks one delegation, records it, and alerts on a change worth telling.
     async fn check_one(&self, due: DueCheck, now: i64) -> Result<(bool, bool), certdns_store::StoreError> {
         let target = format!("{}.{}", due.subdomain, self.config.zone.trim_end_matches('.'));
-        let status = check_cname(self.config.resolver, &due.domain, &target).await;
+        let cname_name = challenge_name(&due);
+        let status = check_challenge_name(self.config.resolver, &cname_name, &target).await;
         let code = status.code();
         let detail = match &status {
             CnameStatus::PointsElsewhere { target } => format!("points at {target}"),
@@ -169,7 +183,7 @@ impl Monitor {
         let alert = Alert {
             account: due.status.account_id,
             registration: record.registration_id,
-            cname_name: format!("_acme-challenge.{}", due.domain.trim_start_matches("*.")),
+            cname_name,
             domain: due.domain,
             target,
             kind,

@@ -48,6 +48,11 @@ impl From<StoreError> for ActionError {
     }
 }
 
+/// A dns-account-01 binding the store refused: the same domain and ACME
+/// account are bound already.
+pub(crate) const SAME_ACME_ACCOUNT: &str =
+    "Another registration of this account already answers for this domain and the same ACME account.";
+
 /// A refused domain, as the customer reads it.
 pub(crate) fn domain_error_text(e: &DomainError) -> String {
     format!("That domain cannot be used: {e}.")
@@ -161,6 +166,7 @@ pub(crate) async fn add_domain(
         subject: Some(domain.unicode()),
         domain: Some(domain.clone()),
         password_sealed,
+        acme_account_url: None,
         created_at: certdns_core::now(),
         last_update_at: None,
     };
@@ -212,9 +218,11 @@ pub(crate) async fn set_domain(
     if reg.domain.as_ref() == domain {
         return Ok(DomainChange::Unchanged);
     }
-    let holder = match domain {
-        Some(d) => state.core.registration_by_domain(who.account, d).await?.filter(|o| o.id != reg.id),
-        None => None,
+    // dns-account-01 registrations share a domain with the dns-01 one; the
+    // store refuses only the same ACME account twice.
+    let holder = match (domain, &reg.acme_account_url) {
+        (Some(d), None) => state.core.registration_by_domain(who.account, d).await?.filter(|o| o.id != reg.id),
+        _ => None,
     };
     if let (Some(other), false) = (&holder, take_over) {
         return Err(ActionError::DomainTaken(Box::new(other.clone())));
@@ -229,7 +237,7 @@ pub(crate) async fn set_domain(
             };
             return Err(match other {
                 Some(o) => ActionError::DomainTaken(Box::new(o)),
-                None => ActionError::Invalid("That domain was just taken; try again.".into()),
+                None => ActionError::Invalid(SAME_ACME_ACCOUNT.into()),
             });
         }
         Err(e) => return Err(e.into()),

@@ -1,25 +1,14 @@
 //! Human passwords: the rules a new one must meet, and argon2id hashing and
 //! verification in a small bounded pool.
 //!
-//! One argon2id run costs ~20 ms of CPU and 19 MiB. Unbounded, a few dozen
-//! anonymous sign-in or sign-up requests a second would take every core and the
-//! memory the DNS responder and the API in the same process need. So every run
-//! goes through [`PasswordHasher`]: at most `threads` at once on blocking
-//! threads, the rest wait their turn (and give up after [`MAX_WAIT`], answered
-//! as "busy"). Callers do every cheap check before asking it for work.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+//! One argon2id run costs ~20 ms of CPU and 19 MiB, so every run goes through
+//! [`PasswordHasher`], on the bounded pool the API also uses for imported
+//! hashes ([`certdns_http::SlowWork`]). Callers do every cheap check before
+//! asking it for work.
 
 use certdns_core::password;
-use tokio::sync::Semaphore;
-
-/// How long a request waits for a free hashing thread before it is told to retry.
-pub(crate) const MAX_WAIT: Duration = Duration::from_secs(10);
-
-/// Every hashing thread was busy for [`MAX_WAIT`].
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Busy;
+use certdns_http::SlowWork;
+pub(crate) use certdns_http::slow_work::{Busy, default_threads};
 
 /// Why a new password is refused, in words for the form.
 fn length_advice() -> String {
@@ -43,28 +32,20 @@ pub(crate) fn check_rules(pw: &str, email: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The default pool size: half the cores, at least 1 and at most 4.
-pub(crate) fn default_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    (cores / 2).clamp(1, 4)
-}
-
 /// Runs argon2id work at most `threads` at a time.
 pub(crate) struct PasswordHasher {
-    permits: Semaphore,
-    running: AtomicUsize,
-    peak: AtomicUsize,
+    pool: SlowWork,
 }
 
 impl PasswordHasher {
     pub fn new(threads: usize) -> Self {
-        Self { permits: Semaphore::new(threads.max(1)), running: AtomicUsize::new(0), peak: AtomicUsize::new(0) }
+        Self { pool: SlowWork::new(threads) }
     }
 
     /// The most runs that were ever in progress at once.
     #[cfg(test)]
     fn peak(&self) -> usize {
-        self.peak.load(Ordering::SeqCst)
+        self.pool.peak()
     }
 
     async fn run<T: Send + 'static>(
@@ -72,20 +53,12 @@ impl PasswordHasher {
         op: &'static str,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        let permit = match tokio::time::timeout(MAX_WAIT, self.permits.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                metrics::counter!("certdns_portal_password_busy_total").increment(1);
-                return Err(Busy);
-            }
-        };
-        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-        metrics::counter!("certdns_portal_password_hashes_total", "op" => op).increment(1);
-        let result = tokio::task::spawn_blocking(work).await;
-        self.running.fetch_sub(1, Ordering::SeqCst);
-        drop(permit);
-        result.map_err(|_| Busy)
+        let result = self.pool.run(work).await;
+        match &result {
+            Ok(_) => metrics::counter!("certdns_portal_password_hashes_total", "op" => op).increment(1),
+            Err(Busy) => metrics::counter!("certdns_portal_password_busy_total").increment(1),
+        }
+        result
     }
 
     /// An argon2id hash of `pw`. `Ok(Err(advice))` when the password is refused.

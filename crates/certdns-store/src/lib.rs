@@ -10,6 +10,7 @@
 //! the tenant's [`AccountId`] and filters by it in SQL, so a caller cannot reach
 //! another account's data by knowing an id.
 
+pub mod acme_dns;
 mod batch;
 mod error;
 pub mod monitor;
@@ -17,13 +18,14 @@ mod open;
 pub mod portal;
 mod rows;
 mod sql;
+mod sql_import;
 mod sql_monitor;
 mod sql_portal;
 
 use async_trait::async_trait;
 use certdns_core::{
-    Account, AccountId, AccountStatus, AuditEvent, Domain, KeyId, LicenseKey, NewAuditEvent, Registration,
-    RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
+    Account, AccountId, AccountStatus, AcmeAccountUrl, AuditEvent, Domain, KeyId, LicenseKey, NewAuditEvent,
+    Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use std::net::IpAddr;
 
@@ -108,6 +110,20 @@ pub trait Store: Send + Sync + 'static {
         self.create_registration(registration).await?;
         self.append_audit(event, at).await
     }
+    /// Inserts a registration moved here from another server together with its
+    /// current TXT state, in one statement: both or nothing.
+    /// [`StoreError::Conflict`] if the username or subdomain is taken.
+    async fn import_registration(&self, registration: &Registration, txt: &TxtState) -> Result<()>;
+    /// Replaces a registration's password hash, only while it is still `from`
+    /// (an imported hash upgraded on first use; a concurrent upgrade finds it
+    /// done). Whether this call replaced it.
+    async fn replace_registration_password_hash(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<bool>;
     async fn registration_by_username(&self, username: Username) -> Result<Option<Registration>>;
     /// The registration with `username` and the status of the account owning it, in
     /// one round trip (the `/update` hot path).
@@ -136,9 +152,19 @@ pub trait Store: Send + Sync + 'static {
         domain: Option<&Domain>,
         take_over: bool,
     ) -> Result<()>;
-    /// The registration of `account` bound to `domain`.
+    /// Makes a registration of `account` answer dns-account-01 challenges of the
+    /// ACME account `url` (`None`: plain dns-01). [`StoreError::Conflict`] when
+    /// another registration of the account holds the same domain for the same
+    /// ACME account. [`StoreError::NotFound`] if `account` has no such registration.
+    async fn set_registration_acme_account(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        url: Option<&AcmeAccountUrl>,
+    ) -> Result<()>;
+    /// The dns-01 registration (no ACME account) of `account` bound to `domain`.
     async fn registration_by_domain(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>>;
-    /// The registration of `account` bound to `domain` or, failing that, to its
+    /// The dns-01 registration of `account` bound to `domain` or, failing that, to its
     /// closest parent (`a.b.example.com`, `b.example.com`, `example.com`), in one
     /// query.
     async fn closest_bound_registration(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>>;

@@ -35,6 +35,8 @@ pub struct DueCheck {
     pub subdomain: Subdomain,
     /// The registration's domain now (may differ from `status.domain`).
     pub domain: String,
+    /// Its ACME account URL (dns-account-01: the CA asks the label's name).
+    pub acme_account_url: Option<String>,
     pub last_update_at: Option<OffsetDateTime>,
 }
 

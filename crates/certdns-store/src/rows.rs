@@ -2,8 +2,8 @@
 //! (a value that does not parse is `StoreError::Corrupt`, never a panic).
 
 use certdns_core::{
-    Account, AccountId, AllowFrom, AuditEvent, Domain, Email, KeyId, LicenseKey, Registration, RegistrationId,
-    SecretHash, Subdomain, TxtState, TxtValue, Username,
+    Account, AccountId, AcmeAccountUrl, AllowFrom, AuditEvent, Domain, Email, KeyId, LicenseKey, Registration,
+    RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use std::net::IpAddr;
 
@@ -47,6 +47,7 @@ pub(crate) struct RegistrationRow {
     subject: Option<String>,
     domain: Option<String>,
     password_sealed: Option<String>,
+    acme_account_url: Option<String>,
     created_at: OffsetDateTime,
     last_update_at: Option<OffsetDateTime>,
 }
@@ -129,6 +130,11 @@ impl TryFrom<RegistrationRow> for Registration {
             subject: r.subject,
             domain: r.domain.map(|d| Domain::parse(&d)).transpose().map_err(|e| corrupt("registrations.domain", e))?,
             password_sealed: r.password_sealed,
+            acme_account_url: r
+                .acme_account_url
+                .map(|u| AcmeAccountUrl::parse(&u))
+                .transpose()
+                .map_err(|e| corrupt("registrations.acme_account_url", e))?,
             created_at: r.created_at,
             last_update_at: r.last_update_at,
         })
@@ -194,4 +200,4 @@ pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64> {
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, email, role, status, password_hash, created_at";
 pub(crate) const KEY_COLUMNS: &str =
     "id, account_id, name, secret_hash, created_at, last_used_at, revoked_at, storage_access";
-pub(crate) const REGISTRATION_COLUMNS: &str = "id, account_id, license_key_id, username, password_hash, subdomain, allow_from, subject, domain, password_sealed, created_at, last_update_at";
+pub(crate) const REGISTRATION_COLUMNS: &str = "id, account_id, license_key_id, username, password_hash, subdomain, allow_from, subject, domain, password_sealed, acme_account_url, created_at, last_update_at";

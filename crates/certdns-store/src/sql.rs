@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use certdns_core::{
-    Account, AccountId, AccountStatus, AuditEvent, Domain, Email, KeyId, LicenseKey, NewAuditEvent, Registration,
-    RegistrationId, Subdomain, TxtState, TxtValue, Username,
+    Account, AccountId, AccountStatus, AcmeAccountUrl, AuditEvent, Domain, Email, KeyId, LicenseKey, NewAuditEvent,
+    Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
@@ -21,13 +21,11 @@ use uuid::Uuid;
 use crate::batch::BatchWriter;
 use crate::error::conflict_as;
 use crate::rows::*;
+use crate::sql_import::REGISTRATION_CONFLICT;
 use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
-
-/// What a unique violation on `registrations` means to the caller.
-const REGISTRATION_CONFLICT: &str = "a registration with this username, subdomain or domain";
 
 /// A [`Store`] over a sqlx pool. `read` and `write` are the same pool on Postgres;
 /// on SQLite writes get a single-connection pool of their own.
@@ -42,6 +40,10 @@ pub struct SqlStore<DB: Database> {
 impl<DB: Database> SqlStore<DB> {
     pub(crate) fn new(backend: Backend, read: Pool<DB>, write: Pool<DB>, batches: BatchWriter) -> Self {
         Self { backend, read, write, batches }
+    }
+
+    pub(crate) fn write_pool(&self) -> &Pool<DB> {
+        &self.write
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -225,27 +227,12 @@ where
     }
 
     async fn create_registration(&self, r: &Registration) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO registrations (id, account_id, license_key_id, username, password_hash, subdomain, \
-             allow_from, subject, txt_version, created_at, last_update_at, domain, password_sealed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12)",
-        )
-        .bind(*r.id.as_uuid())
-        .bind(*r.account_id.as_uuid())
-        .bind(r.license_key_id.as_ref().map(KeyId::as_str))
-        .bind(*r.username.as_uuid())
-        .bind(r.password_hash.as_str())
-        .bind(*r.subdomain.as_uuid())
-        .bind(r.allow_from.to_json().as_str())
-        .bind(r.subject.as_deref())
-        .bind(r.created_at)
-        .bind(r.last_update_at)
-        .bind(r.domain.as_ref().map(Domain::as_str))
-        .bind(r.password_sealed.as_deref())
-        .execute(&self.write)
-        .await
-        .map_err(conflict_as(REGISTRATION_CONFLICT))?;
-        Ok(())
+        self.insert_registration(r, 0, "").await
+    }
+
+    async fn import_registration(&self, r: &Registration, txt: &TxtState) -> Result<()> {
+        let recent: Vec<&str> = txt.values.iter().map(TxtValue::as_str).collect();
+        self.insert_registration(r, to_i64(txt.version, "txt_version")?, &recent.join(" ")).await
     }
 
     async fn create_registration_audited(&self, r: &Registration, e: &NewAuditEvent, at: OffsetDateTime) -> Result<()> {
@@ -293,7 +280,8 @@ where
     async fn registration_for_update(&self, username: Username) -> Result<Option<(Registration, AccountStatus)>> {
         let row: Option<RegistrationStatusRow> = sqlx::query_as(
             "SELECT r.id, r.account_id, r.license_key_id, r.username, r.password_hash, r.subdomain, r.allow_from, \
-             r.subject, r.domain, r.password_sealed, r.created_at, r.last_update_at, a.status AS account_status \
+             r.subject, r.domain, r.password_sealed, r.acme_account_url, r.created_at, r.last_update_at, \
+             a.status AS account_status \
              FROM registrations r JOIN accounts a ON a.id = r.account_id WHERE r.username = $1",
         )
         .bind(*username.as_uuid())
@@ -421,12 +409,16 @@ where
     ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         if take_over && let Some(d) = domain {
-            sqlx::query("UPDATE registrations SET domain = NULL WHERE account_id = $1 AND domain = $2 AND id <> $3")
-                .bind(*account.as_uuid())
-                .bind(d.as_str())
-                .bind(*id.as_uuid())
-                .execute(&mut *tx)
-                .await?;
+            // Only the holder of the same challenge name: the same ACME account, or none.
+            sqlx::query(
+                "UPDATE registrations SET domain = NULL WHERE account_id = $1 AND domain = $2 AND id <> $3 \
+                 AND acme_account_url IS NOT DISTINCT FROM (SELECT acme_account_url FROM registrations WHERE id = $3)",
+            )
+            .bind(*account.as_uuid())
+            .bind(d.as_str())
+            .bind(*id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
         }
         let done: Option<(Uuid,)> =
             sqlx::query_as("UPDATE registrations SET domain = $3 WHERE id = $1 AND account_id = $2 RETURNING id")
@@ -443,7 +435,8 @@ where
 
     async fn registration_by_domain(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND domain = $2"
+            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND domain = $2 \
+             AND acme_account_url IS NULL"
         ));
         let row: Option<RegistrationRow> =
             sqlx::query_as(sql).bind(*account.as_uuid()).bind(domain.as_str()).fetch_optional(&self.read).await?;
@@ -455,7 +448,8 @@ where
         // Placeholders only: the names themselves are bound.
         let placeholders: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND domain IN ({})",
+            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND acme_account_url IS NULL \
+             AND domain IN ({})",
             placeholders.join(", ")
         ));
         let mut query = sqlx::query_as::<_, RegistrationRow>(sql).bind(*account.as_uuid());
@@ -482,6 +476,44 @@ where
         .bind(sealed)
         .fetch_optional(&self.write)
         .await?;
+        done.map(drop).ok_or(StoreError::NotFound)
+    }
+
+    async fn replace_registration_password_hash(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        from: &SecretHash,
+        to: &SecretHash,
+    ) -> Result<bool> {
+        let done: Option<(Uuid,)> = sqlx::query_as(
+            "UPDATE registrations SET password_hash = $4 \
+             WHERE id = $1 AND account_id = $2 AND password_hash = $3 RETURNING id",
+        )
+        .bind(*id.as_uuid())
+        .bind(*account.as_uuid())
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(done.is_some())
+    }
+
+    async fn set_registration_acme_account(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        url: Option<&AcmeAccountUrl>,
+    ) -> Result<()> {
+        let done: Option<(Uuid,)> = sqlx::query_as(
+            "UPDATE registrations SET acme_account_url = $3 WHERE id = $1 AND account_id = $2 RETURNING id",
+        )
+        .bind(*id.as_uuid())
+        .bind(*account.as_uuid())
+        .bind(url.map(AcmeAccountUrl::as_str))
+        .fetch_optional(&self.write)
+        .await
+        .map_err(conflict_as("a registration for this domain and ACME account"))?;
         done.map(drop).ok_or(StoreError::NotFound)
     }
 

@@ -35,6 +35,11 @@ pub enum Command {
     Migrate(ConfigArgs),
     /// Manage accounts and license keys from the command line.
     Admin(AdminArgs),
+    /// Move an acme-dns server's registrations here (same usernames, passwords,
+    /// subdomains, allow-from lists and current TXT values), so existing CNAMEs
+    /// and clients keep working unchanged. Safe to run again.
+    #[command(name = "import-acme-dns")]
+    ImportAcmeDns(ImportArgs),
     /// Print the effective configuration (defaults, file, environment and flags
     /// merged) as TOML, with passwords in URLs redacted.
     Config(ServeArgs),
@@ -103,6 +108,31 @@ impl ServeArgs {
         o.ops.listen = self.ops_listen;
         o
     }
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// acme-dns's database: the path of its SQLite file (opened read-only) or a
+    /// postgres:// URL (read in a read-only transaction).
+    #[arg(long, value_name = "PATH|URL")]
+    pub from: String,
+    /// E-mail address of the account that will own the registrations.
+    #[arg(long)]
+    pub account: String,
+    /// A license key of that account to file the registrations under (as if
+    /// they had been registered with it).
+    #[arg(long, value_name = "KEY_ID")]
+    pub key: Option<String>,
+    /// Check everything and report what would happen; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A client's acme-dns credentials file (lego, cert-manager,
+    /// certbot-dns-acmedns: domain → account JSON) whose domains are bound to
+    /// the imported registrations; repeat for several.
+    #[arg(long = "storage-file", value_name = "FILE")]
+    pub storage_files: Vec<PathBuf>,
 }
 
 #[derive(Args)]

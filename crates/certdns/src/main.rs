@@ -7,6 +7,7 @@ mod bootstrap;
 mod cli;
 mod config;
 mod files;
+mod import;
 mod ops;
 mod serve;
 mod telemetry;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Migrate(args) => admin::migrate(args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::ImportAcmeDns(args) => import::run(args).await,
             Command::Config(args) => config::print(&args),
         }
     });

@@ -6,6 +6,7 @@ mod acmeproxy;
 mod bound;
 mod deregister;
 mod key_auth;
+mod password;
 mod register;
 mod storage;
 mod update;
@@ -102,7 +103,7 @@ async fn authenticate_registration(
     // The account is kept on a wrong key so a burst of failures is audited to it.
     let found = match credentials.well_formed() {
         Some(user) => match state.store.registration_for_update(user).await? {
-            Some((reg, status)) if reg.password_hash.verify(credentials.key) => Ok((reg, status)),
+            Some((reg, status)) if password::verify(state, &reg, credentials.key).await? => Ok((reg, status)),
             Some((reg, _)) => Err(Some(reg.account_id)),
             None => {
                 // Same cost as a wrong key, so "no such user" cannot be told apart.

@@ -125,6 +125,7 @@ pub async fn register(State(state): Shared, req: Request) -> Result<Response, Ap
         subject: parsed.subject,
         domain,
         password_sealed,
+        acme_account_url: None,
         created_at: certdns_core::now(),
         last_update_at: None,
     };

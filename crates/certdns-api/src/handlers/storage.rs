@@ -174,11 +174,12 @@ pub async fn put(State(state): Shared, Path(domain): Path<String>, req: Request)
 
     // The credentials must verify and belong to a registration of this key.
     let username: Username = account.username.trim().parse().map_err(|_| ApiError::AccountMismatch)?;
-    let reg = match state.store.registration_by_username(username).await? {
+    let found = state.store.registration_by_username(username).await?;
+    let reg = match found {
         Some(reg)
-            if reg.password_hash.verify(&account.password)
-                && reg.license_key_id.as_ref() == Some(&key.id)
-                && account.subdomain == reg.subdomain.to_string() =>
+            if reg.license_key_id.as_ref() == Some(&key.id)
+                && account.subdomain == reg.subdomain.to_string()
+                && super::password::verify(&state, &reg, &account.password).await? =>
         {
             reg
         }

@@ -79,6 +79,7 @@ async fn registration(env: &Env, domain: &str) -> Registration {
         subject: None,
         domain: Some(Domain::parse(domain).unwrap()),
         password_sealed: None,
+        acme_account_url: None,
         created_at: now(),
         last_update_at: None,
     };

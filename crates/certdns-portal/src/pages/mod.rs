@@ -9,6 +9,7 @@
 //! account's id; ids from the URL are never trusted on their own.
 
 mod account;
+mod acme_account;
 mod activity;
 mod add_domain;
 mod admin;
@@ -119,6 +120,12 @@ fn notice_text(code: &str) -> Option<String> {
         "domain_moved" => "Domain moved here. The registration that held it has no domain now.",
         "domain_cleared" => "Domain removed. Set one to get the exact CNAME to create.",
         "token_revoked" => "Token revoked. Requests with it are refused from now on.",
+        "acme_account_set" => {
+            "ACME account saved: the CA asks for this account's own name (dns-account-01), shown below."
+        }
+        "acme_account_cleared" => {
+            "ACME account removed: the registration answers plain dns-01 at _acme-challenge again."
+        }
         "deleted" => "Registration deleted. Our DNS stopped answering for it; remove the CNAME from your zone too.",
         "suspended" => "Account suspended: its keys and registrations are refused at the API.",
         "unsuspended" => "Account reactivated.",

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use certdns_core::domain::CHALLENGE_LABEL;
-use certdns_core::{Domain, LicenseKey, Registration, Subdomain};
+use certdns_core::{AcmeAccountUrl, Domain, LicenseKey, Registration, Subdomain};
 use serde::Deserialize;
 
 use super::delegation::{Badge, Change, badge, changes};
@@ -28,7 +28,7 @@ use crate::error::PageError;
 use crate::session::{Ctx, User};
 use crate::state::AppState;
 use crate::templates::{Layout, render};
-use certdns_delegation::check_cname;
+use certdns_delegation::check_challenge_name;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -36,6 +36,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/registrations/{subdomain}", get(registration_page))
         .route("/registrations/{subdomain}/domain", post(set_domain))
         .route("/registrations/{subdomain}/delete", post(delete_registration))
+        .route("/registrations/{subdomain}/acme-account", post(super::acme_account::set_acme_account))
 }
 
 pub(super) struct RegRow {
@@ -49,8 +50,13 @@ pub(super) struct RegRow {
     pub domain_unicode: String,
     pub is_idn: bool,
     pub fulldomain: String,
-    /// `_acme-challenge.<domain>`; empty without a domain (no placeholder).
+    /// The challenge name the CNAME sits at (`_acme-challenge.<domain>`, or
+    /// `_<label>._acme-challenge.<domain>` for dns-account-01); empty without a
+    /// domain (no placeholder).
     pub cname_name: String,
+    /// dns-account-01: the ACME account URL and its label; empty for dns-01.
+    pub acme_account_url: String,
+    pub account_label: String,
     /// The customer's zone as the public suffix list sees it (`example.com`),
     /// and the CNAME's name relative to it (`_acme-challenge.www`); empty when
     /// there is no domain or the list knows no zone for it.
@@ -146,14 +152,21 @@ pub(super) fn title_of(r: &Registration) -> String {
 }
 
 pub(super) fn reg_row(state: &AppState, r: &Registration) -> RegRow {
-    let (cname_zone, cname_relative) = r.domain.as_ref().and_then(|d| cname_in_zone(d.as_str())).unwrap_or_default();
+    let (cname_zone, mut cname_relative) =
+        r.domain.as_ref().and_then(|d| cname_in_zone(d.as_str())).unwrap_or_default();
+    let account_label = r.acme_account_url.as_ref().map(AcmeAccountUrl::label).unwrap_or_default();
+    if !account_label.is_empty() && !cname_relative.is_empty() {
+        cname_relative = format!("{account_label}.{cname_relative}");
+    }
     RegRow {
+        acme_account_url: r.acme_account_url.as_ref().map(|u| u.as_str().to_owned()).unwrap_or_default(),
+        account_label,
         subdomain: r.subdomain.to_string(),
         title: title_of(r),
         domain: r.domain.as_ref().map(|d| d.as_str().to_owned()).unwrap_or_default(),
         domain_unicode: r.domain.as_ref().map(Domain::unicode).unwrap_or_default(),
         is_idn: r.domain.as_ref().is_some_and(Domain::is_idn),
-        cname_name: r.domain.as_ref().map(Domain::challenge_name).unwrap_or_default(),
+        cname_name: r.challenge_name().unwrap_or_default(),
         cname_zone,
         cname_relative,
         fulldomain: state.fulldomain(r.subdomain),
@@ -199,7 +212,7 @@ async fn registrations_page(State(state): Shared, User(user, ctx): User, Query(q
 }
 
 /// The registration at `subdomain` in the user's account, or a 404 page.
-async fn find(
+pub(super) async fn find(
     state: &AppState,
     ctx: &Ctx,
     account: certdns_core::AccountId,
@@ -243,9 +256,9 @@ async fn show_registration(
     status: StatusCode,
 ) -> Page {
     let row = reg_row(state, reg);
-    let check = match (&q.check, &reg.domain) {
-        (Some(_), Some(domain)) => {
-            let status = check_cname(state.config.resolver, domain.as_str(), &row.fulldomain).await;
+    let check = match (&q.check, reg.challenge_name()) {
+        (Some(_), Some(name)) => {
+            let status = check_challenge_name(state.config.resolver, &name, &row.fulldomain).await;
             Some(cname_advice::advise(&status, &row.cname_name, &row.fulldomain, state.config.resolver))
         }
         (Some(_), None) => Some(cname_advice::no_domain()),
@@ -351,6 +364,9 @@ async fn set_domain(
     Ok(Redirect::to(&format!("/registrations/{}?notice={notice}", reg.subdomain)).into_response())
 }
 
+/// A dns-account-01 binding refused by the store.
+pub(super) const SAME_ACME_ACCOUNT: &str = crate::actions::SAME_ACME_ACCOUNT;
+
 pub(super) fn conflict_with(state: &AppState, domain: &Domain, other: &Registration) -> Conflict {
     Conflict {
         domain: domain.as_str().to_owned(),
@@ -391,6 +407,7 @@ mod tests {
             subject: subject.map(str::to_owned),
             domain: domain.and_then(|d| Domain::parse(d).ok()),
             password_sealed: None,
+            acme_account_url: None,
             created_at: certdns_core::now(),
             last_update_at: None,
         };

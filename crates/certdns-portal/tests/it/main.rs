@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod account_api;
+mod account_label;
 mod activity;
 mod add_domain;
 mod auth;

@@ -7,5 +7,6 @@
 
 mod access_tokens;
 mod domains;
+mod moved_and_labelled;
 mod portal_store;
 mod store;

@@ -70,6 +70,7 @@ async fn registration(store: &Arc<dyn PortalStore>, account: AccountId, key: Opt
         subject: Some("www.example.com".into()),
         domain: None,
         password_sealed: None,
+        acme_account_url: None,
         created_at: now(),
         last_update_at: None,
     };

@@ -80,6 +80,7 @@ pub(crate) fn registration(account: AccountId, key: Option<KeyId>) -> Registrati
         subject: Some("example.com".into()),
         domain: None,
         password_sealed: None,
+        acme_account_url: None,
         created_at: now(),
         last_update_at: None,
     }

@@ -68,6 +68,7 @@ impl Setup {
             subject: None,
             domain: None,
             password_sealed: None,
+            acme_account_url: None,
             created_at: now(),
             last_update_at: None,
         };

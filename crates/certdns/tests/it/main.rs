@@ -11,6 +11,7 @@ mod embedded;
 mod fault_matrix;
 mod faults;
 mod fleet;
+mod import;
 mod monitor;
 mod operations;
 mod roles;
