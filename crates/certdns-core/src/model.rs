@@ -127,6 +127,7 @@ text_enum!(
         AccessTokenRevoked = "access_token.revoked",
         DelegationBroken = "delegation.broken",
         DelegationRestored = "delegation.restored",
+        RenewalOverdue = "renewal.overdue",
         RegistrationsImported = "registrations.imported",
     }
 );

@@ -11,6 +11,7 @@
 //! told exactly once.
 
 pub mod policy;
+pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,9 @@ pub enum AlertKind {
     Broken { status: String, detail: String },
     /// A broken delegation is correct again.
     Restored,
+    /// No renewal came by `expected_by` (Unix seconds), judged from the usual
+    /// interval between the earlier ones; the last came at `last_renewal`.
+    RenewalOverdue { last_renewal: i64, expected_by: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +160,12 @@ impl Monitor {
             next_check_at: now + i64::try_from(delay).unwrap_or(i64::MAX / 2),
             failures,
             seen_update_at: due.last_update_at,
+            renewals: match due.last_update_at {
+                Some(t) => watchdog::note_update(&due.status.renewals, t.unix_timestamp()),
+                None => due.status.renewals.clone(),
+            },
         };
+        let renewed = record.renewals.last() != due.status.renewals.last();
         let changed = self.store.record_delegation_check(&record).await?;
         metrics::counter!("certdns_delegation_checks_total", "status" => code).increment(1);
         if !same_domain {
@@ -174,7 +183,8 @@ impl Monitor {
             (c, "correct") if policy::is_broken(c) => Some(AlertKind::Broken { status: c.to_owned(), detail }),
             _ => None,
         };
-        let Some(kind) = alert else { return Ok((changed, false)) };
+        let overdue = self.watch_renewals(&due, &record, renewed, now, &target).await?;
+        let Some(kind) = alert else { return Ok((changed, overdue)) };
         let state = if kind == AlertKind::Restored { "correct" } else { "broken" };
         // Exactly one instance wins the right to tell.
         if !self.store.mark_delegation_notified(record.registration_id, state).await? {
@@ -190,5 +200,39 @@ impl Monitor {
         };
         self.notifier.alert(&alert).await;
         Ok((changed, true))
+    }
+
+    /// The renewal watchdog's part of a check: a renewal that came resets the
+    /// "overdue" notice; one that is late is told once. Returns whether it told.
+    async fn watch_renewals(
+        &self,
+        due: &DueCheck,
+        record: &CheckRecord,
+        renewed: bool,
+        now: i64,
+        target: &str,
+    ) -> Result<bool, certdns_store::StoreError> {
+        if renewed && due.status.overdue_notified {
+            self.store.mark_overdue_notified(record.registration_id, false).await?;
+        }
+        let Some(expected_by) = watchdog::expected_by(&record.renewals).filter(|t| now > *t) else { return Ok(false) };
+        if (due.status.overdue_notified && !renewed)
+            || !self.store.mark_overdue_notified(record.registration_id, true).await?
+        {
+            return Ok(false);
+        }
+        let alert = Alert {
+            account: due.status.account_id,
+            registration: record.registration_id,
+            domain: due.domain.clone(),
+            cname_name: challenge_name(due),
+            target: target.to_owned(),
+            kind: AlertKind::RenewalOverdue {
+                last_renewal: record.renewals.last().copied().unwrap_or_default(),
+                expected_by,
+            },
+        };
+        self.notifier.alert(&alert).await;
+        Ok(true)
     }
 }

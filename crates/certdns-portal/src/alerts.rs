@@ -51,6 +51,27 @@ fn message(alert: &Alert, link: &str) -> (String, String) {
                 ),
             )
         }
+        AlertKind::RenewalOverdue { last_renewal, expected_by } => {
+            let date = |t: i64| {
+                time::OffsetDateTime::from_unix_timestamp(t)
+                    .ok()
+                    .and_then(|t| t.format(time::macros::format_description!("[year]-[month]-[day]")).ok())
+                    .unwrap_or_default()
+            };
+            (
+                format!("certdns: the certificate renewal for {} is overdue", alert.domain),
+                format!(
+                    "Your ACME client renewed {domain} through certdns until {last}, and from its usual rhythm the \
+                     next renewal was due by {by}. None has come.\n\n\
+                     The CNAME is checked separately (you would have heard if it were broken). Look at the client: \
+                     its logs, its schedule (cron, systemd timer), and whether the server it runs on still exists.\n\n\
+                     Registration: {link}\n",
+                    domain = alert.domain,
+                    last = date(*last_renewal),
+                    by = date(*expected_by),
+                ),
+            )
+        }
         AlertKind::Restored => (
             format!("certdns: the CNAME for {} is correct again", alert.domain),
             format!(
@@ -68,6 +89,7 @@ impl Notifier for AlertMailer {
         let (kind, status) = match &alert.kind {
             AlertKind::Broken { status, .. } => (AuditKind::DelegationBroken, status.as_str()),
             AlertKind::Restored => (AuditKind::DelegationRestored, "correct"),
+            AlertKind::RenewalOverdue { .. } => (AuditKind::RenewalOverdue, "overdue"),
         };
         let subdomain = alert.target.split('.').next().unwrap_or_default();
         let event = NewAuditEvent {

@@ -26,6 +26,10 @@ pub struct DelegationStatus {
     pub failures: u32,
     /// The state the owner was last told about (`none` before any notice).
     pub notified: String,
+    /// When its renewals came (Unix seconds, oldest first; the last few).
+    pub renewals: Vec<i64>,
+    /// The owner was told the next renewal is overdue.
+    pub overdue_notified: bool,
 }
 
 /// A registration whose check is due, claimed by this monitor.
@@ -52,6 +56,8 @@ pub struct CheckRecord {
     pub failures: u32,
     /// The registration's `last_update_at` the check saw.
     pub seen_update_at: Option<OffsetDateTime>,
+    /// The renewals known after this check (oldest first).
+    pub renewals: Vec<i64>,
 }
 
 /// One change of a registration's delegation status.
@@ -80,6 +86,9 @@ pub trait DelegationStore: Send + Sync {
     /// Notes that the owner was told about `state`; `false` if they already
     /// were (so exactly one notice goes out per change, whatever the instances).
     async fn mark_delegation_notified(&self, registration: RegistrationId, state: &str) -> Result<bool>;
+    /// Sets whether the owner was told the next renewal is overdue; `false` if
+    /// it already was so (one notice per overdue renewal).
+    async fn mark_overdue_notified(&self, registration: RegistrationId, told: bool) -> Result<bool>;
     async fn delegation_statuses(&self, account: AccountId) -> Result<Vec<DelegationStatus>>;
     /// The registration's recent changes, newest first.
     async fn delegation_history(

@@ -23,6 +23,8 @@ pub(crate) struct StatusRow {
     next_check_at: i64,
     failures: i64,
     notified: String,
+    renewals: String,
+    overdue_notified: i64,
 }
 
 #[derive(FromRow)]
@@ -43,7 +45,8 @@ pub(crate) struct ChangeRow {
 }
 
 const STATUS_COLUMNS: &str = "s.registration_id, s.account_id, s.domain, s.status, s.detail, s.checked_at, \
-                              s.changed_at, s.next_check_at, s.failures, s.notified";
+                              s.changed_at, s.next_check_at, s.failures, s.notified, s.renewals, \
+                              s.overdue_notified";
 
 impl TryFrom<StatusRow> for DelegationStatus {
     type Error = StoreError;
@@ -60,6 +63,8 @@ impl TryFrom<StatusRow> for DelegationStatus {
             failures: u32::try_from(r.failures)
                 .map_err(|e| StoreError::Corrupt(format!("delegation_status.failures: {e}")))?,
             notified: r.notified,
+            renewals: r.renewals.split(' ').filter_map(|t| t.parse().ok()).collect(),
+            overdue_notified: r.overdue_notified != 0,
         })
     }
 }
@@ -130,6 +135,7 @@ where
 
     async fn record_delegation_check(&self, c: &CheckRecord) -> Result<bool> {
         let id = *c.registration_id.as_uuid();
+        let renewals = c.renewals.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
         let mut tx = self.write().begin().await?;
         let before: Option<(String,)> =
             sqlx::query_as("SELECT status FROM delegation_status WHERE registration_id = $1")
@@ -144,7 +150,8 @@ where
         let changed = before != c.status;
         sqlx::query(
             "UPDATE delegation_status SET domain = $2, status = $3, detail = $4, checked_at = $5, next_check_at = $6, \
-             failures = $7, seen_update_at = $8, changed_at = CASE WHEN status <> $3 THEN $5 ELSE changed_at END \
+             failures = $7, seen_update_at = $8, renewals = $9, \
+             changed_at = CASE WHEN status <> $3 THEN $5 ELSE changed_at END \
              WHERE registration_id = $1",
         )
         .bind(id)
@@ -155,6 +162,7 @@ where
         .bind(c.next_check_at)
         .bind(i64::from(c.failures))
         .bind(c.seen_update_at)
+        .bind(renewals.as_str())
         .execute(&mut *tx)
         .await?;
         if changed {
@@ -185,6 +193,18 @@ where
         )
         .bind(*registration.as_uuid())
         .bind(state)
+        .fetch_optional(self.write())
+        .await?;
+        Ok(done.is_some())
+    }
+
+    async fn mark_overdue_notified(&self, registration: RegistrationId, told: bool) -> Result<bool> {
+        let done: Option<(Uuid,)> = sqlx::query_as(
+            "UPDATE delegation_status SET overdue_notified = $2 WHERE registration_id = $1 AND overdue_notified <> $2 \
+             RETURNING registration_id",
+        )
+        .bind(*registration.as_uuid())
+        .bind(i64::from(told))
         .fetch_optional(self.write())
         .await?;
         Ok(done.is_some())

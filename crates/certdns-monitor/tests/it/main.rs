@@ -26,6 +26,7 @@ certdns_testkit::both_backends!(setup = setup;
     a_break_and_a_fix_are_told_once_each,
     checks_come_again_after_an_update_and_a_domain_change,
     two_monitors_tell_once,
+    an_overdue_renewal_is_told_once,
 );
 
 #[derive(Default)]
@@ -194,4 +195,37 @@ async fn two_monitors_tell_once(env: Env) {
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.checked + b.checked, 2, "each due check claimed once: {a:?} {b:?}");
     assert_eq!(env.alerts.0.lock().unwrap().len(), 2, "one alert per broken delegation");
+}
+
+async fn an_overdue_renewal_is_told_once(env: Env) {
+    const DAY: i64 = 86_400;
+    let r = registration(&env, "renew.example.com").await;
+    set_cname(&env, "renew.example.com", Some(&target(&r)));
+    let t0 = now().unix_timestamp() - 400 * DAY;
+    let value = certdns_core::TxtValue::parse(&"r".repeat(43)).unwrap();
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    // Renewals every 60 days (each a burst of two updates a minute apart).
+    for n in 0..3 {
+        let t = t0 + n * 60 * DAY;
+        env.store.core().put_txt(r.id, &value, 2, at(t)).await.unwrap();
+        env.monitor.round(t + 1).await.unwrap();
+        env.store.core().put_txt(r.id, &value, 2, at(t + 60)).await.unwrap();
+        env.monitor.round(t + 61).await.unwrap();
+    }
+    let s = status(&env, &r).await;
+    assert_eq!(s.renewals, [t0, t0 + 60 * DAY, t0 + 120 * DAY], "one entry per burst");
+    // Expected by 120 + 60 + 15 + 1 days: not overdue the day before, told once after.
+    assert_eq!(env.monitor.round(t0 + 195 * DAY).await.unwrap().alerts, 0);
+    assert_eq!(env.monitor.round(t0 + 197 * DAY).await.unwrap().alerts, 1);
+    assert_eq!(env.monitor.round(t0 + 198 * DAY).await.unwrap().alerts, 0, "told once");
+    let alerts = env.alerts.0.lock().unwrap().clone();
+    assert_eq!(
+        alerts.last().unwrap().kind,
+        AlertKind::RenewalOverdue { last_renewal: t0 + 120 * DAY, expected_by: t0 + 196 * DAY }
+    );
+    // The renewal comes after all: the notice is reset, nothing more is said.
+    env.store.core().put_txt(r.id, &value, 2, at(t0 + 199 * DAY)).await.unwrap();
+    assert_eq!(env.monitor.round(t0 + 199 * DAY + 1).await.unwrap().alerts, 0);
+    let s = status(&env, &r).await;
+    assert!(!s.overdue_notified && s.renewals.last() == Some(&(t0 + 199 * DAY)), "{s:?}");
 }

@@ -89,6 +89,7 @@ fn describe(kind: AuditKind) -> &'static str {
         AuditKind::AccessTokenRevoked => "Access token revoked",
         AuditKind::DelegationBroken => "CNAME broken (found by the monitor)",
         AuditKind::DelegationRestored => "CNAME correct again (found by the monitor)",
+        AuditKind::RenewalOverdue => "Renewal overdue (no update when one was expected)",
         AuditKind::RegistrationsImported => "Registrations imported from acme-dns by the operator",
     }
 }

@@ -20,6 +20,10 @@ pub(super) struct Badge {
     pub checked: String,
     pub detail: String,
     pub next_check: String,
+    /// The renewal watchdog: "expected by …", "overdue since …", or empty
+    /// until two renewals have been seen.
+    pub renewal: String,
+    pub renewal_overdue: bool,
 }
 
 pub(super) struct Change {
@@ -62,6 +66,13 @@ pub(super) fn badge(reg: &Registration, statuses: &HashMap<RegistrationId, Deleg
             .and_then(|s| at(s.next_check_at))
             .map(|t| if t <= now { "now".to_owned() } else { when(t) })
             .unwrap_or_else(|| "within a minute".to_owned()),
+        renewal: status
+            .and_then(|s| certdns_monitor::watchdog::expected_by(&s.renewals))
+            .and_then(at)
+            .map(|t| if t < now { format!("overdue since {}", when(t)) } else { format!("expected by {}", when(t)) })
+            .unwrap_or_default(),
+        renewal_overdue: status
+            .is_some_and(|s| certdns_monitor::watchdog::is_overdue(&s.renewals, now.unix_timestamp())),
     })
 }
 
