@@ -10,6 +10,7 @@
 //! the tenant's [`AccountId`] and filters by it in SQL, so a caller cannot reach
 //! another account's data by knowing an id.
 
+mod acme_state;
 mod batch;
 mod error;
 mod open;
@@ -27,6 +28,7 @@ use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
+pub use acme_state::{AcmeStateStore, AcmeValue};
 pub use error::StoreError;
 pub use open::{Backend, open, open_with, redact};
 pub use portal::{AccountSummary, PortalStore, RemovedRegistration, TokenKind, UsageDay};
@@ -47,8 +49,9 @@ pub struct AuthorizedWrite {
 }
 
 /// Persistence behind one object-safe trait; used as `Arc<dyn Store>`.
+/// [`AcmeStateStore`] is `tls.acme`'s part (in a module of its own).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AcmeStateStore + Send + Sync + 'static {
     /// Which backend this is (for logs and readiness output).
     fn backend(&self) -> Backend;
 
