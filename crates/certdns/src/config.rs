@@ -154,7 +154,7 @@ const OPS_DOCS: &[(&str, &str)] =
 
 /// Every section of the file with its key docs; `serve --help` prints them in
 /// this order, and a test checks that together they name every key.
-fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 10] {
+fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 11] {
     [
         ("", TOP_DOCS),
         ("http", HTTP_DOCS),
@@ -166,6 +166,7 @@ fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 10] {
         ("portal", PortalConfig::DOCS),
         ("portal", ConnectionLimits::DOCS),
         ("tls", TlsConfig::DOCS),
+        ("tls.acme", certdns_tls::AcmeConfig::DOCS),
     ]
 }
 
@@ -248,8 +249,15 @@ impl<T> ListenOverride<T> {
 /// Keys whose values are secrets. `certdns config`, errors and the banner never
 /// show them, and each can come from a file named by `CERTDNS_<KEY>_FILE` (the
 /// way container platforms hand out secrets), e.g. `CERTDNS_DATABASE_URL_FILE`.
-pub const SECRET_KEYS: &[&str] =
-    &["database_url", "redis_url", "redis_read_url", "api.credentials_key", "portal.session_secret", "portal.smtp.url"];
+pub const SECRET_KEYS: &[&str] = &[
+    "database_url",
+    "redis_url",
+    "redis_read_url",
+    "api.credentials_key",
+    "portal.session_secret",
+    "portal.smtp.url",
+    "tls.acme.eab_hmac_key",
+];
 
 /// The environment variable naming a file that holds `key`'s value.
 fn file_env_name(key: &str) -> String {
@@ -350,6 +358,9 @@ impl Config {
         if let Some(smtp) = &mut shown.portal.smtp {
             smtp.url = certdns_core::redact::url(&smtp.url);
         }
+        if let Some(acme) = &mut shown.tls.acme {
+            acme.eab_hmac_key = acme.eab_hmac_key.as_ref().map(|_| "***".to_owned());
+        }
         shown
     }
 
@@ -391,6 +402,11 @@ impl Config {
         self.portal.validate()?;
         self.http.limits.validate("http")?;
         self.tls.validate()?;
+        if self.tls.acme.is_some() && !self.needs_store() {
+            return Err("tls.acme: orders through the store, which a dns-only process does not open; \
+                        set [tls] on the api and portal processes"
+                .into());
+        }
         if self.runs(Role::Portal) && self.portal.listen == self.http.listen && self.http.listen.port() != 0 {
             return Err(format!(
                 "portal.listen: {} is already http.listen; the portal needs its own",
@@ -507,6 +523,19 @@ mod tests {
         config.tls.key_file = Some("key.pem".into());
         config.tls.redirect_listen = Some("127.0.0.1:80".parse().unwrap());
         let mut paths = Vec::new();
+        // tls.acme excludes the files: walked in a copy of its own.
+        let mut acme = config.clone();
+        acme.tls.cert_file = None;
+        acme.tls.key_file = None;
+        acme.tls.acme = Some(certdns_tls::AcmeConfig {
+            directory_url: "https://ca.example/dir".into(),
+            contact: vec!["ops@example.net".into()],
+            names: vec!["api.example.net".into()],
+            eab_kid: Some("kid".into()),
+            eab_hmac_key: Some("key".into()),
+            directory_ca_file: Some("ca.pem".into()),
+        });
+        key_paths(&serde_json::to_value(&acme).unwrap(), "", &mut paths);
         key_paths(&serde_json::to_value(&config).unwrap(), "", &mut paths);
         let docs = documented();
         let tables: Vec<&str> = sections().iter().map(|(section, _)| *section).collect();
@@ -528,6 +557,9 @@ mod tests {
             "CERTDNS_PORTAL__SMTP",
             "CERTDNS_TLS__CERT_FILE",
             "CERTDNS_TLS__KEY_FILE",
+            "CERTDNS_TLS__ACME__DIRECTORY_URL",
+            "CERTDNS_TLS__ACME__NAMES",
+            "CERTDNS_TLS__ACME__EAB_HMAC_KEY_FILE",
         ] {
             assert!(help.contains(key), "{key} missing from --help");
         }

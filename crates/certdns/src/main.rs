@@ -10,6 +10,7 @@ mod files;
 mod ops;
 mod serve;
 mod telemetry;
+mod tls_acme;
 
 use std::process::ExitCode;
 
