@@ -5,6 +5,7 @@
 // A failed unwrap is a failed test here.
 #![allow(clippy::unwrap_used)]
 
+mod acme_state;
 mod domains;
 mod portal_store;
 mod store;
