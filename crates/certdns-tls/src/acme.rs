@@ -209,8 +209,15 @@ pub async fn run(
             status.update(|r| r.state = "ordering");
             let started = Instant::now();
             let result = client.order(&names).await;
-            if let Err(e) = store.release_lease().await {
-                tracing::warn!(error = %e, "tls.acme: cannot release the lease (it expires by itself)");
+            // After a success the lease ends at once; after a failure this
+            // process keeps it through its back-off, so the fleet backs off
+            // together instead of each instance ordering in turn.
+            let lease_end = match &result {
+                Ok(_) => store.release_lease().await,
+                Err(_) => store.take_lease(retry).await.map(|_| ()),
+            };
+            if let Err(e) = lease_end {
+                tracing::warn!(error = %e, "tls.acme: cannot end or extend the lease (it expires by itself)");
             }
             match result {
                 Ok((stored, loaded)) => {

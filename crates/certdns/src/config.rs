@@ -402,11 +402,7 @@ impl Config {
         self.portal.validate()?;
         self.http.limits.validate("http")?;
         self.tls.validate()?;
-        if self.tls.acme.is_some() && !self.needs_store() {
-            return Err("tls.acme: orders through the store, which a dns-only process does not open; \
-                        set [tls] on the api and portal processes"
-                .into());
-        }
+
         if self.runs(Role::Portal) && self.portal.listen == self.http.listen && self.http.listen.port() != 0 {
             return Err(format!(
                 "portal.listen: {} is already http.listen; the portal needs its own",
@@ -439,7 +435,19 @@ impl Config {
 
     /// `https` when the HTTP listeners speak TLS.
     pub fn http_scheme(&self) -> &'static str {
-        if self.tls.enabled() { "https" } else { "http" }
+        if self.speaks_tls() { "https" } else { "http" }
+    }
+
+    /// Whether this process's HTTP listeners speak TLS: with certificate files,
+    /// or with `tls.acme` where there is a store to order through (a dns-only
+    /// process sharing the file serves its probes in plain HTTP).
+    pub fn speaks_tls(&self) -> bool {
+        self.tls.cert_file.is_some() || self.acme().is_some()
+    }
+
+    /// `tls.acme`, when this process orders (or picks up) the certificate.
+    pub fn acme(&self) -> Option<&certdns_tls::AcmeConfig> {
+        self.tls.acme.as_ref().filter(|_| self.needs_store())
     }
 
     /// Whether this process needs the database (the dns role does not).

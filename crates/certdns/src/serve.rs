@@ -66,7 +66,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // stops the start, naming the file. With tls.acme the slot starts empty and
     // is filled once the store holds a certificate or an order succeeds.
     let mut tls = certdns_tls::Tls::start(&config.tls, cancel.clone())?;
-    let acme_slot = config.tls.acme.as_ref().map(|_| Arc::new(certdns_tls::CertSlot::empty()));
+    let acme_slot = config.acme().map(|_| Arc::new(certdns_tls::CertSlot::empty()));
     if let Some(slot) = &acme_slot {
         tls = Some(certdns_tls::Tls::serving(slot.clone()));
     }
@@ -115,7 +115,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut http = axum::Router::new();
 
-    let acme_status = match (&config.tls.acme, &acme_slot, &store, &sync) {
+    let acme_status = match (config.acme(), &acme_slot, &store, &sync) {
         (Some(acme), Some(slot), Some(store), Some(sync)) => {
             let key = credentials_key.as_deref().context(
                 "tls.acme: the certificate's private key is sealed in the store with api.credentials_key; set it \
@@ -215,7 +215,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cancel.clone(),
         ("ops listener", "ops"),
     ));
-    let redirect_addr = match config.tls.redirect_listen {
+    let redirect_addr = match config.tls.redirect_listen.filter(|_| config.speaks_tls()) {
         Some(at) => {
             let listener = tokio::net::TcpListener::bind(at)
                 .await
@@ -351,7 +351,7 @@ fn print_banner(config: &Config, at: &Listeners<'_>, distribution: &str, first_s
     if let Some(portal) = at.portal {
         println!("  Portal {scheme}://{portal}");
     }
-    if let Some(acme) = &config.tls.acme {
+    if let Some(acme) = config.acme() {
         println!(
             "  TLS   certificate by ACME for {} from {} (progress: /ready)",
             acme.names.join(", "),
@@ -394,7 +394,7 @@ fn print_banner(config: &Config, at: &Listeners<'_>, distribution: &str, first_s
 /// on loopback, and no proxy declared in front (`client_ip_header`, where TLS
 /// would end).
 fn clear_text_warnings(config: &Config, at: &Listeners<'_>) -> Vec<String> {
-    if config.tls.enabled() {
+    if config.speaks_tls() {
         return Vec::new();
     }
     let listeners = [
