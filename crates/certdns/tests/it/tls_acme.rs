@@ -53,7 +53,8 @@ struct Pebble {
 }
 
 impl Pebble {
-    async fn start(dns: SocketAddr, validity_secs: u64) -> Self {
+    /// `eab`: (key id, base64url HMAC key) pebble then requires of new accounts.
+    async fn start(dns: SocketAddr, validity_secs: u64, eab: Option<(&str, &str)>) -> Self {
         assert!(
             Command::new("pebble").arg("-h").stderr(Stdio::null()).status().is_ok(),
             "pebble is not installed: run scripts/test-services.sh (Debian package pebble)"
@@ -77,7 +78,8 @@ impl Pebble {
             "certificate": dir.path().join("localhost.pem"),
             "privateKey": dir.path().join("localhost.key"),
             "httpPort": 5002, "tlsPort": 5001, "ocspResponderURL": "",
-            "externalAccountBindingRequired": false,
+            "externalAccountBindingRequired": eab.is_some(),
+            "externalAccountMACKeys": eab.map_or_else(|| serde_json::json!({}), |(kid, key)| serde_json::json!({ kid: key })),
             "certificateValidityPeriod": validity_secs,
         }});
         std::fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
@@ -306,7 +308,7 @@ async fn acme_certificate_inside_and_outside_the_zone_renewed_and_kept() {
     let cnames = Arc::new(Mutex::new(HashMap::new()));
     let resolver = spawn_resolver(dns, cnames.clone()).await;
     // 60 s certificates: renewal due 40 s after issuance.
-    let pebble = Pebble::start(resolver, 60).await;
+    let pebble = Pebble::start(resolver, 60, None).await;
     let dir = tempfile::tempdir().unwrap();
     let names = format!("[\"{IN_ZONE}\", \"{OUTSIDE}\"]");
     let (ca_file, directory) = (pebble.ca_file().display().to_string(), pebble.directory());
@@ -423,14 +425,19 @@ async fn acme_certificate_inside_and_outside_the_zone_renewed_and_kept() {
 
 /// Two API instances on one Postgres (and one Redis for the TXT values): one
 /// takes the lease and orders, the other picks the certificate up from the
-/// store; both serve the same one, and pebble issued one.
+/// store; both serve the same one, and pebble issued one. The CA requires
+/// external account binding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_one_order_the_same_certificate() {
     let pg = TestPostgres::new().await;
     let redis = TestRedis::new().await;
     let dns: SocketAddr = ([127, 0, 0, 1], free_dns_port().await).into();
     let resolver = spawn_resolver(dns, Arc::default()).await;
-    let pebble = Pebble::start(resolver, 3600).await;
+    // This CA requires external account binding; the HMAC key comes from a file.
+    let (kid, hmac) = ("kid-certdns", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W");
+    let pebble = Pebble::start(resolver, 3600, Some((kid, hmac))).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("eab.key"), format!("{hmac}\n")).unwrap();
     let names = format!("[\"{IN_ZONE}\"]");
     let (ca_file, directory) = (pebble.ca_file().display().to_string(), pebble.directory());
     let mut env = acme_env(&pebble, &names, &ca_file, &directory);
@@ -439,8 +446,9 @@ async fn two_instances_one_order_the_same_certificate() {
         ("CERTDNS_REDIS_URL", redis.url()),
         ("CERTDNS_REDIS_PREFIX", redis.prefix()),
         ("CERTDNS_API__CREDENTIALS_KEY", CREDENTIALS_KEY),
+        ("CERTDNS_TLS__ACME__EAB_KID", kid),
+        ("CERTDNS_TLS__ACME__EAB_HMAC_KEY_FILE", "eab.key"),
     ]);
-    let dir = tempfile::tempdir().unwrap();
     let dns_listen = dns.to_string();
     let first =
         ["serve", "--http-listen", "127.0.0.1:0", "--dns-listen", &dns_listen, "--portal-listen", "127.0.0.1:0"];
