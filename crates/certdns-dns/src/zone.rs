@@ -370,6 +370,18 @@ mod tests {
         let s = Subdomain::generate();
         assert!(matches!(z.classify(&lower(&format!("{s}.auth.example.org."))), Owner::Registration(x) if x == s));
         assert!(matches!(z.classify(&lower(&format!("x.{s}.auth.example.org."))), Owner::Nothing));
+        // certdns's own certificate: the challenge of a name in the zone (or of
+        // the apex) answers under the subdomain derived from that name.
+        for (asked, name) in [
+            ("_acme-challenge.api.auth.example.org.", "api.auth.example.org"),
+            ("_ACME-Challenge.a.b.Auth.example.org.", "a.b.auth.example.org"),
+            ("_acme-challenge.auth.example.org.", "auth.example.org"),
+        ] {
+            let derived = Subdomain::for_acme_challenge(name);
+            assert!(matches!(z.classify(&lower(asked)), Owner::Registration(x) if x == derived), "{asked}");
+        }
+        assert!(matches!(z.classify(&lower("_acme-challenge.example.org.")), Owner::Outside));
+        assert!(matches!(z.classify(&lower("x._acme-challenge.auth.example.org.")), Owner::Nothing));
     }
 
     #[test]

@@ -305,3 +305,33 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
         () = tokio::time::sleep(d) => false,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn loaded(names: &[&str], not_before: i64, not_after: i64) -> Loaded {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x.example".to_owned()]).unwrap().self_signed(&key).unwrap();
+        let real = certs::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+        Loaded { names: names.iter().map(|n| (*n).to_owned()).collect(), not_before, not_after, ..real }
+    }
+
+    #[test]
+    fn renewal_is_due_at_two_thirds_of_the_lifetime() {
+        // A 90-day certificate: day 60.
+        let day = 86_400;
+        assert_eq!(two_thirds(&loaded(&[], 1_000, 1_000 + 90 * day)), 1_000 + 60 * day);
+        // pebble's 60 s test certificates: 40 s in.
+        assert_eq!(two_thirds(&loaded(&[], 0, 60)), 40);
+    }
+
+    #[test]
+    fn a_stored_certificate_must_cover_every_configured_name() {
+        let both = loaded(&["api.example.net", "*.auth.example.net"], 0, 1);
+        assert!(covers(&both, &["api.example.net".into(), "*.auth.example.net".into()]));
+        assert!(covers(&both, &["API.example.net".into()]));
+        assert!(!covers(&both, &["api.example.net".into(), "www.example.net".into()]), "a name added since");
+    }
+}
