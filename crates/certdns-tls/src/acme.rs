@@ -27,6 +27,11 @@ use crate::slot::CertSlot;
 
 /// How long an order may hold the lease; a holder that dies is replaced after it.
 pub const LEASE: Duration = Duration::from_secs(600);
+/// An order (account, challenges, validation, issuance) that takes longer is
+/// given up (the HTTP client has no deadlines of its own); well inside [`LEASE`].
+const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+/// Asking the CA for renewal information.
+const ARI_TIMEOUT: Duration = Duration::from_secs(30);
 /// First and longest wait after a failed order.
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(3600);
@@ -172,21 +177,31 @@ pub async fn run(
         }
     }
     let mut served: Option<(StoredCertificate, Loaded)> = None;
+    // A stored certificate not taken (expired, other names, broken): said once.
+    let mut passed_over: Option<StoredCertificate> = None;
     let mut earlier_by_ari: Option<i64> = None;
     let mut retry = RETRY_FIRST;
     loop {
         // What another instance (or this one, before a restart) stored.
         match store.certificate().await {
-            Ok(Some(stored)) if served.as_ref().is_none_or(|(s, _)| *s != stored) => {
+            Ok(Some(stored))
+                if served.as_ref().is_none_or(|(s, _)| *s != stored) && passed_over.as_ref() != Some(&stored) =>
+            {
                 match certs::from_pem(stored.chain_pem.as_bytes(), stored.key_pem.as_bytes()) {
                     Ok(loaded) if covers(&loaded, &names) && loaded.not_after > unix_now() => {
                         tracing::info!(names = ?loaded.names, not_after = loaded.not_after, "tls.acme: serving the stored certificate");
                         slot.replace(loaded.clone());
-                        earlier_by_ari = client.renewal_hint(&stored.chain_pem).await;
+                        earlier_by_ari = renewal_hint(&mut client, &stored.chain_pem).await;
                         served = Some((stored, loaded));
                     }
-                    Ok(_) => tracing::info!("tls.acme: the stored certificate is expired or for other names; ordering"),
-                    Err(e) => tracing::warn!(error = %e, "tls.acme: the stored certificate does not load; ordering"),
+                    Ok(_) => {
+                        tracing::info!("tls.acme: the stored certificate is expired or for other names; ordering");
+                        passed_over = Some(stored);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "tls.acme: the stored certificate does not load; ordering");
+                        passed_over = Some(stored);
+                    }
                 }
             }
             Ok(_) => {}
@@ -208,7 +223,14 @@ pub async fn run(
         if due && take_lease(store.as_ref()).await {
             status.update(|r| r.state = "ordering");
             let started = Instant::now();
-            let result = client.order(&names).await;
+            let ordered = tokio::select! {
+                // Shutting down: the lease expires by itself.
+                () = cancel.cancelled() => return,
+                ordered = tokio::time::timeout(ORDER_TIMEOUT, client.order(&names)) => ordered,
+            };
+            let result = ordered.unwrap_or_else(|_| {
+                Err(AcmeError(format!("the order took longer than {} s", ORDER_TIMEOUT.as_secs())))
+            });
             // After a success the lease ends at once; after a failure this
             // process keeps it through its back-off, so the fleet backs off
             // together instead of each instance ordering in turn.
@@ -229,7 +251,7 @@ pub async fn run(
                     tracing::info!(names = ?loaded.names, not_after = loaded.not_after, took_ms = took.as_millis() as u64, "tls.acme: certificate obtained");
                     metrics::counter!("certdns_tls_acme_orders_total", "result" => "ok").increment(1);
                     slot.replace(loaded.clone());
-                    earlier_by_ari = client.renewal_hint(&stored.chain_pem).await;
+                    earlier_by_ari = renewal_hint(&mut client, &stored.chain_pem).await;
                     served = Some((stored, loaded));
                     retry = RETRY_FIRST;
                     status.update(|r| {
@@ -269,6 +291,11 @@ pub async fn run(
             return;
         }
     }
+}
+
+/// The CA's renewal information, bounded in time (none when it does not answer).
+async fn renewal_hint(client: &mut crate::acme_order::Client, chain_pem: &str) -> Option<i64> {
+    tokio::time::timeout(ARI_TIMEOUT, client.renewal_hint(chain_pem)).await.ok().flatten()
 }
 
 async fn take_lease(store: &dyn AcmeStore) -> bool {
