@@ -467,3 +467,19 @@ async fn two_instances_one_order_the_same_certificate() {
     a.stop().await;
     b.stop().await;
 }
+
+/// On Postgres nothing generates `api.credentials_key`: without it `tls.acme`
+/// would have nothing to seal the private key with, and the start says so.
+#[tokio::test]
+async fn a_fleet_without_the_credentials_key_does_not_start() {
+    let pg = TestPostgres::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CERTDNS_DATABASE_URL", pg.url()),
+        ("CERTDNS_TLS__ACME__DIRECTORY_URL", "https://127.0.0.1:1/dir"),
+        ("CERTDNS_TLS__ACME__NAMES", "[\"api.auth.certdns.localhost\"]"),
+    ];
+    let out = run_cli(dir.path(), &serve_on_loopback(&["--ops-listen", "127.0.0.1:0"]), &env, None);
+    assert!(!out.success);
+    assert!(out.stderr.contains("tls.acme") && out.stderr.contains("api.credentials_key"), "{}", out.stderr);
+}
