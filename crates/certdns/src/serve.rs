@@ -115,37 +115,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut http = axum::Router::new();
 
-    let acme_status = match (config.acme(), &acme_slot, &store, &sync) {
-        (Some(acme), Some(slot), Some(store), Some(sync)) => {
-            let key = credentials_key.as_deref().context(
-                "tls.acme: the certificate's private key is sealed in the store with api.credentials_key; set it \
-                 (CERTDNS_API__CREDENTIALS_KEY or CERTDNS_API__CREDENTIALS_KEY_FILE)",
-            )?;
-            let backend = crate::tls_acme::StoreBackedAcme::new(
-                store.clone(),
-                sync.clone(),
-                key,
-                &config.zone.domain,
-                &acme.directory_url,
-            )?;
-            let status = Arc::new(certdns_tls::AcmeStatus::default());
-            let run = certdns_tls::acme::run(
-                acme.clone(),
-                Arc::new(backend),
-                slot.clone(),
-                status.clone(),
-                config.tls.watch_interval(),
-                cancel.clone(),
-            );
-            tasks.spawn(async move {
-                run.await;
-                anyhow::Ok("tls.acme")
-            });
-            Some(status)
-        }
-        _ => None,
-    };
-
     if let (Some(store), Some(sync)) = (store.as_ref().filter(|_| config.runs(Role::Api)), &sync) {
         // The in-process distribution starts empty: fill it before DNS starts so the
         // first answers already carry every stored value.
@@ -191,6 +160,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             anyhow::Ok("DNS responder")
         });
     }
+
+    // After the DNS role is bound: the first challenge is answered at once.
+    let acme_status = match (config.acme(), &acme_slot, &store, &sync) {
+        (Some(acme), Some(slot), Some(store), Some(sync)) => {
+            let key = credentials_key.as_deref().context(
+                "tls.acme: the certificate's private key is sealed in the store with api.credentials_key; set it \
+                 (CERTDNS_API__CREDENTIALS_KEY or CERTDNS_API__CREDENTIALS_KEY_FILE)",
+            )?;
+            let backend = crate::tls_acme::StoreBackedAcme::new(
+                store.clone(),
+                sync.clone(),
+                key,
+                &config.zone.domain,
+                &acme.directory_url,
+            )?;
+            let status = Arc::new(certdns_tls::AcmeStatus::default());
+            let run = certdns_tls::acme::run(
+                acme.clone(),
+                Arc::new(backend),
+                slot.clone(),
+                status.clone(),
+                config.tls.watch_interval(),
+                cancel.clone(),
+            );
+            tasks.spawn(async move {
+                run.await;
+                anyhow::Ok("tls.acme")
+            });
+            Some(status)
+        }
+        _ => None,
+    };
 
     let ops = Ops {
         metrics,

@@ -156,11 +156,13 @@ impl StoreBackedAcme {
     /// Publishes a registration's new state and waits until it is served.
     async fn publish(&self, state: certdns_core::TxtState, name: &str) {
         let position = self.sync.publish_states(vec![state]).await;
-        if let Served::NotConfirmed { live, confirmed } =
-            self.sync.wait_until_served(position.as_ref(), SERVED_WITHIN).await
-        {
-            // The CA may still find it (a responder may be slow to report).
-            tracing::warn!(name, live, confirmed, "tls.acme: not every responder confirmed the challenge value");
+        match self.sync.wait_until_served(position.as_ref(), SERVED_WITHIN).await {
+            Served::Everywhere { .. } => {}
+            // Starting: no responder has reported yet (the CA may still find it).
+            Served::NotConfirmed { live: 0, .. } => tracing::info!(name, "tls.acme: no responder reports yet"),
+            Served::NotConfirmed { live, confirmed } => {
+                tracing::warn!(name, live, confirmed, "tls.acme: not every responder confirmed the challenge value");
+            }
         }
     }
 }
