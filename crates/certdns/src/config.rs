@@ -97,7 +97,8 @@ pub struct Config {
     /// Prefix of every Redis key, so deployments can share a server.
     pub redis_prefix: String,
     /// The API's public base URL, without credentials or path; license keys are
-    /// handed out embedded in it. Unset: `http://<http.listen>`.
+    /// handed out embedded in it. Unset: `http://<http.listen>` (`https://` with
+    /// TLS; with `tls.acme` the certificate's first name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_api_url: Option<String>,
     pub log_format: LogFormat,
@@ -144,7 +145,11 @@ const TOP_DOCS: &[(&str, &str)] = &[
     ("redis_url", "redis://host:port for TXT distribution between processes (default: in-process)"),
     ("redis_read_url", "dns role: read TXT changes from this Redis (a replica in the PoP); reports go to redis_url"),
     ("redis_prefix", "prefix of every Redis key"),
-    ("public_api_url", "public base URL of the API, no path (default: http://<http.listen>, https:// with [tls])"),
+    (
+        "public_api_url",
+        "public base URL of the API, no path (default: http://<http.listen>, https:// with [tls], \
+         https://<first tls.acme name> with tls.acme)",
+    ),
     ("log_format", "text or json"),
     ("log_level", "tracing filter, e.g. info or certdns=debug,info (RUST_LOG wins)"),
 ];
@@ -429,8 +434,18 @@ impl Config {
     /// The public API base URL without a trailing slash; unset, the listener's
     /// address (as bound: `http.listen` may name port 0).
     pub fn public_api_url(&self, bound: SocketAddr) -> String {
-        let url = self.public_api_url.clone().unwrap_or_else(|| format!("{}://{bound}", self.http_scheme()));
+        let url = self.public_api_url.clone().unwrap_or_else(|| match self.acme_host() {
+            // The certificate's name, not the listener's address (0.0.0.0 is no URL).
+            Some(host) if bound.port() == 443 => format!("https://{host}"),
+            Some(host) => format!("https://{host}:{}", bound.port()),
+            None => format!("{}://{bound}", self.http_scheme()),
+        });
         url.trim_end_matches('/').to_owned()
+    }
+
+    /// With `tls.acme`, the first name of the certificate that is not a wildcard.
+    fn acme_host(&self) -> Option<String> {
+        self.acme()?.normalized_names().into_iter().find(|n| !n.starts_with("*."))
     }
 
     /// `https` when the HTTP listeners speak TLS.
@@ -582,5 +597,19 @@ mod tests {
         assert!(validate_public_url("https://api.example.net/acme").is_err());
         assert!(validate_public_url("https://u:p@api.example.net").is_err());
         assert!(validate_public_url("ftp://api.example.net").is_err());
+        // With tls.acme the default is the certificate's first name, not the listener.
+        let mut config = Config::default();
+        config.tls.acme = Some(certdns_tls::AcmeConfig {
+            directory_url: "https://ca.example/dir".into(),
+            contact: vec![],
+            names: vec!["*.auth.example.net".into(), "API.example.net".into()],
+            eab_kid: None,
+            eab_hmac_key: None,
+            directory_ca_file: None,
+        });
+        assert_eq!(config.public_api_url("0.0.0.0:443".parse().unwrap()), "https://api.example.net");
+        assert_eq!(config.public_api_url("0.0.0.0:8443".parse().unwrap()), "https://api.example.net:8443");
+        config.roles = vec![Role::Dns];
+        assert_eq!(config.public_api_url("0.0.0.0:8080".parse().unwrap()), "http://0.0.0.0:8080");
     }
 }

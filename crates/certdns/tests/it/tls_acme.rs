@@ -359,6 +359,8 @@ async fn acme_certificate_inside_and_outside_the_zone_renewed_and_kept() {
     }
     // /register with the license key of the base URL, /update, then DNS.
     let base = server.first_start_base_url().unwrap();
+    // Handed out under the certificate's name, not the listener's address.
+    assert!(base.contains(&format!("@{IN_ZONE}:")), "{base}");
     let userinfo = base.trim_start_matches("https://").split('@').next().unwrap();
     use base64::Engine as _;
     let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(userinfo));
