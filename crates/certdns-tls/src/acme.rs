@@ -187,15 +187,27 @@ pub async fn run(
             Ok(Some(stored))
                 if served.as_ref().is_none_or(|(s, _)| *s != stored) && passed_over.as_ref() != Some(&stored) =>
             {
+                // Never back to an older one (this process's newest may have
+                // failed to reach the store).
+                let newer = |l: &Loaded| served.as_ref().is_none_or(|(_, s)| l.not_after >= s.not_after);
                 match certs::from_pem(stored.chain_pem.as_bytes(), stored.key_pem.as_bytes()) {
-                    Ok(loaded) if covers(&loaded, &names) && loaded.not_after > unix_now() => {
+                    Ok(loaded) if covers(&loaded, &names) && loaded.not_after > unix_now() && newer(&loaded) => {
                         tracing::info!(names = ?loaded.names, not_after = loaded.not_after, "tls.acme: serving the stored certificate");
                         slot.replace(loaded.clone());
                         earlier_by_ari = renewal_hint(&mut client, &stored.chain_pem).await;
                         served = Some((stored, loaded));
+                        // Another instance's order succeeded: this one's failure is history.
+                        retry = RETRY_FIRST;
+                        status.update(|r| {
+                            r.state = "ok";
+                            r.last_error = None;
+                            r.retry_at = None;
+                        });
                     }
                     Ok(_) => {
-                        tracing::info!("tls.acme: the stored certificate is expired or for other names; ordering");
+                        tracing::info!(
+                            "tls.acme: the stored certificate is older, expired or for other names; not served"
+                        );
                         passed_over = Some(stored);
                     }
                     Err(e) => {
