@@ -2,6 +2,7 @@
 # Makes sure the services the test suite talks to are installed and running:
 #   PostgreSQL reachable at $CERTDNS_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 #   Redis      reachable at $CERTDNS_TEST_REDIS_URL    (default redis://127.0.0.1:6379)
+#   pebble     (Debian package) for the tls.acme tests
 #
 # On a Debian machine it installs the server packages when they are missing and
 # starts the servers. If the system PostgreSQL will not let user `postgres` in
@@ -90,6 +91,14 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     apt_install chromium chromium-driver
 fi
 echo "test-services: chromium $(chromium --version 2>/dev/null | awk '{print $2}'), $(chromedriver --version 2>/dev/null | awk '{print $1, $2}')"
+
+# --- ACME CA (tls.acme tests) ----------------------------------------------------
+# crates/certdns/tests/it/tls_acme.rs starts pebble (Let's Encrypt's test CA) per
+# test, validating through certdns's own DNS port.
+if ! command -v pebble >/dev/null; then
+    echo "test-services: installing pebble (tls.acme tests)"
+    apt_install pebble
+fi
 
 # --- Fuzzing (tests/fuzz/) -------------------------------------------------------
 # api.sh installs schemathesis into a virtualenv: python3 with venv (on Debian the

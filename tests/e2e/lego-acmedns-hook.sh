@@ -25,6 +25,11 @@ storage="${ACME_DNS_STORAGE_PATH:?set ACME_DNS_STORAGE_PATH to a JSON file}"
 
 die() { echo "acmedns-hook: $*" >&2; exit 1; }
 
+# curl, with the API's name pinned to an address when E2E_CURL_RESOLVE says so
+# (host:port:address, for an HTTPS API whose certificate names no IP address);
+# CURL_CA_BUNDLE names the roots to trust.
+acurl() { curl ${E2E_CURL_RESOLVE:+--resolve "$E2E_CURL_RESOLVE"} "$@"; }
+
 lookup() { # domain -> its stored registration (JSON) or nothing
     [ -s "$storage" ] || return 0
     jq -ce --arg d "$1" '.[$d] // empty' "$storage" || true
@@ -38,7 +43,7 @@ lookup_fulldomain() { # fulldomain -> the stored registration it belongs to, or 
 register() { # domain
     local domain="$1" body status tmp
     body="$(mktemp)"
-    status="$(curl -sS --max-time 20 -X POST -o "$body" -w '%{http_code}' "$base/register")" ||
+    status="$(acurl -sS --max-time 20 -X POST -o "$body" -w '%{http_code}' "$base/register")" ||
         { rm -f "$body"; die "register $domain: request failed"; }
     if [ "$status" != 201 ]; then
         echo "acmedns-hook: register $domain: HTTP $status: $(head -c 500 "$body")" >&2
@@ -64,7 +69,7 @@ update() { # registration-json value
     key="$(jq -r .password <<<"$reg")"
     sub="$(jq -r .subdomain <<<"$reg")"
     body="$(mktemp)"
-    status="$(curl -sS --max-time 20 -X POST -o "$body" -w '%{http_code}' \
+    status="$(acurl -sS --max-time 20 -X POST -o "$body" -w '%{http_code}' \
         -H "X-Api-User: $user" -H "X-Api-Key: $key" -H 'Content-Type: application/json' \
         --data "$(jq -nc --arg s "$sub" --arg t "$value" '{subdomain: $s, txt: $t}')" \
         "$base/update")" || { rm -f "$body"; die "update $sub: request failed"; }

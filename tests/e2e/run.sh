@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End to end: real ACME clients obtain real certificates through certdns, all on loopback.
 #
-#   tests/e2e/run.sh                 both deployments (single binary, then split)
-#   CERTDNS_E2E_SCENARIOS=single tests/e2e/run.sh      only one of: single split
+#   tests/e2e/run.sh                 every scenario (single binary, split, tls)
+#   CERTDNS_E2E_SCENARIOS=single tests/e2e/run.sh      only one of: single split tls
 #
 # What it runs (see tests/e2e/README.md for the details):
 #   pebble (Let's Encrypt's test CA, validating through unbound), unbound (recursive,
@@ -13,10 +13,12 @@
 #   renewal with each, lego's httpreq provider against /acmeproxy (apex + wildcard
 #   from one registration bound by its subject), a registration provisioned through
 #   the portal's account API and used by certbot's plugin without /register, a
-#   revoked license key (401) and a missing CNAME (CA error).
+#   revoked license key (401) and a missing CNAME (CA error). (c) `tls`: certdns orders
+#   its own certificate from pebble (tls.acme: a name in its zone, one in the customer
+#   zone through the CNAME it asks for), then lego registers and updates over that HTTPS.
 #
 # Environment:
-#   CERTDNS_E2E_SCENARIOS  "single split" (default) or a subset
+#   CERTDNS_E2E_SCENARIOS  "single split tls" (default) or a subset
 #   CERTDNS_E2E_TIMEOUT    hard limit for the scenario in seconds (default 480);
 #                          installing packages and building come before it
 #   CERTDNS_E2E_BIN        a certdns binary to use instead of building one
@@ -31,7 +33,7 @@ set -euo pipefail
 
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$E2E_DIR/../.." && pwd)"
-SCENARIOS="${CERTDNS_E2E_SCENARIOS:-single split}"
+SCENARIOS="${CERTDNS_E2E_SCENARIOS:-single split tls}"
 
 say() { printf '%s e2e: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
@@ -893,9 +895,108 @@ negative_revoked_key() { # SCENARIO
 }
 
 ###############################################################################
+# HTTPS by tls.acme: certdns orders its own certificate from pebble, answering
+# the DNS-01 challenges itself (a name inside its zone directly, one in the
+# customer zone through the CNAME it prints), then lego registers and updates
+# through https://KEYID:SECRET@… with pebble's root trusted.
+###############################################################################
+scenario_tls() {
+    local s=tls d="$W/tls" http dns ops
+    mkdir -p "$d"
+    read -r http dns ops <<<"$(free_ports 3)"
+    local api="api.$ZONE" outside="api.$CUSTOMER"
+    cd_common_env "$http"
+    CD_ENV+=(
+        # The API's name exists in the zone, so a resolver minimising its queries
+        # finds _acme-challenge.$api below it.
+        "CERTDNS_ZONE__RECORDS=[\"ns1.$ZONE. A 127.0.0.1\", \"$api. A 127.0.0.1\"]"
+        "CERTDNS_PUBLIC_API_URL=https://$api:$http"
+        "CERTDNS_TLS__WATCH_INTERVAL_SECS=1"
+        "CERTDNS_TLS__ACME__DIRECTORY_URL=$ACME_DIR"
+        "CERTDNS_TLS__ACME__DIRECTORY_CA_FILE=$CA_BUNDLE"
+        "CERTDNS_TLS__ACME__CONTACT=[\"ops@$CUSTOMER\"]"
+        "CERTDNS_TLS__ACME__NAMES=[\"$api\", \"$outside\"]"
+    )
+    CD_DIR="$d"; CD_HTTP=$http; CD_DNS=("$dns")
+    # The CA's resolver and the CA first: certdns orders as soon as it starts.
+    start_unbound "$dns"
+    run_pebble "$UNBOUND_PORT"
+    step "certdns (tls.acme): serve" "$W/logs/certdns.log" "$d/certdns.out"
+    local t0
+    t0=$(now)
+    start_daemon certdns "$d/certdns.out" "$W/logs/certdns.log" \
+        env "${CD_UNSET[@]}" -C "$d" "${CD_ENV[@]}" "$BIN" serve --http-listen "127.0.0.1:$http" --dns-listen "127.0.0.1:$dns" --ops-listen "127.0.0.1:$ops"
+    wait_dns certdns "$dns"
+    local ready="http://127.0.0.1:$ops/ready"
+
+    step "[$s] the CNAME for $outside, on /ready" "$W/logs/certdns.log"
+    wait_until "certdns: checks.tls.acme.cnames on /ready" 30 certdns \
+        bash -c "curl -s --max-time 2 $ready | jq -e '.checks.tls.acme.cnames[0].target' >/dev/null"
+    local cname target
+    cname="$(curl -s --max-time 2 "$ready" | jq -r '.checks.tls.acme.cnames[0].cname')"
+    target="$(curl -s --max-time 2 "$ready" | jq -r '.checks.tls.acme.cnames[0].target')"
+    [ "$cname" = "_acme-challenge.$outside" ] || fail "/ready names the CNAME $cname, want _acme-challenge.$outside"
+    grep -q "add this DNS record once.*$cname. CNAME $target." "$W/logs/certdns.log" ||
+        fail "certdns did not log the CNAME to add: $(grep -i acme "$W/logs/certdns.log" | tail -n 5)"
+    say "   certdns asks for: $cname. CNAME $target."
+    CNAMES=([_acme-challenge.api]="$target")
+    publish_cnames
+
+    step "[$s] certdns obtains its certificate" "$W/logs/certdns.log" "$W/logs/pebble.log" "$W/logs/unbound.log"
+    wait_until "certdns: checks.tls serving a certificate" 120 certdns \
+        bash -c "curl -s --max-time 2 $ready | jq -e '.checks.tls.status == \"ok\" or .checks.tls.status == \"expiring\"' >/dev/null"
+    record_time "$s tls.acme first certificate (from start)" "$(elapsed "$t0")"
+    say "   /ready: $(curl -s --max-time 2 "$ready" | jq -c '.checks.tls | {status, names, not_after, acme: {state: .acme.state, last_order_secs: .acme.last_order_secs}}')"
+    local name
+    for name in "$api" "$outside"; do
+        curl -sf --max-time 5 --cacert "$W/pki/pebble-root.pem" --resolve "$name:$http:127.0.0.1" \
+            -o /dev/null "https://$name:$http/health" || fail "GET https://$name:$http/health with pebble's root trusted failed"
+    done
+    echo | openssl s_client -connect "127.0.0.1:$http" -servername "$api" -showcerts 2>/dev/null >"$d/served.txt"
+    awk '/BEGIN CERT/{n++} n==1' "$d/served.txt" | sed '/END CERT/q' >"$d/leaf.pem"
+    awk '/BEGIN CERT/{n++} n>=2' "$d/served.txt" | sed -n '/BEGIN CERT/,/END CERT/p' >"$d/chain.pem"
+    local NAMES=("$api" "$outside")
+    verify_cert "[$s] certdns's own" "$d/leaf.pem" "$d/chain.pem"
+
+    step "[$s] admin CLI: account and license key" "$W/logs/admin.log"
+    certdns_cmd admin account create --email "$EMAIL" >>"$W/logs/admin.log" 2>&1 ||
+        fail "certdns admin account create failed: $(tail -n 20 "$W/logs/admin.log")"
+    local out
+    out="$(certdns_cmd admin key create --account "$EMAIL" --name e2e-tls 2>>"$W/logs/admin.log")" ||
+        fail "certdns admin key create failed: $(tail -n 20 "$W/logs/admin.log")"
+    BASE_URL="$(grep -Eo "https://[^[:space:]/]+:[^[:space:]/]+@$api:$http" <<<"$out" | head -n1)" ||
+        fail "admin key create printed no https base URL for $api:$http: $out"
+
+    local ldir="$d/lego" customer_name="tls.$CUSTOMER" line
+    mkdir -p "$ldir"
+    export CURL_CA_BUNDLE="$W/pki/pebble-root.pem" E2E_CURL_RESOLVE="$api:$http:127.0.0.1"
+    step "[$s] lego hook: register $customer_name through https://KEYID:SECRET@$api:$http" "$W/logs/certdns.log"
+    line="$(ACME_DNS_API_BASE="$BASE_URL" ACME_DNS_STORAGE_PATH="$ldir/acmedns.json" "$HOOK" register "$customer_name")" ||
+        fail "hook register $customer_name over HTTPS failed"
+    CNAMES[_acme-challenge.tls]="$(awk '{print $3}' <<<"$line" | sed 's/\.$//')"
+    publish_cnames
+    step "[$s] lego: issue $customer_name, /update over HTTPS" "$ldir/lego.out" "$W/logs/pebble.log" "$W/logs/certdns.log"
+    t0=$(now)
+    lego_cmd "$ldir" -d "$customer_name" run >"$ldir/lego.out" 2>&1 || fail "lego run failed: $(tail -n 25 "$ldir/lego.out")"
+    record_time "$s lego issuance over HTTPS" "$(elapsed "$t0")"
+    NAMES=("$customer_name")
+    verify_cert "[$s] lego over HTTPS" "$ldir/certificates/$customer_name.crt" "$ldir/certificates/$customer_name.issuer.crt"
+    unset CURL_CA_BUNDLE E2E_CURL_RESOLVE
+    # Plain HTTP is gone: the API speaks only TLS.
+    if curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$http/health"; then
+        fail "the API still answers plain HTTP"
+    fi
+
+    step "[$s] stop" "$W/logs/certdns.log"
+    stop_daemon pebble
+    stop_daemon unbound
+    stop_daemon certdns
+}
+
+###############################################################################
 # The deployments.
 ###############################################################################
-scenario() { # single | split
+scenario() { # single | split | tls
     local s="$1" t0
     t0=$(now)
     say "════ scenario: $s"
@@ -903,7 +1004,8 @@ scenario() { # single | split
     case "$s" in
     single) start_certdns_single ;;
     split) start_certdns_split ;;
-    *) fail "unknown scenario $s (want single or split)" ;;
+    tls) scenario_tls; record_time "$s whole scenario" "$(elapsed "$t0")"; return ;;
+    *) fail "unknown scenario $s (want single, split or tls)" ;;
     esac
     start_unbound "${CD_DNS[@]}"
     run_pebble "$UNBOUND_PORT"

@@ -119,6 +119,19 @@ impl Subdomain {
     pub const fn from_u128(v: u128) -> Self {
         Self(Uuid::from_u128(v))
     }
+
+    /// The subdomain whose values answer at `_acme-challenge.<name>` when `name`
+    /// lies inside the served zone (certdns's own certificate, `tls.acme`). Derived
+    /// from the name alone, so every responder finds it without configuration.
+    /// A UUIDv8 (hash-based), so it never equals a random v4 subdomain.
+    /// `name`: lower case, no final dot.
+    pub fn for_acme_challenge(name: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new().chain_update(b"certdns acme-challenge v1\0").chain_update(name).finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
 }
 
 /// The public half of a license key (`KEYID` in `KEYID:SECRET`).
@@ -204,6 +217,14 @@ mod tests {
         for bad in ["", "a-97455b-52cc-4569-90c8-7a4b97c6eba8", "&!#!25123!%!'%", "non-uuid-user"] {
             assert!(bad.parse::<Username>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn challenge_subdomains_are_derived_from_the_name() {
+        let derived = Subdomain::for_acme_challenge("api.auth.example.net");
+        assert_eq!(derived, Subdomain::for_acme_challenge("api.auth.example.net"));
+        assert_ne!(derived, Subdomain::for_acme_challenge("www.auth.example.net"));
+        assert_eq!(derived.as_uuid().get_version_num(), 8);
     }
 
     #[test]

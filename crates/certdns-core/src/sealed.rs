@@ -44,32 +44,48 @@ impl CredentialSealer {
     /// The key is SHA-256 of a domain-separated configured secret, so an operator
     /// can hand over any long random string.
     pub fn from_secret(secret: &str) -> Result<Self, SealError> {
+        Self::derived(secret, b"certdns registration credentials v1\0")
+    }
+
+    /// A sealer for the TLS private keys (and ACME account) `tls.acme` keeps in
+    /// the store: the same configured secret, a key of its own (another domain
+    /// separation), so neither kind of sealed value opens as the other.
+    pub fn for_tls_keys(secret: &str) -> Result<Self, SealError> {
+        Self::derived(secret, b"certdns tls acme keys v1\0")
+    }
+
+    fn derived(secret: &str, purpose: &[u8]) -> Result<Self, SealError> {
         if secret.chars().count() < MIN_SECRET_LEN {
             return Err(SealError::ShortKey);
         }
-        let digest =
-            Sha256::new().chain_update(b"certdns registration credentials v1\0").chain_update(secret).finalize();
+        let digest = Sha256::new().chain_update(purpose).chain_update(secret).finalize();
         let key = UnboundKey::new(&CHACHA20_POLY1305, &digest).map_err(|_| SealError::ShortKey)?;
         Ok(Self { key: LessSafeKey::new(key), rng: SystemRandom::new() })
     }
 
     pub fn seal(&self, registration: RegistrationId, password: &str) -> Result<String, SealError> {
+        self.seal_bound(registration.as_uuid().as_bytes(), password)
+    }
+
+    pub fn open(&self, registration: RegistrationId, sealed: &str) -> Result<String, SealError> {
+        self.open_bound(registration.as_uuid().as_bytes(), sealed)
+    }
+
+    /// Seals `plain` bound to `context` (the associated data): it opens only
+    /// with the same context.
+    pub fn seal_bound(&self, context: &[u8], plain: &str) -> Result<String, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
-        let mut data = password.as_bytes().to_vec();
+        let mut data = plain.as_bytes().to_vec();
         self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(registration.as_uuid().as_bytes()),
-                &mut data,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut data)
             .map_err(|_| SealError::Random)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&data);
         Ok(format!("{VERSION}{}", URL_SAFE_NO_PAD.encode(out)))
     }
 
-    pub fn open(&self, registration: RegistrationId, sealed: &str) -> Result<String, SealError> {
+    pub fn open_bound(&self, context: &[u8], sealed: &str) -> Result<String, SealError> {
         let raw = sealed
             .strip_prefix(VERSION)
             .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
@@ -78,10 +94,7 @@ impl CredentialSealer {
         let (nonce, data) = raw.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Unreadable)?;
         let mut data = data.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(registration.as_uuid().as_bytes()), &mut data)
-            .map_err(|_| SealError::Unreadable)?;
+        let plain = self.key.open_in_place(nonce, Aad::from(context), &mut data).map_err(|_| SealError::Unreadable)?;
         String::from_utf8(plain.to_vec()).map_err(|_| SealError::Unreadable)
     }
 }
@@ -106,5 +119,12 @@ mod tests {
         assert_eq!(sealer.open(a, &damaged), Err(SealError::Unreadable));
         assert_eq!(sealer.open(a, "v1."), Err(SealError::Unreadable));
         assert_eq!(CredentialSealer::from_secret("short").unwrap_err(), SealError::ShortKey);
+        // The TLS sealer's key is another: a registration's sealed password does
+        // not open as a TLS key, nor the other way round.
+        let tls = CredentialSealer::for_tls_keys(&"k".repeat(40)).unwrap();
+        assert_eq!(tls.open_bound(a.as_uuid().as_bytes(), &sealed), Err(SealError::Unreadable));
+        let key = tls.seal_bound(b"scope", "PRIVATE KEY").unwrap();
+        assert_eq!(tls.open_bound(b"scope", &key).unwrap(), "PRIVATE KEY");
+        assert_eq!(tls.open_bound(b"other", &key), Err(SealError::Unreadable));
     }
 }

@@ -257,6 +257,10 @@ impl Responder {
             return false;
         } else {
             let first = lower.get(1..).and_then(|l| l.get(..usize::from(*lower.first()?)));
+            if first == Some(crate::zone::ACME_CHALLENGE_LABEL) {
+                // certdns's own certificate challenges (rare): the hickory path.
+                return false;
+            }
             match first.and_then(Subdomain::from_label) {
                 Some(s) if labels_above == 1 => Some(Owner::Registration(s)),
                 _ => Some(Owner::Nothing),

@@ -11,6 +11,9 @@ use hickory_proto::serialize::txt::Parser;
 
 use crate::config::ZoneConfig;
 
+/// The first label of a DNS-01 challenge name (RFC 8555 §8.4), lower case.
+pub(crate) const ACME_CHALLENGE_LABEL: &[u8] = b"_acme-challenge";
+
 /// Records of one type at one owner name, with their uncompressed wire size
 /// (an upper bound used to decide truncation without encoding twice).
 #[derive(Debug)]
@@ -213,10 +216,24 @@ impl Zone {
         {
             return Owner::Registration(subdomain);
         }
+        if let Some(subdomain) = self.acme_challenge(name) {
+            return Owner::Registration(subdomain);
+        }
         if self.empty_non_terminals.contains(name) {
             return Owner::EmptyNonTerminal;
         }
         Owner::Nothing
+    }
+
+    /// `_acme-challenge.<name>` with `<name>` inside the zone: the challenge of
+    /// certdns's own certificate (`tls.acme`), answered from the replica under a
+    /// subdomain derived from `<name>`, so no responder needs to be told the names.
+    fn acme_challenge(&self, name: &LowerName) -> Option<Subdomain> {
+        if name.num_labels() < self.apex_labels + 1 || name.iter().next()? != ACME_CHALLENGE_LABEL {
+            return None;
+        }
+        let base = name.base_name().to_string();
+        Some(Subdomain::for_acme_challenge(base.trim_end_matches('.')))
     }
 }
 
@@ -353,6 +370,18 @@ mod tests {
         let s = Subdomain::generate();
         assert!(matches!(z.classify(&lower(&format!("{s}.auth.example.org."))), Owner::Registration(x) if x == s));
         assert!(matches!(z.classify(&lower(&format!("x.{s}.auth.example.org."))), Owner::Nothing));
+        // certdns's own certificate: the challenge of a name in the zone (or of
+        // the apex) answers under the subdomain derived from that name.
+        for (asked, name) in [
+            ("_acme-challenge.api.auth.example.org.", "api.auth.example.org"),
+            ("_ACME-Challenge.a.b.Auth.example.org.", "a.b.auth.example.org"),
+            ("_acme-challenge.auth.example.org.", "auth.example.org"),
+        ] {
+            let derived = Subdomain::for_acme_challenge(name);
+            assert!(matches!(z.classify(&lower(asked)), Owner::Registration(x) if x == derived), "{asked}");
+        }
+        assert!(matches!(z.classify(&lower("_acme-challenge.example.org.")), Owner::Outside));
+        assert!(matches!(z.classify(&lower("x._acme-challenge.auth.example.org.")), Owner::Nothing));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! another account's data by knowing an id.
 
 pub mod acme_dns;
+mod acme_state;
 mod batch;
 mod error;
 pub mod monitor;
@@ -31,6 +32,7 @@ use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
+pub use acme_state::{AcmeStateStore, AcmeValue};
 pub use error::StoreError;
 pub use monitor::{CheckRecord, DelegationChange, DelegationStatus, DelegationStore, DueCheck};
 pub use open::{Backend, open, open_with, redact};
@@ -52,8 +54,9 @@ pub struct AuthorizedWrite {
 }
 
 /// Persistence behind one object-safe trait; used as `Arc<dyn Store>`.
+/// [`AcmeStateStore`] is `tls.acme`'s part (in a module of its own).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AcmeStateStore + Send + Sync + 'static {
     /// Which backend this is (for logs and readiness output).
     fn backend(&self) -> Backend;
 

@@ -31,8 +31,8 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres
 /// on SQLite writes get a single-connection pool of their own.
 pub struct SqlStore<DB: Database> {
     backend: Backend,
-    read: Pool<DB>,
-    write: Pool<DB>,
+    pub(crate) read: Pool<DB>,
+    pub(crate) write: Pool<DB>,
     /// The `write` pool again, typed for the backend's batch statement (see `batch`).
     batches: BatchWriter,
 }

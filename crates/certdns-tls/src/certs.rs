@@ -31,6 +31,9 @@ pub struct Loaded {
     pub key: Arc<CertifiedKey>,
     /// The leaf's notAfter, seconds since the epoch.
     pub not_after: i64,
+    /// The leaf's notBefore, seconds since the epoch (renewals are planned on
+    /// the lifetime).
+    pub not_before: i64,
     /// The leaf's subjectAltNames: DNS names and IP addresses.
     pub names: Vec<String>,
 }
@@ -41,12 +44,12 @@ pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Loaded, CertError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CertError::BadCertificate(pem_problem(&e)))?;
     let Some(leaf) = chain.first() else { return Err(CertError::NoCertificate) };
-    let (not_after, names) = leaf_facts(leaf)?;
+    let (not_before, not_after, names) = leaf_facts(leaf)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| CertError::BadKey(pem_problem(&e)))?;
     let provider = rustls::crypto::ring::default_provider();
     // Also refuses a key that is not the leaf's (a mismatch would fail every handshake).
     let key = CertifiedKey::from_der(chain, key, &provider).map_err(|e| CertError::UnusableKey(e.to_string()))?;
-    Ok(Loaded { key: Arc::new(key), not_after, names })
+    Ok(Loaded { key: Arc::new(key), not_after, not_before, names })
 }
 
 /// A PEM error in words (the crate's own names marker lines as byte lists).
@@ -62,11 +65,12 @@ fn pem_problem(e: &rustls_pki_types::pem::Error) -> String {
     }
 }
 
-/// The leaf's expiry and names (DNS names and IP addresses).
-fn leaf_facts(leaf: &CertificateDer<'_>) -> Result<(i64, Vec<String>), CertError> {
+/// The leaf's validity and names (DNS names and IP addresses).
+fn leaf_facts(leaf: &CertificateDer<'_>) -> Result<(i64, i64, Vec<String>), CertError> {
     use x509_parser::extensions::GeneralName;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|e| CertError::BadCertificate(e.to_string()))?;
     let not_after = cert.validity().not_after.timestamp();
+    let not_before = cert.validity().not_before.timestamp();
     let names = match cert.subject_alternative_name() {
         Ok(Some(san)) => san
             .value
@@ -84,7 +88,7 @@ fn leaf_facts(leaf: &CertificateDer<'_>) -> Result<(i64, Vec<String>), CertError
             .collect(),
         _ => Vec::new(),
     };
-    Ok((not_after, names))
+    Ok((not_before, not_after, names))
 }
 
 #[cfg(test)]

@@ -7,12 +7,17 @@
 //!   loaded, so handshakes in flight and open connections are not disturbed.
 //! * [`certs`]: a PEM chain and key checked and turned into a served certificate.
 //! * [`files`]: certificate files re-read when they change, without a restart.
+//! * [`acme`]: certificates by ACME DNS-01 through certdns's own responder
+//!   (`tls.acme`), renewed, one instance ordering for all.
 //! * [`server_config`]: rustls with the `ring` provider, TLS 1.2 and 1.3 with
 //!   AEAD suites only, ALPN `h2` and `http/1.1`.
 //!
 //! The listeners themselves (handshake deadline, HSTS, the plain listener that
 //! only redirects) are `certdns-http`'s.
 
+pub mod acme;
+mod acme_http;
+mod acme_order;
 pub mod certs;
 pub mod config;
 pub mod files;
@@ -20,8 +25,9 @@ mod slot;
 
 use std::sync::Arc;
 
+pub use acme::{AcmeError, AcmeReport, AcmeStatus, AcmeStore, Delegation, StoredCertificate};
 pub use certs::{CertError, Loaded};
-pub use config::TlsConfig;
+pub use config::{AcmeConfig, TlsConfig};
 pub use slot::CertSlot;
 pub use tokio_rustls::TlsAcceptor;
 

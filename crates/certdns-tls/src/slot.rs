@@ -1,18 +1,19 @@
 //! The certificate being served, replaced whole: a handshake takes whichever
 //! certificate is current when it starts, and open connections keep the session
-//! they have.
+//! they have. With `tls.acme` the slot starts empty (handshakes fail) until the
+//! first certificate arrives.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::certs::Loaded;
 
 pub struct CertSlot {
-    current: ArcSwap<CertifiedKey>,
+    current: ArcSwapOption<CertifiedKey>,
     not_after: AtomicI64,
     names: ArcSwap<Vec<String>>,
 }
@@ -25,18 +26,24 @@ impl std::fmt::Debug for CertSlot {
 
 impl CertSlot {
     pub fn new(first: Loaded) -> Self {
-        let slot = Self {
-            current: ArcSwap::new(first.key.clone()),
-            not_after: AtomicI64::new(first.not_after),
-            names: ArcSwap::from_pointee(first.names.clone()),
-        };
-        slot.record(&first);
+        let slot = Self::empty();
+        slot.replace(first);
         slot
+    }
+
+    /// A slot with no certificate yet: every handshake fails until one is put in.
+    pub fn empty() -> Self {
+        Self { current: ArcSwapOption::empty(), not_after: AtomicI64::new(0), names: ArcSwap::from_pointee(Vec::new()) }
+    }
+
+    /// Whether a certificate is being served.
+    pub fn is_serving(&self) -> bool {
+        self.current.load().is_some()
     }
 
     /// Serves `loaded` from the next handshake on.
     pub fn replace(&self, loaded: Loaded) {
-        self.current.store(loaded.key.clone());
+        self.current.store(Some(loaded.key.clone()));
         self.not_after.store(loaded.not_after, Ordering::Relaxed);
         self.names.store(Arc::new(loaded.names.clone()));
         self.record(&loaded);
@@ -61,6 +68,6 @@ impl CertSlot {
 
 impl ResolvesServerCert for CertSlot {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
+        self.current.load_full()
     }
 }

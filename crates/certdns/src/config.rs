@@ -97,7 +97,8 @@ pub struct Config {
     /// Prefix of every Redis key, so deployments can share a server.
     pub redis_prefix: String,
     /// The API's public base URL, without credentials or path; license keys are
-    /// handed out embedded in it. Unset: `http://<http.listen>`.
+    /// handed out embedded in it. Unset: `http://<http.listen>` (`https://` with
+    /// TLS; with `tls.acme` the certificate's first name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_api_url: Option<String>,
     pub log_format: LogFormat,
@@ -144,7 +145,11 @@ const TOP_DOCS: &[(&str, &str)] = &[
     ("redis_url", "redis://host:port for TXT distribution between processes (default: in-process)"),
     ("redis_read_url", "dns role: read TXT changes from this Redis (a replica in the PoP); reports go to redis_url"),
     ("redis_prefix", "prefix of every Redis key"),
-    ("public_api_url", "public base URL of the API, no path (default: http://<http.listen>, https:// with [tls])"),
+    (
+        "public_api_url",
+        "public base URL of the API, no path (default: http://<http.listen>, https:// with [tls], \
+         https://<first tls.acme name> with tls.acme)",
+    ),
     ("log_format", "text or json"),
     ("log_level", "tracing filter, e.g. info or certdns=debug,info (RUST_LOG wins)"),
 ];
@@ -154,7 +159,7 @@ const OPS_DOCS: &[(&str, &str)] =
 
 /// Every section of the file with its key docs; `serve --help` prints them in
 /// this order, and a test checks that together they name every key.
-fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 10] {
+fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 11] {
     [
         ("", TOP_DOCS),
         ("http", HTTP_DOCS),
@@ -166,6 +171,7 @@ fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 10] {
         ("portal", PortalConfig::DOCS),
         ("portal", ConnectionLimits::DOCS),
         ("tls", TlsConfig::DOCS),
+        ("tls.acme", certdns_tls::AcmeConfig::DOCS),
     ]
 }
 
@@ -248,8 +254,15 @@ impl<T> ListenOverride<T> {
 /// Keys whose values are secrets. `certdns config`, errors and the banner never
 /// show them, and each can come from a file named by `CERTDNS_<KEY>_FILE` (the
 /// way container platforms hand out secrets), e.g. `CERTDNS_DATABASE_URL_FILE`.
-pub const SECRET_KEYS: &[&str] =
-    &["database_url", "redis_url", "redis_read_url", "api.credentials_key", "portal.session_secret", "portal.smtp.url"];
+pub const SECRET_KEYS: &[&str] = &[
+    "database_url",
+    "redis_url",
+    "redis_read_url",
+    "api.credentials_key",
+    "portal.session_secret",
+    "portal.smtp.url",
+    "tls.acme.eab_hmac_key",
+];
 
 /// The environment variable naming a file that holds `key`'s value.
 fn file_env_name(key: &str) -> String {
@@ -350,6 +363,9 @@ impl Config {
         if let Some(smtp) = &mut shown.portal.smtp {
             smtp.url = certdns_core::redact::url(&smtp.url);
         }
+        if let Some(acme) = &mut shown.tls.acme {
+            acme.eab_hmac_key = acme.eab_hmac_key.as_ref().map(|_| "***".to_owned());
+        }
         shown
     }
 
@@ -391,6 +407,7 @@ impl Config {
         self.portal.validate()?;
         self.http.limits.validate("http")?;
         self.tls.validate()?;
+
         if self.runs(Role::Portal) && self.portal.listen == self.http.listen && self.http.listen.port() != 0 {
             return Err(format!(
                 "portal.listen: {} is already http.listen; the portal needs its own",
@@ -417,13 +434,35 @@ impl Config {
     /// The public API base URL without a trailing slash; unset, the listener's
     /// address (as bound: `http.listen` may name port 0).
     pub fn public_api_url(&self, bound: SocketAddr) -> String {
-        let url = self.public_api_url.clone().unwrap_or_else(|| format!("{}://{bound}", self.http_scheme()));
+        let url = self.public_api_url.clone().unwrap_or_else(|| match self.acme_host() {
+            // The certificate's name, not the listener's address (0.0.0.0 is no URL).
+            Some(host) if bound.port() == 443 => format!("https://{host}"),
+            Some(host) => format!("https://{host}:{}", bound.port()),
+            None => format!("{}://{bound}", self.http_scheme()),
+        });
         url.trim_end_matches('/').to_owned()
+    }
+
+    /// With `tls.acme`, the first name of the certificate that is not a wildcard.
+    fn acme_host(&self) -> Option<String> {
+        self.acme()?.normalized_names().into_iter().find(|n| !n.starts_with("*."))
     }
 
     /// `https` when the HTTP listeners speak TLS.
     pub fn http_scheme(&self) -> &'static str {
-        if self.tls.enabled() { "https" } else { "http" }
+        if self.speaks_tls() { "https" } else { "http" }
+    }
+
+    /// Whether this process's HTTP listeners speak TLS: with certificate files,
+    /// or with `tls.acme` where there is a store to order through (a dns-only
+    /// process sharing the file serves its probes in plain HTTP).
+    pub fn speaks_tls(&self) -> bool {
+        self.tls.cert_file.is_some() || self.acme().is_some()
+    }
+
+    /// `tls.acme`, when this process orders (or picks up) the certificate.
+    pub fn acme(&self) -> Option<&certdns_tls::AcmeConfig> {
+        self.tls.acme.as_ref().filter(|_| self.needs_store())
     }
 
     /// Whether this process needs the database (the dns role does not).
@@ -507,6 +546,19 @@ mod tests {
         config.tls.key_file = Some("key.pem".into());
         config.tls.redirect_listen = Some("127.0.0.1:80".parse().unwrap());
         let mut paths = Vec::new();
+        // tls.acme excludes the files: walked in a copy of its own.
+        let mut acme = config.clone();
+        acme.tls.cert_file = None;
+        acme.tls.key_file = None;
+        acme.tls.acme = Some(certdns_tls::AcmeConfig {
+            directory_url: "https://ca.example/dir".into(),
+            contact: vec!["ops@example.net".into()],
+            names: vec!["api.example.net".into()],
+            eab_kid: Some("kid".into()),
+            eab_hmac_key: Some("key".into()),
+            directory_ca_file: Some("ca.pem".into()),
+        });
+        key_paths(&serde_json::to_value(&acme).unwrap(), "", &mut paths);
         key_paths(&serde_json::to_value(&config).unwrap(), "", &mut paths);
         let docs = documented();
         let tables: Vec<&str> = sections().iter().map(|(section, _)| *section).collect();
@@ -528,6 +580,9 @@ mod tests {
             "CERTDNS_PORTAL__SMTP",
             "CERTDNS_TLS__CERT_FILE",
             "CERTDNS_TLS__KEY_FILE",
+            "CERTDNS_TLS__ACME__DIRECTORY_URL",
+            "CERTDNS_TLS__ACME__NAMES",
+            "CERTDNS_TLS__ACME__EAB_HMAC_KEY_FILE",
         ] {
             assert!(help.contains(key), "{key} missing from --help");
         }
@@ -542,5 +597,19 @@ mod tests {
         assert!(validate_public_url("https://api.example.net/acme").is_err());
         assert!(validate_public_url("https://u:p@api.example.net").is_err());
         assert!(validate_public_url("ftp://api.example.net").is_err());
+        // With tls.acme the default is the certificate's first name, not the listener.
+        let mut config = Config::default();
+        config.tls.acme = Some(certdns_tls::AcmeConfig {
+            directory_url: "https://ca.example/dir".into(),
+            contact: vec![],
+            names: vec!["*.auth.example.net".into(), "API.example.net".into()],
+            eab_kid: None,
+            eab_hmac_key: None,
+            directory_ca_file: None,
+        });
+        assert_eq!(config.public_api_url("0.0.0.0:443".parse().unwrap()), "https://api.example.net");
+        assert_eq!(config.public_api_url("0.0.0.0:8443".parse().unwrap()), "https://api.example.net:8443");
+        config.roles = vec![Role::Dns];
+        assert_eq!(config.public_api_url("0.0.0.0:8080".parse().unwrap()), "http://0.0.0.0:8080");
     }
 }

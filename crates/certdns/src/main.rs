@@ -11,6 +11,7 @@ mod import;
 mod ops;
 mod serve;
 mod telemetry;
+mod tls_acme;
 
 use std::process::ExitCode;
 

@@ -34,6 +34,8 @@ pub struct Ops {
     pub last_write: Arc<std::sync::Mutex<Option<(std::time::Instant, bool)>>>,
     /// The certificate the HTTP listeners serve, when they speak TLS.
     pub tls: Option<Arc<certdns_tls::CertSlot>>,
+    /// How `tls.acme` is doing, when it fills that certificate.
+    pub acme: Option<Arc<certdns_tls::AcmeStatus>>,
 }
 
 /// A certificate this close to its end is reported as `expiring` (still ready).
@@ -153,18 +155,21 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
         // An expired certificate fails every client's handshake: not ready.
         let left = slot.not_after() - time::OffsetDateTime::now_utc().unix_timestamp();
         let status = match left {
+            _ if !slot.is_serving() => "no certificate yet",
             ..=0 => "expired",
             1..EXPIRING_WITHIN => "expiring",
             _ => "ok",
         };
-        ok &= left > 0;
+        ok &= slot.is_serving() && left > 0;
         let not_after = time::OffsetDateTime::from_unix_timestamp(slot.not_after())
             .ok()
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
-        checks.insert(
-            "tls".into(),
-            json!({ "status": status, "names": slot.names(), "not_after": not_after, "expires_in_secs": left }),
-        );
+        let mut tls =
+            json!({ "status": status, "names": slot.names(), "not_after": not_after, "expires_in_secs": left });
+        if let Some(acme) = &ops.acme {
+            tls["acme"] = json!(acme.report());
+        }
+        checks.insert("tls".into(), tls);
     }
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(json!({ "ready": ok, "checks": checks })))

@@ -63,8 +63,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ops_addr = ops_listener.local_addr()?;
     let public_api_url = config.public_api_url(http_addr);
     // The certificate is loaded before anything listens: a missing or broken one
-    // stops the start, naming the file.
-    let tls = certdns_tls::Tls::start(&config.tls, cancel.clone())?;
+    // stops the start, naming the file. With tls.acme the slot starts empty and
+    // is filled once the store holds a certificate or an order succeeds.
+    let mut tls = certdns_tls::Tls::start(&config.tls, cancel.clone())?;
+    let acme_slot = config.acme().map(|_| Arc::new(certdns_tls::CertSlot::empty()));
+    if let Some(slot) = &acme_slot {
+        tls = Some(certdns_tls::Tls::serving(slot.clone()));
+    }
     let https = tls.as_ref().map(|tls| certdns_http::Https {
         acceptor: tls.acceptor.clone(),
         hsts_max_age_secs: config.tls.hsts_max_age_secs,
@@ -160,6 +165,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
 
+    // After the DNS role is bound: the first challenge is answered at once.
+    let acme_status = match (config.acme(), &acme_slot, &store, &sync) {
+        (Some(acme), Some(slot), Some(store), Some(sync)) => {
+            let key = credentials_key.as_deref().context(
+                "tls.acme: the certificate's private key is sealed in the store with api.credentials_key; set it \
+                 (CERTDNS_API__CREDENTIALS_KEY or CERTDNS_API__CREDENTIALS_KEY_FILE)",
+            )?;
+            let backend = crate::tls_acme::StoreBackedAcme::new(
+                store.clone(),
+                sync.clone(),
+                key,
+                &config.zone.domain,
+                &acme.directory_url,
+            )?;
+            let status = Arc::new(certdns_tls::AcmeStatus::default());
+            let run = certdns_tls::acme::run(
+                acme.clone(),
+                Arc::new(backend),
+                slot.clone(),
+                status.clone(),
+                config.tls.watch_interval(),
+                cancel.clone(),
+            );
+            tasks.spawn(async move {
+                run.await;
+                anyhow::Ok("tls.acme")
+            });
+            Some(status)
+        }
+        _ => None,
+    };
+
     let ops = Ops {
         metrics,
         store: store.clone(),
@@ -169,6 +206,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         distribution_required: config.runs(Role::Api),
         last_write: Arc::default(),
         tls: tls.as_ref().map(|tls| tls.slot.clone()),
+        acme: acme_status,
     };
     http = http.merge(ops::probes(ops.clone(), !config.runs(Role::Api)));
     tasks.spawn(serve_http(listener, http, config.http.limits, https.clone(), cancel.clone(), ("HTTP server", "http")));
@@ -182,7 +220,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cancel.clone(),
         ("ops listener", "ops"),
     ));
-    let redirect_addr = match config.tls.redirect_listen {
+    let redirect_addr = match config.tls.redirect_listen.filter(|_| config.speaks_tls()) {
         Some(at) => {
             let listener = tokio::net::TcpListener::bind(at)
                 .await
@@ -346,7 +384,13 @@ fn print_banner(config: &Config, at: &Listeners<'_>, distribution: &str, first_s
     if let Some(portal) = at.portal {
         println!("  Portal {scheme}://{portal}");
     }
-    if let Some(slot) = at.tls {
+    if let Some(acme) = config.acme() {
+        println!(
+            "  TLS   certificate by ACME for {} from {} (progress: /ready)",
+            acme.names.join(", "),
+            acme.directory_url
+        );
+    } else if let Some(slot) = at.tls {
         let expires = time::OffsetDateTime::from_unix_timestamp(slot.not_after())
             .ok()
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
@@ -383,7 +427,7 @@ fn print_banner(config: &Config, at: &Listeners<'_>, distribution: &str, first_s
 /// on loopback, and no proxy declared in front (`client_ip_header`, where TLS
 /// would end).
 fn clear_text_warnings(config: &Config, at: &Listeners<'_>) -> Vec<String> {
-    if config.tls.enabled() {
+    if config.speaks_tls() {
         return Vec::new();
     }
     let listeners = [

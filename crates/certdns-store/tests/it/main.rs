@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access_tokens;
+mod acme_state;
 mod domains;
 mod moved_and_labelled;
 mod portal_store;

@@ -84,6 +84,32 @@ async fn bad_configuration_is_one_clear_line() {
         (vec!["serve"], vec![("CERTDNS_PUBLIC_API_URL", "https://api.example.net/acme")], "", "public_api_url"),
         (vec!["serve"], vec![("CERTDNS_TLS__CERT_FILE", "cert.pem")], "", "tls.key_file"),
         (
+            vec!["serve"],
+            vec![
+                ("CERTDNS_TLS__ACME__DIRECTORY_URL", "http://ca.example/dir"),
+                ("CERTDNS_TLS__ACME__NAMES", "[\"a.example\"]"),
+            ],
+            "",
+            "tls.acme.directory_url",
+        ),
+        (
+            vec!["serve"],
+            vec![("CERTDNS_TLS__ACME__DIRECTORY_URL", "https://ca.example/dir")],
+            "",
+            "tls.acme: missing field `names`",
+        ),
+        (
+            vec!["serve"],
+            vec![
+                ("CERTDNS_TLS__ACME__DIRECTORY_URL", "https://ca.example/dir"),
+                ("CERTDNS_TLS__ACME__NAMES", "[\"a.example\"]"),
+                ("CERTDNS_TLS__CERT_FILE", "cert.pem"),
+                ("CERTDNS_TLS__KEY_FILE", "key.pem"),
+            ],
+            "",
+            "tls.acme: set either",
+        ),
+        (
             serve_on_loopback(&[]),
             vec![("CERTDNS_TLS__CERT_FILE", "missing.pem"), ("CERTDNS_TLS__KEY_FILE", "missing.key")],
             "",
@@ -132,14 +158,21 @@ fn secrets_stay_hidden_and_can_come_from_files() {
         ("CERTDNS_REDIS_URL", "redis://:redis-secret@redis.internal:6379"),
         ("CERTDNS_PORTAL__SESSION_SECRET", "session-secret-of-at-least-32-characters"),
         ("CERTDNS_PORTAL__SMTP", "{ url = \"smtps://mailer:smtp-secret@smtp.internal:465\" }"),
+        ("CERTDNS_TLS__ACME__DIRECTORY_URL", "https://ca.example/dir"),
+        ("CERTDNS_TLS__ACME__NAMES", "[\"api.example.net\"]"),
+        ("CERTDNS_TLS__ACME__EAB_KID", "kid"),
+        ("CERTDNS_TLS__ACME__EAB_HMAC_KEY_FILE", "eab.key"),
     ];
+    std::fs::write(dir.path().join("eab.key"), "eab-hmac-secret\n").unwrap();
     let out = run_cli(dir.path(), &["config"], &env, None);
     assert!(out.success, "{}", out.stderr);
-    for secret in ["db-secret-1", "db-secret-2", "redis-secret", "session-secret-of", "smtp-secret"] {
+    for secret in ["db-secret-1", "db-secret-2", "redis-secret", "session-secret-of", "smtp-secret", "eab-hmac-secret"]
+    {
         assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret), "{secret} shown:\n{}", out.stdout);
     }
     assert!(out.stdout.contains("database_url = \"postgres://certdns:***@db.internal/certdns?password=***\""));
     assert!(out.stdout.contains("session_secret = \"***\""), "{}", out.stdout);
+    assert!(out.stdout.contains("eab_hmac_key = \"***\""), "{}", out.stdout);
 
     // A bad value is named, without the secret.
     let out = run_cli(dir.path(), &["config"], &[("CERTDNS_REDIS_URL", "http://:redis-secret@x")], None);

@@ -18,3 +18,4 @@ mod roles;
 mod shipped_configs;
 mod support;
 mod tls;
+mod tls_acme;
