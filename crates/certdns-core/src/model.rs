@@ -123,6 +123,13 @@ text_enum!(
         LicenseKeyStorageAccess = "license_key.storage_access",
         AccessTokenCreated = "access_token.created",
         AccessTokenRevoked = "access_token.revoked",
+        BillingCheckoutCompleted = "billing.checkout_completed",
+        BillingPlanChanged = "billing.plan_changed",
+        BillingPlanOverridden = "billing.plan_overridden",
+        BillingSubscriptionEnded = "billing.subscription_ended",
+        BillingPaymentSucceeded = "billing.payment_succeeded",
+        BillingPaymentFailed = "billing.payment_failed",
+        BillingPaymentWarningSent = "billing.payment_warning_sent",
     }
 );
 

@@ -11,11 +11,13 @@
 //! another account's data by knowing an id.
 
 mod batch;
+pub mod billing;
 mod error;
 mod open;
 pub mod portal;
 mod rows;
 mod sql;
+mod sql_billing;
 mod sql_portal;
 
 use async_trait::async_trait;
@@ -24,9 +26,11 @@ use certdns_core::{
     RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+pub use billing::{BillingChange, BillingRecord, BillingStore, EventOutcome};
 pub use error::StoreError;
 pub use open::{Backend, open, open_with, redact};
 pub use portal::{AccountSummary, PortalStore, RemovedRegistration, TokenKind, UsageDay};
@@ -62,6 +66,9 @@ pub trait Store: Send + Sync + 'static {
     /// A tiny write that nothing reads (a probe row), for readiness: a full disk
     /// or a database that went read-only fails it while reads still work.
     async fn ping_write(&self) -> Result<()>;
+
+    /// Plans and Stripe state, over the same pools.
+    fn billing(&self) -> Arc<dyn BillingStore>;
 
     // --- accounts -------------------------------------------------------------
 
@@ -177,7 +184,8 @@ pub trait Store: Send + Sync + 'static {
     /// each write's value on the registration with its username and subdomain only
     /// if the stored password hash equals the write's, the registration has no
     /// `allow_from` restriction, its account is active (and is the write's
-    /// `account`, when given) and its license key, if any, is not revoked.
+    /// `account`, when given) and has no unpaid invoice, and its license key, if
+    /// any, is not revoked.
     ///
     /// Returns one entry per write, in order: the new state, or `None` when any
     /// condition fails (the caller then takes the checked path to find out which).

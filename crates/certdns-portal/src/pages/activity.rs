@@ -87,6 +87,13 @@ fn describe(kind: AuditKind) -> &'static str {
         AuditKind::LicenseKeyStorageAccess => "License key storage access changed",
         AuditKind::AccessTokenCreated => "Access token created",
         AuditKind::AccessTokenRevoked => "Access token revoked",
+        AuditKind::BillingCheckoutCompleted => "Checkout completed (Stripe customer linked)",
+        AuditKind::BillingPlanChanged => "Plan changed by the subscription",
+        AuditKind::BillingPlanOverridden => "Plan set by an operator",
+        AuditKind::BillingSubscriptionEnded => "Subscription ended (back to the free plan)",
+        AuditKind::BillingPaymentSucceeded => "Payment received",
+        AuditKind::BillingPaymentFailed => "Payment failed",
+        AuditKind::BillingPaymentWarningSent => "Payment warning e-mailed",
     }
 }
 

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access_tokens;
+mod billing;
 mod domains;
 mod portal_store;
 mod store;
