@@ -44,6 +44,8 @@ pub struct AppState {
     pub sealer: Option<CredentialSealer>,
     /// The API's public base URL, given to clients as `server_url`.
     pub public_url: String,
+    /// Plans and payment standing; `None` when billing is off.
+    pub entitlements: Option<Arc<certdns_billing::Entitlements>>,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
         Self {
             sealer,
             public_url: deps.public_url,
+            entitlements: deps.entitlements,
             usage,
             sync: deps.sync,
             updates,

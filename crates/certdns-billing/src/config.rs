@@ -80,6 +80,7 @@ pub struct PlanConfig {
 impl BillingConfig {
     /// Every key, for `serve --help` (a test in the binary checks they match).
     pub const DOCS: &'static [(&'static str, &'static str)] = &[
+        ("stripe", "the Stripe account ([billing.stripe]): secret_key, webhook_secret, api_base"),
         ("stripe.secret_key", "Stripe secret API key (sk_…); billing is on when it and webhook_secret are set"),
         ("stripe.webhook_secret", "signing secret of the webhook endpoint /billing/webhook (whsec_…)"),
         ("stripe.api_base", "another Stripe API base URL (tests; default: Stripe's)"),

@@ -18,12 +18,17 @@ use crate::config::StripeConfig;
 
 /// A Stripe request that failed; the message never holds the secret key.
 #[derive(Debug, thiserror::Error)]
-#[error("stripe: {0}")]
-pub struct StripeCallError(String);
+#[error("stripe: {message}")]
+pub struct StripeCallError {
+    message: String,
+    /// Stripe answered 404: no such object (for this key).
+    pub not_found: bool,
+}
 
 impl From<StripeError> for StripeCallError {
     fn from(e: StripeError) -> Self {
-        StripeCallError(e.to_string())
+        let not_found = matches!(e, StripeError::Stripe(_, 404));
+        StripeCallError { message: e.to_string(), not_found }
     }
 }
 
@@ -93,7 +98,9 @@ impl StripeApi {
             .cancel_url(cancel_url)
             .send(&self.client)
             .await?;
-        session.url.ok_or_else(|| StripeCallError("checkout session without a url".into()))
+        session
+            .url
+            .ok_or_else(|| StripeCallError { message: "checkout session without a url".into(), not_found: false })
     }
 
     pub async fn checkout_result(&self, session_id: &str) -> Result<CheckoutResult, StripeCallError> {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use certdns_api::ApiConfig;
+use certdns_billing::BillingConfig;
 use certdns_dns::{DnsConfig, ZoneConfig};
 use certdns_http::ConnectionLimits;
 use certdns_portal::PortalConfig;
@@ -110,6 +111,8 @@ pub struct Config {
     pub api: ApiConfig,
     pub portal: PortalConfig,
     pub tls: TlsConfig,
+    /// Plans and Stripe; off (no plan, no limit) unless both Stripe secrets are set.
+    pub billing: BillingConfig,
 }
 
 impl Default for Config {
@@ -131,6 +134,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             portal: PortalConfig::default(),
             tls: TlsConfig::default(),
+            billing: BillingConfig::default(),
         }
     }
 }
@@ -154,7 +158,7 @@ const OPS_DOCS: &[(&str, &str)] =
 
 /// Every section of the file with its key docs; `serve --help` prints them in
 /// this order, and a test checks that together they name every key.
-fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 10] {
+fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 11] {
     [
         ("", TOP_DOCS),
         ("http", HTTP_DOCS),
@@ -166,6 +170,7 @@ fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 10] {
         ("portal", PortalConfig::DOCS),
         ("portal", ConnectionLimits::DOCS),
         ("tls", TlsConfig::DOCS),
+        ("billing", BillingConfig::DOCS),
     ]
 }
 
@@ -248,8 +253,16 @@ impl<T> ListenOverride<T> {
 /// Keys whose values are secrets. `certdns config`, errors and the banner never
 /// show them, and each can come from a file named by `CERTDNS_<KEY>_FILE` (the
 /// way container platforms hand out secrets), e.g. `CERTDNS_DATABASE_URL_FILE`.
-pub const SECRET_KEYS: &[&str] =
-    &["database_url", "redis_url", "redis_read_url", "api.credentials_key", "portal.session_secret", "portal.smtp.url"];
+pub const SECRET_KEYS: &[&str] = &[
+    "database_url",
+    "redis_url",
+    "redis_read_url",
+    "api.credentials_key",
+    "portal.session_secret",
+    "portal.smtp.url",
+    "billing.stripe.secret_key",
+    "billing.stripe.webhook_secret",
+];
 
 /// The environment variable naming a file that holds `key`'s value.
 fn file_env_name(key: &str) -> String {
@@ -350,6 +363,9 @@ impl Config {
         if let Some(smtp) = &mut shown.portal.smtp {
             smtp.url = certdns_core::redact::url(&smtp.url);
         }
+        let hide = |s: &Option<String>| s.as_ref().map(|_| "***".to_owned());
+        shown.billing.stripe.secret_key = hide(&self.billing.stripe.secret_key);
+        shown.billing.stripe.webhook_secret = hide(&self.billing.stripe.webhook_secret);
         shown
     }
 
@@ -391,6 +407,7 @@ impl Config {
         self.portal.validate()?;
         self.http.limits.validate("http")?;
         self.tls.validate()?;
+        self.billing.validate()?;
         if self.runs(Role::Portal) && self.portal.listen == self.http.listen && self.http.listen.port() != 0 {
             return Err(format!(
                 "portal.listen: {} is already http.listen; the portal needs its own",
@@ -506,6 +523,9 @@ mod tests {
         config.tls.cert_file = Some("cert.pem".into());
         config.tls.key_file = Some("key.pem".into());
         config.tls.redirect_listen = Some("127.0.0.1:80".parse().unwrap());
+        config.billing.stripe.secret_key = Some("sk_test_x".into());
+        config.billing.stripe.webhook_secret = Some("whsec_x".into());
+        config.billing.stripe.api_base = Some("http://127.0.0.1:1".into());
         let mut paths = Vec::new();
         key_paths(&serde_json::to_value(&config).unwrap(), "", &mut paths);
         let docs = documented();
@@ -528,6 +548,8 @@ mod tests {
             "CERTDNS_PORTAL__SMTP",
             "CERTDNS_TLS__CERT_FILE",
             "CERTDNS_TLS__KEY_FILE",
+            "CERTDNS_BILLING__STRIPE__SECRET_KEY_FILE",
+            "CERTDNS_BILLING__STRIPE__WEBHOOK_SECRET",
         ] {
             assert!(help.contains(key), "{key} missing from --help");
         }
