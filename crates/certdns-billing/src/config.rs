@@ -135,3 +135,56 @@ impl BillingConfig {
         self.enabled().then(|| Catalogue::new(self.plans.iter().map(Plan::from_config).collect()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on() -> BillingConfig {
+        BillingConfig {
+            stripe: StripeConfig {
+                secret_key: Some("sk_test_secret".into()),
+                webhook_secret: Some("whsec_secret".into()),
+                api_base: None,
+            },
+            ..BillingConfig::default()
+        }
+    }
+
+    fn plan(id: &str, price: Option<&str>) -> PlanConfig {
+        PlanConfig {
+            id: id.into(),
+            name: id.to_uppercase(),
+            price: String::new(),
+            stripe_price_id: price.map(str::to_owned),
+            limits: Limits::default(),
+        }
+    }
+
+    #[test]
+    fn off_without_both_secrets_and_secrets_never_debug_printed() {
+        assert!(BillingConfig::default().validate().is_ok() && BillingConfig::default().catalogue().is_none());
+        let mut half = on();
+        half.stripe.webhook_secret = None;
+        assert!(half.validate().unwrap_err().contains("set both"));
+        let config = on();
+        let catalogue = config.catalogue().unwrap();
+        assert_eq!(catalogue.all().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["free"], "the built-in free plan");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("sk_test_secret") && !shown.contains("whsec_secret"), "{shown}");
+    }
+
+    #[test]
+    fn plans_are_checked() {
+        let with = |plans: Vec<PlanConfig>| BillingConfig { plans, ..on() };
+        assert!(with(vec![plan("pro", Some("price_1")), plan("free", None)]).validate().is_ok());
+        assert!(with(vec![plan("pro", None), plan("pro", None)]).validate().unwrap_err().contains("twice"));
+        assert!(with(vec![plan("Pro!", None)]).validate().is_err());
+        assert!(with(vec![plan("free", Some("price_1"))]).validate().is_err());
+        let off = BillingConfig { plans: vec![plan("pro", None)], ..BillingConfig::default() };
+        assert!(off.validate().unwrap_err().contains("need billing on"));
+        let catalogue = with(vec![plan("pro", Some("price_1"))]).catalogue().unwrap();
+        assert_eq!(catalogue.by_price("price_1").map(|p| p.id.as_str()), Some("pro"));
+        assert_eq!(catalogue.plan_for(Some("gone")).id, "free", "a removed plan falls back to free");
+    }
+}

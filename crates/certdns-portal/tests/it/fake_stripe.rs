@@ -12,7 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-const FIXTURES: &str = "/work/shared/fixtures/stripe/fixtures3.json";
+/// Stripe's published example objects, kept beside the repository
+/// (`../shared/fixtures/stripe/`); `CERTDNS_TEST_STRIPE_FIXTURES` names another copy.
+fn fixtures_path() -> String {
+    std::env::var("CERTDNS_TEST_STRIPE_FIXTURES").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/stripe/fixtures3.json").to_owned()
+    })
+}
 
 /// One request the fake received: method, path, form fields, Stripe-Version.
 #[derive(Debug, Clone)]
@@ -44,7 +50,8 @@ pub struct FakeStripe {
 
 /// A Stripe example object by resource name (`checkout.session`, …).
 pub fn fixture(resource: &str) -> Value {
-    let text = std::fs::read_to_string(FIXTURES).expect("the Stripe fixtures");
+    let path = fixtures_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("the Stripe fixtures at {path}: {e}"));
     let all: Value = serde_json::from_str(&text).unwrap();
     all["resources"][resource].clone()
 }
