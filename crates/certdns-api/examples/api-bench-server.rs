@@ -122,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         public_url: String::new(),
         usage: None,
         also_documented: None,
+        entitlements: None,
     });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;

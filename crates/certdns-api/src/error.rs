@@ -67,6 +67,8 @@ pub enum ApiError {
     },
     /// A storage body whose credentials do not verify or belong to another key (403).
     AccountMismatch,
+    /// The account's plan or an overdue payment refuses this (see certdns-billing).
+    Billing(certdns_billing::Refusal),
 }
 
 impl ApiError {
@@ -93,6 +95,7 @@ impl ApiError {
             | ApiError::DomainBoundElsewhere { .. }
             | ApiError::CredentialsNotKept { .. } => StatusCode::CONFLICT,
             ApiError::BadDomain { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Billing(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -123,6 +126,7 @@ impl ApiError {
             ApiError::BadDomain { .. } => "bad_domain",
             ApiError::CredentialsNotKept { .. } => "credentials_not_kept",
             ApiError::AccountMismatch => "account_mismatch",
+            ApiError::Billing(refusal) => refusal.code(),
         }
     }
 
@@ -148,6 +152,7 @@ impl ApiError {
                  (Registrations) if that is what you want"
             ),
             ApiError::BadDomain { reason } => reason.clone(),
+            ApiError::Billing(refusal) => refusal.to_string(),
             ApiError::CredentialsNotKept { domain } => format!(
                 "the registration bound to {domain} was made before its key had storage access, so its password \
                  was not kept; POST its credentials to /storage/{domain} once (lego does after registering)"
@@ -184,6 +189,15 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "storage failure");
                 ApiError::DbError
             }
+        }
+    }
+}
+
+impl From<certdns_billing::CheckError> for ApiError {
+    fn from(e: certdns_billing::CheckError) -> Self {
+        match e {
+            certdns_billing::CheckError::Refused(refusal) => ApiError::Billing(refusal),
+            certdns_billing::CheckError::Store(e) => e.into(),
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct ApiDeps {
     /// Routes served elsewhere that `/openapi.json` documents too (the portal's
     /// account API, each path with its own `servers`).
     pub also_documented: Option<utoipa::openapi::OpenApi>,
+    /// Plans and payment standing; `None` (billing off) limits nothing.
+    pub entitlements: Option<Arc<certdns_billing::Entitlements>>,
 }
 
 /// The API's routes and middleware. Has no fallback of its own beyond path

@@ -46,6 +46,8 @@ pub struct AppState {
     pub public_url: String,
     /// Where a password hash imported from acme-dns (bcrypt) is checked, once.
     pub slow_hashes: SlowWork,
+    /// Plans and payment standing; `None` when billing is off.
+    pub entitlements: Option<Arc<certdns_billing::Entitlements>>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             sealer,
             public_url: deps.public_url,
             slow_hashes: SlowWork::new(certdns_http::slow_work::default_threads()),
+            entitlements: deps.entitlements,
             usage,
             sync: deps.sync,
             updates,

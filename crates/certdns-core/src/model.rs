@@ -129,6 +129,13 @@ text_enum!(
         DelegationRestored = "delegation.restored",
         RenewalOverdue = "renewal.overdue",
         RegistrationsImported = "registrations.imported",
+        BillingCheckoutCompleted = "billing.checkout_completed",
+        BillingPlanChanged = "billing.plan_changed",
+        BillingPlanOverridden = "billing.plan_overridden",
+        BillingSubscriptionEnded = "billing.subscription_ended",
+        BillingPaymentSucceeded = "billing.payment_succeeded",
+        BillingPaymentFailed = "billing.payment_failed",
+        BillingPaymentWarningSent = "billing.payment_warning_sent",
     }
 );
 

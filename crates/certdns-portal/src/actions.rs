@@ -83,6 +83,7 @@ pub(crate) async fn active_key(state: &AppState, account: AccountId, id: &KeyId)
 
 pub(crate) async fn create_key(state: &AppState, who: Actor, name: &str) -> Result<(LicenseKey, Secret), ActionError> {
     let name = clean_key_name(name).map_err(ActionError::Invalid)?;
+    crate::billing::may_add(state, who.account, crate::billing::Growth::LicenseKey).await?;
     let secret = Secret::generate();
     let key = LicenseKey {
         id: KeyId::generate(),
@@ -145,6 +146,7 @@ pub(crate) async fn add_domain(
     if let Some(other) = state.core.registration_by_domain(who.account, &domain).await? {
         return Err(ActionError::DomainTaken(Box::new(other)));
     }
+    crate::billing::may_add(state, who.account, crate::billing::Growth::Registration).await?;
     let password = Secret::generate();
     let id = RegistrationId::generate();
     let password_sealed = match (&state.sealer, key.storage_access) {

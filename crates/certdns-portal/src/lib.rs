@@ -22,6 +22,7 @@ mod account_api;
 mod actions;
 mod alerts;
 mod assets;
+mod billing;
 mod caa;
 mod chart;
 mod cname_advice;
@@ -75,6 +76,8 @@ pub struct PortalDeps {
     /// creates under a key with storage access, so lego's HTTP storage can give
     /// it back. `None`: nothing is sealed.
     pub credentials_key: Option<String>,
+    /// `[billing]`; billing pages and the Stripe webhook exist only when it is on.
+    pub billing: certdns_billing::BillingConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,12 @@ pub enum PortalError {
     #[error("mail: {0}")]
     Mail(#[from] mail::MailError),
 }
+
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP_WITH_STRIPE: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+     form-action 'self' https://checkout.stripe.com https://billing.stripe.com; frame-ancestors 'none'; \
+     base-uri 'none'";
 
 /// Name under which a generated session secret is kept in the database.
 const SESSION_SECRET_SETTING: &str = "portal.session_secret";
@@ -115,7 +124,9 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
         Some(Err(e)) => return Err(PortalError::Config(format!("api.credentials_key: {e}"))),
         None => None,
     };
+    let billing = billing::PortalBilling::new(&deps.billing).map_err(PortalError::Config)?;
     let state = Arc::new(AppState {
+        billing,
         sealer,
         core: deps.store.core(),
         store: deps.store,
@@ -144,21 +155,20 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
         .layer(axum::middleware::from_fn_with_state(state.clone(), account_api::deadline))
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 
+    // Browsers apply form-action to a form's redirects too: with billing on,
+    // the Checkout and customer-portal forms end on Stripe's pages.
+    let csp = if state.billing.is_some() { CSP_WITH_STRIPE } else { CSP };
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
         .merge(account_api)
+        // Stripe signs it; no session, no CSRF token.
+        .merge(billing::webhook_routes())
         .route("/static/portal.css", get(assets::css))
         .route("/static/portal.js", get(assets::js))
         .route("/static/favicon.svg", get(assets::favicon))
         .route("/favicon.ico", get(assets::favicon))
         .merge(pages)
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            ),
-        ))
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp)))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         .with_state(state);

@@ -105,6 +105,8 @@ pub struct Ctx {
     /// The first segment of the request path (`keys` for `/keys/created`): the
     /// navigation marks that section as the current page.
     pub section: String,
+    /// Billing is on: the navigation shows Billing and Pricing.
+    pub billing: bool,
 }
 
 /// Extractor for pages that need a login: redirects to `/login` otherwise.
@@ -298,7 +300,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
     };
 
     let section = parts.uri.path().trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
-    parts.extensions.insert(Ctx { user, csrf: csrf.clone(), peer, session, section });
+    let billing = state.billing.is_some();
+    parts.extensions.insert(Ctx { user, csrf: csrf.clone(), peer, session, section, billing });
     let mut response = next.run(Request::from_parts(parts, body)).await;
     if let Some(token) = set_csrf_cookie {
         let cookie = state.keys.cookie(state.keys.csrf_cookie, &token, None);

@@ -31,6 +31,8 @@ pub(crate) struct AppState {
     pub passwords: PasswordHasher,
     /// Budgets and back-off of the anonymous forms.
     pub limits: Limits,
+    /// Plans and Stripe; `None` when billing is off.
+    pub billing: Option<crate::billing::PortalBilling>,
 }
 
 impl AppState {

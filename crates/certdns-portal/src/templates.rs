@@ -17,11 +17,21 @@ pub struct Layout {
     pub notice: Option<String>,
     /// The navigation section of this page (`keys`, `registrations`, …).
     pub section: String,
+    /// Billing is on (see [`crate::session::Ctx::billing`]).
+    pub billing: bool,
 }
 
 impl Layout {
     pub fn anonymous(csrf: String) -> Self {
-        Self { csrf, email: None, operator: false, unverified: false, notice: None, section: String::new() }
+        Self {
+            csrf,
+            email: None,
+            operator: false,
+            unverified: false,
+            notice: None,
+            section: String::new(),
+            billing: false,
+        }
     }
 
     pub fn of(ctx: &Ctx) -> Self {
@@ -29,7 +39,7 @@ impl Layout {
             Some(u) => Self::user(u, ctx.csrf.clone()),
             None => Self::anonymous(ctx.csrf.clone()),
         };
-        Self { section: ctx.section.clone(), ..layout }
+        Self { section: ctx.section.clone(), billing: ctx.billing, ..layout }
     }
 
     pub fn user(u: &CurrentUser, csrf: String) -> Self {
@@ -42,6 +52,7 @@ impl Layout {
             unverified: !u.email_verified && !u.is_operator(),
             notice: None,
             section: String::new(),
+            billing: false,
         }
     }
 

@@ -170,12 +170,16 @@ fn is_lock_conflict(e: &sqlx::Error) -> bool {
 /// batch's row for a registration. Each check is an index lookup of this row's
 /// account and key (`IN (SELECT …)` would hash every active account per
 /// statement). `NOT EXISTS` on revoked keys also passes a registration without one.
+/// An account with an unpaid invoice takes the checked path, where the billing
+/// rules decide (they are about time and warnings, and such accounts are few).
 const AUTHORIZED: &str = "registrations.username = v.username AND registrations.password_hash = v.hash \
      AND registrations.subdomain = v.sub AND registrations.allow_from = '[]' \
      AND (v.account IS NULL OR registrations.account_id = v.account) \
      AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = registrations.account_id AND a.status = 'active') \
      AND NOT EXISTS (SELECT 1 FROM license_keys k \
-                     WHERE k.id = registrations.license_key_id AND k.revoked_at IS NOT NULL)";
+                     WHERE k.id = registrations.license_key_id AND k.revoked_at IS NOT NULL) \
+     AND NOT EXISTS (SELECT 1 FROM account_billing b \
+                     WHERE b.account_id = registrations.account_id AND b.payment_failed_at IS NOT NULL)";
 
 async fn sqlite_round(
     conn: &mut SqliteConnection,

@@ -13,12 +13,14 @@
 pub mod acme_dns;
 mod acme_state;
 mod batch;
+pub mod billing;
 mod error;
 pub mod monitor;
 mod open;
 pub mod portal;
 mod rows;
 mod sql;
+mod sql_billing;
 mod sql_import;
 mod sql_monitor;
 mod sql_portal;
@@ -29,10 +31,12 @@ use certdns_core::{
     Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 pub use acme_state::{AcmeStateStore, AcmeValue};
+pub use billing::{BillingChange, BillingRecord, BillingStore, EventOutcome};
 pub use error::StoreError;
 pub use monitor::{CheckRecord, DelegationChange, DelegationStatus, DelegationStore, DueCheck};
 pub use open::{Backend, open, open_with, redact};
@@ -70,6 +74,9 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
     /// A tiny write that nothing reads (a probe row), for readiness: a full disk
     /// or a database that went read-only fails it while reads still work.
     async fn ping_write(&self) -> Result<()>;
+
+    /// Plans and Stripe state, over the same pools.
+    fn billing(&self) -> Arc<dyn BillingStore>;
 
     // --- accounts -------------------------------------------------------------
 
@@ -209,7 +216,8 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
     /// each write's value on the registration with its username and subdomain only
     /// if the stored password hash equals the write's, the registration has no
     /// `allow_from` restriction, its account is active (and is the write's
-    /// `account`, when given) and its license key, if any, is not revoked.
+    /// `account`, when given) and has no unpaid invoice, and its license key, if
+    /// any, is not revoked.
     ///
     /// Returns one entry per write, in order: the new state, or `None` when any
     /// condition fails (the caller then takes the checked path to find out which).

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::batch::BatchWriter;
 use crate::error::conflict_as;
 use crate::rows::*;
+use crate::sql_billing::{BillingRow, SqlBillingStore};
 use crate::sql_import::REGISTRATION_CONFLICT;
 use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
 
@@ -80,9 +81,14 @@ where
     for<'r> (Uuid, i64): FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
+    for<'r> BillingRow: FromRow<'r, DB::Row>,
 {
     fn backend(&self) -> Backend {
         self.backend
+    }
+
+    fn billing(&self) -> std::sync::Arc<dyn crate::BillingStore> {
+        std::sync::Arc::new(SqlBillingStore { read: self.read.clone(), write: self.write.clone() })
     }
 
     async fn migrate(&self) -> Result<()> {

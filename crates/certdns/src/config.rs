@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use certdns_api::ApiConfig;
+use certdns_billing::BillingConfig;
 use certdns_dns::{DnsConfig, ZoneConfig};
 use certdns_http::ConnectionLimits;
 use certdns_portal::PortalConfig;
@@ -111,6 +112,8 @@ pub struct Config {
     pub api: ApiConfig,
     pub portal: PortalConfig,
     pub tls: TlsConfig,
+    /// Plans and Stripe; off (no plan, no limit) unless both Stripe secrets are set.
+    pub billing: BillingConfig,
 }
 
 impl Default for Config {
@@ -132,6 +135,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             portal: PortalConfig::default(),
             tls: TlsConfig::default(),
+            billing: BillingConfig::default(),
         }
     }
 }
@@ -159,7 +163,7 @@ const OPS_DOCS: &[(&str, &str)] =
 
 /// Every section of the file with its key docs; `serve --help` prints them in
 /// this order, and a test checks that together they name every key.
-fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 11] {
+fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 12] {
     [
         ("", TOP_DOCS),
         ("http", HTTP_DOCS),
@@ -172,6 +176,7 @@ fn sections() -> [(&'static str, &'static [(&'static str, &'static str)]); 11] {
         ("portal", ConnectionLimits::DOCS),
         ("tls", TlsConfig::DOCS),
         ("tls.acme", certdns_tls::AcmeConfig::DOCS),
+        ("billing", BillingConfig::DOCS),
     ]
 }
 
@@ -262,6 +267,8 @@ pub const SECRET_KEYS: &[&str] = &[
     "portal.session_secret",
     "portal.smtp.url",
     "tls.acme.eab_hmac_key",
+    "billing.stripe.secret_key",
+    "billing.stripe.webhook_secret",
 ];
 
 /// The environment variable naming a file that holds `key`'s value.
@@ -366,6 +373,9 @@ impl Config {
         if let Some(acme) = &mut shown.tls.acme {
             acme.eab_hmac_key = acme.eab_hmac_key.as_ref().map(|_| "***".to_owned());
         }
+        let hide = |s: &Option<String>| s.as_ref().map(|_| "***".to_owned());
+        shown.billing.stripe.secret_key = hide(&self.billing.stripe.secret_key);
+        shown.billing.stripe.webhook_secret = hide(&self.billing.stripe.webhook_secret);
         shown
     }
 
@@ -407,7 +417,7 @@ impl Config {
         self.portal.validate()?;
         self.http.limits.validate("http")?;
         self.tls.validate()?;
-
+        self.billing.validate()?;
         if self.runs(Role::Portal) && self.portal.listen == self.http.listen && self.http.listen.port() != 0 {
             return Err(format!(
                 "portal.listen: {} is already http.listen; the portal needs its own",

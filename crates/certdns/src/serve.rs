@@ -140,6 +140,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             zone_domain: config.zone.domain.trim_end_matches('.').to_owned(),
             usage: portal_store.clone(),
             also_documented: portal_url.as_deref().map(certdns_portal::account_api_document),
+            entitlements: certdns_billing::Entitlements::from_config(&config.billing).map(Arc::new),
         }));
     }
 
@@ -321,6 +322,7 @@ async fn start_portal(
         zone_domain: config.zone.domain.trim_end_matches('.').to_owned(),
         data_dir: config.data_dir.clone(),
         credentials_key,
+        billing: config.billing.clone(),
     })
     .await?;
     Ok((listener, router, base_url))

@@ -75,7 +75,7 @@ async fn license_owner(state: &Arc<AppState>, incoming: &Incoming) -> Result<Own
         )),
         (status = 400, description = "`malformed_json_payload`, `invalid_allowfrom_cidr` or `bad_subject`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`license_key_required` / `invalid_license_key`, with `WWW-Authenticate: Basic`", body = crate::openapi::ErrorBody),
-        (status = 403, description = "`license_key_revoked` or `account_suspended`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`license_key_revoked` or `account_suspended`; with billing on, `registrations_limit_reached` (the plan's quota, in `message`) or `payment_overdue`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`, with `Retry-After`", body = crate::openapi::ErrorBody),
         (status = 500, description = "`db_error`", body = crate::openapi::ErrorBody),
@@ -100,6 +100,10 @@ pub async fn register(State(state): Shared, req: Request) -> Result<Response, Ap
     };
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let parsed = bodies::parse_register(&bytes)?;
+    // After the body is known good, so a malformed request still says so first.
+    if let Some(entitlements) = &state.entitlements {
+        entitlements.check_new_registration(&*state.store.billing(), owner.account).await?;
+    }
 
     // The subject binds the registration to its domain when no other registration
     // of the account holds it: a second registration for a name never takes it

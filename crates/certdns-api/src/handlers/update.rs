@@ -36,7 +36,7 @@ fn valid_label(s: &str) -> bool {
         (status = 200, description = "Stored and published", body = crate::openapi::UpdateResponse),
         (status = 400, description = "`bad_txt` or `bad_subdomain`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`forbidden`: credentials, allow-from or subdomain ownership", body = crate::openapi::ErrorBody),
-        (status = 403, description = "`license_key_revoked` or `account_suspended`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`license_key_revoked` or `account_suspended`; with billing on, `payment_overdue_updates_stopped`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 429, description = "`rate_limited` (too many failed authentications), with `Retry-After`", body = crate::openapi::ErrorBody),
         (status = 500, description = "`db_error`", body = crate::openapi::ErrorBody),
@@ -57,6 +57,11 @@ pub async fn update(State(state): Shared, req: Request) -> Result<Response, ApiE
     check_optional_license(state, &incoming, &reg, "update").await?;
     if status != AccountStatus::Active {
         return Err(ApiError::AccountSuspended);
+    }
+    // Renewals stop only long after a failed payment (see certdns_billing::Standing).
+    if let Some(entitlements) = &state.entitlements {
+        let record = state.store.billing().billing(reg.account_id).await?;
+        entitlements.check_update(&record, certdns_core::now()).map_err(ApiError::Billing)?;
     }
     // Revoking a key retires what was registered with it (a leaked key's
     // registrations may be the attacker's); rotation keeps the key id instead.

@@ -55,6 +55,15 @@ impl Env {
     }
 
     pub async fn with_config(backend: Backend, config: ApiConfig) -> Env {
+        Self::with_billing(backend, config, None).await
+    }
+
+    /// With billing on: the plans and grace periods of `entitlements`.
+    pub async fn with_billing(
+        backend: Backend,
+        config: ApiConfig,
+        entitlements: Option<Arc<certdns_billing::Entitlements>>,
+    ) -> Env {
         config.validate().unwrap();
         let (store, inner, db, redis) = open_backends(backend).await;
         let dist = Arc::new(FailingPublishes::new(inner));
@@ -68,6 +77,7 @@ impl Env {
             public_url: "http://127.0.0.1".into(),
             usage: None,
             also_documented: None,
+            entitlements,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

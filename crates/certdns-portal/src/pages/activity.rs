@@ -91,6 +91,13 @@ fn describe(kind: AuditKind) -> &'static str {
         AuditKind::DelegationRestored => "CNAME correct again (found by the monitor)",
         AuditKind::RenewalOverdue => "Renewal overdue (no update when one was expected)",
         AuditKind::RegistrationsImported => "Registrations imported from acme-dns by the operator",
+        AuditKind::BillingCheckoutCompleted => "Checkout completed (Stripe customer linked)",
+        AuditKind::BillingPlanChanged => "Plan changed by the subscription",
+        AuditKind::BillingPlanOverridden => "Plan set by an operator",
+        AuditKind::BillingSubscriptionEnded => "Subscription ended (back to the free plan)",
+        AuditKind::BillingPaymentSucceeded => "Payment received",
+        AuditKind::BillingPaymentFailed => "Payment failed",
+        AuditKind::BillingPaymentWarningSent => "Payment warning e-mailed",
     }
 }
 

@@ -44,7 +44,7 @@ struct AdminAccountsPage {
     accounts: Vec<AdminRow>,
 }
 
-fn require_operator(user: &CurrentUser, ctx: &Ctx) -> Result<(), PageError> {
+pub(super) fn require_operator(user: &CurrentUser, ctx: &Ctx) -> Result<(), PageError> {
     if user.is_operator() {
         return Ok(());
     }

@@ -3,7 +3,8 @@
 //! ([`keys`]), registrations and their domains ([`registrations`]), adding a
 //! domain-bound registration ([`add_domain`]), the audit log and usage
 //! ([`activity`]), personal access tokens for the account API ([`tokens`]),
-//! and the operator's account list ([`admin`]). [`routes`]
+//! plans and payment ([`billing`], only with billing on), and the operator's
+//! account list ([`admin`]). [`routes`]
 //! merges them. A secret made by a POST reaches the one page that shows it
 //! through [`reveal`]. Every tenant-scoped lookup goes through the logged-in
 //! account's id; ids from the URL are never trusted on their own.
@@ -14,6 +15,7 @@ mod activity;
 mod add_domain;
 mod admin;
 mod auth;
+mod billing;
 mod delegation;
 mod keys;
 mod onboarding;
@@ -51,6 +53,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .merge(activity::routes())
         .merge(tokens::routes())
         .merge(admin::routes())
+        .merge(billing::routes())
         .fallback(not_found)
 }
 
@@ -129,6 +132,16 @@ fn notice_text(code: &str) -> Option<String> {
         "deleted" => "Registration deleted. Our DNS stopped answering for it; remove the CNAME from your zone too.",
         "suspended" => "Account suspended: its keys and registrations are refused at the API.",
         "unsuspended" => "Account reactivated.",
+        "checkout_done" => {
+            "Thank you! Your plan changes as soon as Stripe confirms the payment (usually within seconds)."
+        }
+        "checkout_cancelled" => "Checkout cancelled; nothing was charged.",
+        "checkout_unknown" => "That checkout is not one of this account's, or it is not finished.",
+        "stripe_unavailable" => {
+            "Our payment provider could not be reached. Nothing was charged; try again in a minute."
+        }
+        "no_customer" => "There are no invoices or payment methods yet: choose a plan first.",
+        "plan_set" => "Plan saved. It applies at once, and is in the account's audit log.",
         _ => return None,
     };
     Some(text.to_owned())

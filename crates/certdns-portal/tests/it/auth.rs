@@ -397,6 +397,7 @@ async fn generated_session_secret_survives_a_restart(backend: Backend) {
         zone_domain: ZONE.into(),
         data_dir: env.data_dir.path().to_owned(),
         credentials_key: None,
+        billing: Default::default(),
     })
     .await
     .unwrap();
@@ -421,6 +422,7 @@ async fn generated_session_secret_survives_a_restart(backend: Backend) {
         zone_domain: ZONE.into(),
         data_dir: env.data_dir.path().to_owned(),
         credentials_key: None,
+        billing: Default::default(),
     })
     .await
     .unwrap();

@@ -3,7 +3,8 @@
 //! API with that URL → storage access on → the registration shows up → a
 //! registration without a domain gets one (refused, conflict, IDN) → add a
 //! domain and see its credentials once → the CNAME check says "missing" →
-//! delete it. Screenshots of the main pages go to docs/screenshots/.
+//! delete it. Screenshots of the main pages go to docs/screenshots/. With
+//! billing on, the pricing and Billing pages and the way to Stripe Checkout.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test-services.sh`
 //! installs them). Without them the test fails and says so; it never skips.
@@ -484,5 +485,40 @@ async fn dark_mode_follows_the_system() {
     let background = c.execute("return getComputedStyle(document.body).backgroundColor", vec![]).await.unwrap();
     assert_eq!(background, serde_json::json!("rgb(13, 17, 23)"), "the page is dark");
     shot(&c, "login-dark").await;
+    let _ = c.close().await;
+}
+
+/// With billing on: the public pricing page, then the Billing page of a new
+/// account (free plan, usage against each limit, the plans to choose), and
+/// choosing a plan leaves for Stripe Checkout (the fake's URL); both pages pass
+/// the layout checks at both sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_and_pricing_pages_in_a_browser() {
+    let (env, _stripe) = crate::stripe_events::start_billing(Backend::Embedded, 14, 14).await;
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    c.goto(&format!("{}/pricing", env.portal)).await.unwrap();
+    wait_xpath(&c, "//h1[text()='Pricing']", "the pricing page").await;
+    assert!(c.source().await.unwrap().contains("unlimited registrations"));
+    shot(&c, "pricing").await;
+
+    c.goto(&format!("{}/signup", env.portal)).await.unwrap();
+    fill(&c, "#email", "billing@example.com").await;
+    fill(&c, "#password", PASSWORD).await;
+    fill(&c, "#password_confirm", PASSWORD).await;
+    c.find(Locator::Css("form[action='/signup'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_xpath(&c, "//h1[text()='Check your inbox']", "the sign-up confirmation page").await;
+    confirm_by_mail(&env, &c).await;
+    wait_css(&c, "#key-name").await;
+    c.find(Locator::Css("nav a[href='/billing']")).await.unwrap().click().await.unwrap();
+    wait_css(&c, "#current-plan").await;
+    let source = c.source().await.unwrap();
+    assert!(source.contains("0 of 2 registrations") && source.contains("0 of 1 license keys"), "{source}");
+    shot(&c, "billing").await;
+
+    // Choosing a plan posts to /billing/checkout, which redirects to Stripe's
+    // hosted page (followed in the HTTP tests: the browser has no network here).
+    let choose = c.find(Locator::Css("form[action='/billing/checkout'] input[value='pro'] ~ button")).await.unwrap();
+    assert_eq!(choose.text().await.unwrap(), "Choose Pro");
     let _ = c.close().await;
 }

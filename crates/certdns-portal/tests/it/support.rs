@@ -47,6 +47,17 @@ pub async fn start(backend: Backend) -> Env {
 }
 
 pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig)) -> Env {
+    start_full(backend, tweak, certdns_billing::BillingConfig::default()).await
+}
+
+/// With `[billing]` (the API gets the same plans, as in one process).
+pub async fn start_full(
+    backend: Backend,
+    tweak: impl FnOnce(&mut PortalConfig),
+    billing: certdns_billing::BillingConfig,
+) -> Env {
+    // The Stripe client's TLS needs one crypto provider; fantoccini brings a second.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let db = TestDatabase::new(backend).await;
     let store = certdns_store::open_portal(db.url()).await.unwrap();
     store.core().migrate().await.unwrap();
@@ -65,6 +76,7 @@ pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig))
         public_url: "http://127.0.0.1".into(),
         usage: Some(store.clone()),
         also_documented: None,
+        entitlements: certdns_billing::Entitlements::from_config(&billing).map(Arc::new),
     });
     tokio::spawn(async move {
         axum::serve(api_listener, api.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
@@ -89,6 +101,7 @@ pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut PortalConfig))
         zone_domain: ZONE.into(),
         data_dir: data_dir.path().to_owned(),
         credentials_key: Some(CREDENTIALS_KEY.into()),
+        billing,
     })
     .await
     .unwrap();

@@ -7,6 +7,7 @@
 
 mod access_tokens;
 mod acme_state;
+mod billing;
 mod domains;
 mod moved_and_labelled;
 mod portal_store;

@@ -39,6 +39,9 @@ fn every_key_is_documented() {
     config.tls.cert_file = Some("cert.pem".into());
     config.tls.key_file = Some("key.pem".into());
     config.tls.redirect_listen = Some("127.0.0.1:80".parse().unwrap());
+    config.billing.stripe.secret_key = Some("sk_test_x".into());
+    config.billing.stripe.webhook_secret = Some("whsec_x".into());
+    config.billing.stripe.api_base = Some("http://127.0.0.1:1".into());
     let mut paths = Vec::new();
     // tls.acme excludes the files: walked in a copy of its own.
     let mut acme = config.clone();
@@ -74,6 +77,8 @@ fn every_key_is_documented() {
         "CERTDNS_PORTAL__SMTP",
         "CERTDNS_TLS__CERT_FILE",
         "CERTDNS_TLS__KEY_FILE",
+        "CERTDNS_BILLING__STRIPE__SECRET_KEY_FILE",
+        "CERTDNS_BILLING__STRIPE__WEBHOOK_SECRET",
         "CERTDNS_TLS__ACME__DIRECTORY_URL",
         "CERTDNS_TLS__ACME__NAMES",
         "CERTDNS_TLS__ACME__EAB_HMAC_KEY_FILE",

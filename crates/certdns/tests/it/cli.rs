@@ -153,6 +153,9 @@ fn secrets_stay_hidden_and_can_come_from_files() {
     let db_file = dir.path().join("db-url");
     std::fs::write(&db_file, "postgres://certdns:db-secret-1@db.internal/certdns?password=db-secret-2\n").unwrap();
     let db_var = db_file.display().to_string();
+    let stripe_file = dir.path().join("stripe-key");
+    std::fs::write(&stripe_file, "sk_live_stripe-secret\n").unwrap();
+    let stripe_var = stripe_file.display().to_string();
     let env = [
         ("CERTDNS_DATABASE_URL_FILE", db_var.as_str()),
         ("CERTDNS_REDIS_URL", "redis://:redis-secret@redis.internal:6379"),
@@ -162,12 +165,23 @@ fn secrets_stay_hidden_and_can_come_from_files() {
         ("CERTDNS_TLS__ACME__NAMES", "[\"api.example.net\"]"),
         ("CERTDNS_TLS__ACME__EAB_KID", "kid"),
         ("CERTDNS_TLS__ACME__EAB_HMAC_KEY_FILE", "eab.key"),
+        ("CERTDNS_BILLING__STRIPE__SECRET_KEY_FILE", stripe_var.as_str()),
+        ("CERTDNS_BILLING__STRIPE__WEBHOOK_SECRET", "whsec_webhook-secret"),
     ];
     std::fs::write(dir.path().join("eab.key"), "eab-hmac-secret\n").unwrap();
     let out = run_cli(dir.path(), &["config"], &env, None);
     assert!(out.success, "{}", out.stderr);
-    for secret in ["db-secret-1", "db-secret-2", "redis-secret", "session-secret-of", "smtp-secret", "eab-hmac-secret"]
-    {
+    assert!(out.stdout.contains("secret_key = \"***\"") && out.stdout.contains("webhook_secret = \"***\""));
+    for secret in [
+        "db-secret-1",
+        "db-secret-2",
+        "redis-secret",
+        "session-secret-of",
+        "smtp-secret",
+        "eab-hmac-secret",
+        "stripe-secret",
+        "webhook-secret",
+    ] {
         assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret), "{secret} shown:\n{}", out.stdout);
     }
     assert!(out.stdout.contains("database_url = \"postgres://certdns:***@db.internal/certdns?password=***\""));
@@ -183,4 +197,9 @@ fn secrets_stay_hidden_and_can_come_from_files() {
     assert!(!out.success && out.stderr.contains("both CERTDNS_DATABASE_URL and CERTDNS_DATABASE_URL_FILE"));
     let out = run_cli(dir.path(), &["config"], &[("CERTDNS_PORTAL__SESSION_SECRET_FILE", "/nonexistent/x")], None);
     assert!(!out.success && out.stderr.contains("CERTDNS_PORTAL__SESSION_SECRET_FILE: cannot read"), "{}", out.stderr);
+    // Half a Stripe configuration is refused, naming the keys and not the secret.
+    let half = [("CERTDNS_BILLING__STRIPE__SECRET_KEY_FILE", stripe_var.as_str())];
+    let out = run_cli(dir.path(), &["config"], &half, None);
+    assert!(!out.success && out.stderr.contains("billing.stripe: set both"), "{}", out.stderr);
+    assert!(!out.stderr.contains("stripe-secret"));
 }

@@ -1,0 +1,139 @@
+//! Billing in the portal: the Stripe client and webhook secret the pages and
+//! the webhook use, and `POST /billing/webhook`, which Stripe calls (signed,
+//! so outside the session guard and its CSRF check).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use certdns_billing::stripe_api::StripeApi;
+use certdns_billing::webhook::{self, Outcome, WebhookError};
+use certdns_billing::{BillingConfig, CheckError, Entitlements};
+use certdns_core::{AccountId, AuditKind};
+
+use crate::actions::ActionError;
+use crate::state::AppState;
+
+/// What billing needs at run time; exists only when billing is on.
+pub(crate) struct PortalBilling {
+    pub entitlements: Entitlements,
+    pub stripe: StripeApi,
+    webhook_secret: String,
+}
+
+impl PortalBilling {
+    pub fn new(config: &BillingConfig) -> Result<Option<PortalBilling>, String> {
+        config.validate()?;
+        let (Some(entitlements), Some(webhook_secret)) =
+            (Entitlements::from_config(config), config.stripe.webhook_secret.clone())
+        else {
+            return Ok(None);
+        };
+        let stripe = StripeApi::new(&config.stripe).map_err(|e| e.to_string())?;
+        Ok(stripe.map(|stripe| PortalBilling { entitlements, stripe, webhook_secret }))
+    }
+}
+
+/// What an action is about to add.
+pub(crate) enum Growth {
+    Registration,
+    LicenseKey,
+}
+
+/// Refuses growth beyond the plan (or while a payment is overdue) with the same
+/// words the API uses; nothing is limited when billing is off.
+pub(crate) async fn may_add(state: &AppState, account: AccountId, growth: Growth) -> Result<(), ActionError> {
+    let Some(billing) = &state.billing else { return Ok(()) };
+    let store = state.core.billing();
+    let checked = match growth {
+        Growth::Registration => billing.entitlements.check_new_registration(store.as_ref(), account).await,
+        Growth::LicenseKey => billing.entitlements.check_new_license_key(store.as_ref(), account).await,
+    };
+    match checked {
+        Ok(()) => Ok(()),
+        Err(CheckError::Refused(refusal)) => Err(ActionError::Invalid(refusal.to_string())),
+        Err(CheckError::Store(e)) => Err(e.into()),
+    }
+}
+
+pub(crate) fn webhook_routes() -> Router<Arc<AppState>> {
+    Router::new().route("/billing/webhook", post(stripe_webhook))
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// 200 for every event Stripe need not send again (applied, replayed, stale,
+/// ignored); 400 when the request is not Stripe's; 500/503 when the store
+/// fails, so Stripe retries.
+async fn stripe_webhook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(billing) = &state.billing else {
+        return json(StatusCode::NOT_FOUND, serde_json::json!({ "error": "billing_off" }));
+    };
+    let Ok(payload) = std::str::from_utf8(&body) else {
+        return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": "bad_payload" }));
+    };
+    let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
+    let now = certdns_core::now().unix_timestamp();
+    let event = match webhook::verify(payload, signature, &billing.webhook_secret, now) {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::warn!(error = %e, "stripe webhook refused");
+            return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": "bad_signature" }));
+        }
+    };
+    let processed = match webhook::process(state.core.billing().as_ref(), &billing.entitlements.catalogue, &event).await
+    {
+        Ok(p) => p,
+        Err(WebhookError::Store(e)) => {
+            tracing::error!(error = %e, event = event.id.as_str(), "stripe webhook: store failed");
+            let status = match e {
+                certdns_store::StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            return json(status, serde_json::json!({ "error": "store_error" }));
+        }
+        Err(WebhookError::Rejected(e)) => {
+            tracing::warn!(error = %e, "stripe webhook refused");
+            return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": "bad_event" }));
+        }
+    };
+    tracing::info!(event = %processed.event_id, kind = event.type_.as_str(), outcome = ?processed.outcome, "stripe webhook");
+    if let (Outcome::PaymentFailed, Some(account)) = (processed.outcome, processed.account) {
+        warn_payment_failed(&state, account).await;
+    }
+    json(StatusCode::OK, serde_json::json!({ "received": true, "outcome": format!("{:?}", processed.outcome) }))
+}
+
+/// E-mails the customer that a payment failed and what happens next; each
+/// warning is counted (updates never stop before the second).
+pub(crate) async fn warn_payment_failed(state: &AppState, account: AccountId) {
+    let Some(billing) = &state.billing else { return };
+    let Ok(Some(customer)) = state.core.account(account).await else { return };
+    let periods = billing.entitlements.periods;
+    let body = format!(
+        "A payment for your certdns subscription failed.\n\n\
+         Everything keeps working for {} days. After that no new registrations can be made, and {} days later \
+         existing registrations stop accepting updates, so certificates will not renew.\n\n\
+         Update your payment method on the Billing page: {}/billing\n",
+        periods.grace.whole_days(),
+        periods.updates.whole_days(),
+        state.base_url.trim_end_matches('/'),
+    );
+    if let Err(e) = state.mailer.send(customer.email.as_str(), "certdns: a payment failed", body).await {
+        tracing::warn!(error = %e, %account, "cannot send the payment warning");
+        return;
+    }
+    match state.core.billing().note_payment_warning(account, certdns_core::now()).await {
+        Ok(sent) => {
+            let detail = serde_json::json!({ "warnings_sent": sent });
+            state.audit(Some(account), AuditKind::BillingPaymentWarningSent, None, detail).await;
+        }
+        Err(e) => tracing::warn!(error = %e, %account, "cannot count the payment warning"),
+    }
+}
