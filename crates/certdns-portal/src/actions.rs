@@ -27,6 +27,10 @@ pub(crate) enum ActionError {
     /// Input the action refuses, in words for the customer.
     #[error("{0}")]
     Invalid(String),
+    /// The account's plan (or an overdue payment) does not allow it: the
+    /// billing refusal's code (`registrations_limit_reached`, …) and its words.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("not found")]
     NotFound,
     /// The domain is held by another registration of the account.

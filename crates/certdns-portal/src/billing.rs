@@ -55,7 +55,9 @@ pub(crate) async fn may_add(state: &AppState, account: AccountId, growth: Growth
     };
     match checked {
         Ok(()) => Ok(()),
-        Err(CheckError::Refused(refusal)) => Err(ActionError::Invalid(refusal.to_string())),
+        Err(CheckError::Refused(refusal)) => {
+            Err(ActionError::Refused { code: refusal.code(), message: refusal.to_string() })
+        }
         Err(CheckError::Store(e)) => Err(e.into()),
     }
 }

@@ -41,6 +41,8 @@ impl ApiError {
     pub fn from_action(e: ActionError, what: &str, zone: &str) -> Self {
         match e {
             ActionError::Invalid(message) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message),
+            // The same 403 and code as the acme-dns API's /register answers.
+            ActionError::Refused { code, message } => Self::new(StatusCode::FORBIDDEN, code, message),
             ActionError::NotFound => Self::not_found(what),
             ActionError::DomainTaken(other) => Self::new(
                 StatusCode::CONFLICT,

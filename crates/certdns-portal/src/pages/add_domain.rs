@@ -125,7 +125,7 @@ async fn add_domain(State(state): Shared, User(user, ctx): User, Form(f): Form<N
             let error = "Choose one of your active license keys.".to_owned();
             return form_page(&state, &user, &ctx, f, Some(error), None, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
-        Err(ActionError::Invalid(error)) => {
+        Err(ActionError::Invalid(error) | ActionError::Refused { message: error, .. }) => {
             return form_page(&state, &user, &ctx, f, Some(error), None, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
         Err(ActionError::DomainTaken(other)) => {

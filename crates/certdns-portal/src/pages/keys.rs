@@ -136,7 +136,9 @@ fn parse_key(id: &str, ctx: &Ctx) -> Result<KeyId, PageError> {
 async fn create_key(State(state): Shared, User(user, ctx): User, Form(f): Form<KeyName>) -> Page {
     match actions::create_key(&state, actor(&user, &ctx), &f.name).await {
         Ok((key, secret)) => reveal_once(&state, &user, &key.id, &secret, None),
-        Err(ActionError::Invalid(e)) => key_form_refused(&state, &user, &ctx, f.name, e).await,
+        Err(ActionError::Invalid(e) | ActionError::Refused { message: e, .. }) => {
+            key_form_refused(&state, &user, &ctx, f.name, e).await
+        }
         Err(e) => Err(PageError::from_action(&ctx, e)),
     }
 }

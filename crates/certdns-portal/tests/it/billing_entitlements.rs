@@ -47,6 +47,24 @@ async fn the_quota_refuses_registrations_and_a_downgrade_only_blocks_growth(back
     assert_eq!((status, body["error"].as_str()), (403, Some("registrations_limit_reached")), "{body}");
     let message = body["message"].as_str().unwrap();
     assert!(message.starts_with("2 of 2 registrations on the Free plan"), "{message}");
+    // The account API refuses the same way: 403 and the limit's code, nothing made.
+    let now_t = certdns_core::now();
+    let scope = certdns_core::TokenScope::ReadWrite;
+    let (token, text) = certdns_core::access_token::issue(account, "t", scope, None, now_t).unwrap();
+    env.store.create_access_token(&token).await.unwrap();
+    let key_id = base_url.split("//").nth(1).unwrap().split(':').next().unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/registrations", env.portal))
+        .bearer_auth(&text)
+        .json(&serde_json::json!({ "key_id": key_id, "domain": "d.example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let refused: Value = r.json().await.unwrap();
+    assert_eq!(refused["error"], "registrations_limit_reached", "{refused}");
+    assert!(refused["message"].as_str().unwrap().starts_with("2 of 2 registrations"), "{refused}");
+    assert_eq!(env.store.core().list_registrations(account).await.unwrap().len(), 2, "nothing made");
 
     // Pro allows 50.
     let pro = event(
