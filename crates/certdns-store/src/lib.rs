@@ -15,6 +15,7 @@ mod acme_state;
 mod batch;
 pub mod billing;
 mod error;
+mod migrations;
 pub mod monitor;
 mod open;
 pub mod portal;

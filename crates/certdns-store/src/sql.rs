@@ -13,7 +13,7 @@ use certdns_core::{
     Account, AccountId, AccountStatus, AcmeAccountUrl, AuditEvent, Domain, Email, KeyId, LicenseKey, NewAuditEvent,
     Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
-use sqlx::migrate::{Migrate, Migrator};
+use sqlx::migrate::Migrate;
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -24,9 +24,6 @@ use crate::rows::*;
 use crate::sql_billing::{BillingRow, SqlBillingStore};
 use crate::sql_import::REGISTRATION_CONFLICT;
 use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
-
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// A [`Store`] over a sqlx pool. `read` and `write` are the same pool on Postgres;
 /// on SQLite writes get a single-connection pool of their own.
@@ -45,13 +42,6 @@ impl<DB: Database> SqlStore<DB> {
 
     pub(crate) fn write_pool(&self) -> &Pool<DB> {
         &self.write
-    }
-
-    fn migrator(&self) -> &'static Migrator {
-        match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        }
     }
 }
 
@@ -92,7 +82,7 @@ where
     }
 
     async fn migrate(&self) -> Result<()> {
-        self.migrator().run(&self.write).await?;
+        crate::migrations::for_backend(self.backend).run(&self.write).await?;
         Ok(())
     }
 
