@@ -41,3 +41,9 @@ pub fn now() -> time::OffsetDateTime {
     let micros = now.microsecond();
     now.replace_microsecond(micros).unwrap_or(now)
 }
+
+/// The UTC day `t` falls on, as days since the Unix epoch: the window of the
+/// plans' "updates per day" (a day starts at 00:00 UTC for every customer).
+pub fn utc_day(t: time::OffsetDateTime) -> i64 {
+    t.unix_timestamp().div_euclid(86_400)
+}

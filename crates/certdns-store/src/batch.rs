@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::AuthorizedWrite;
-use crate::rows::{TxtRow, prepend_recent};
+use crate::rows::{TxtRow, below_daily_cap, count_update, daily_cap, prepend_recent};
 
 /// How long opening the Postgres batch connection may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -171,7 +171,9 @@ fn is_lock_conflict(e: &sqlx::Error) -> bool {
 /// account and key (`IN (SELECT …)` would hash every active account per
 /// statement). `NOT EXISTS` on revoked keys also passes a registration without one.
 /// An account with an unpaid invoice takes the checked path, where the billing
-/// rules decide (they are about time and warnings, and such accounts are few).
+/// rules decide (they are about time and warnings, and such accounts are few);
+/// so does a registration at the write's daily cap (`below_daily_cap`), where its
+/// own plan's limit decides.
 const AUTHORIZED: &str = "registrations.username = v.username AND registrations.password_hash = v.hash \
      AND registrations.subdomain = v.sub AND registrations.allow_from = '[]' \
      AND (v.account IS NULL OR registrations.account_id = v.account) \
@@ -188,19 +190,23 @@ async fn sqlite_round(
     at: OffsetDateTime,
 ) -> Result<Vec<(usize, Option<TxtRow>)>, sqlx::Error> {
     let mut sql = format!(
-        "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = v.at, txt_recent = {} FROM (",
-        prepend_recent("v.value", "v.lim")
+        "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = v.at, txt_recent = {}, {} FROM (",
+        prepend_recent("v.value", "v.lim"),
+        count_update("v.day"),
     );
     for i in 0..round.len() {
         if i > 0 {
             sql.push_str(" UNION ALL ");
         }
         sql.push_str(
-            "SELECT ? AS username, ? AS hash, ? AS sub, ? AS account, ? AS value, ? AS at, CAST(? AS INTEGER) AS lim",
+            "SELECT ? AS username, ? AS hash, ? AS sub, ? AS account, ? AS value, ? AS at, CAST(? AS INTEGER) AS lim, \
+             CAST(? AS INTEGER) AS day, CAST(? AS INTEGER) AS cap",
         );
     }
     sql.push_str(") AS v WHERE ");
     sql.push_str(AUTHORIZED);
+    sql.push_str(" AND ");
+    sql.push_str(&below_daily_cap("v.day", "v.cap"));
     sql.push_str(" RETURNING username, subdomain, txt_version, txt_recent");
     let mut query = sqlx::query_as::<_, ReturnedRow>(AssertSqlSafe(sql));
     for (_, w) in round {
@@ -211,7 +217,9 @@ async fn sqlite_round(
             .bind(w.account.map(|a| *a.as_uuid()))
             .bind(w.value.as_str())
             .bind(at)
-            .bind(limit);
+            .bind(limit)
+            .bind(certdns_core::utc_day(at))
+            .bind(daily_cap(w.daily_cap));
     }
     Ok(match_rows(round, query.fetch_all(conn).await?))
 }
@@ -252,16 +260,18 @@ async fn postgres_round(
         format!(
             "WITH authorized AS MATERIALIZED ( \
                  SELECT r.id, v.value, v.lim FROM \
-                     (SELECT *, $6::int4 AS lim FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], \
-                         $5::text[]) AS t(username, hash, sub, account, value)) v \
+                     (SELECT *, $6::int4 AS lim, $9::int8 AS day FROM unnest($1::uuid[], $2::text[], \
+                         $3::uuid[], $4::uuid[], $5::text[], $8::int8[]) AS t(username, hash, sub, account, value, cap)) v \
                  CROSS JOIN LATERAL (SELECT registrations.id FROM registrations \
-                     WHERE {AUTHORIZED} FOR UPDATE OF registrations) r) \
+                     WHERE {AUTHORIZED} AND {} FOR UPDATE OF registrations) r) \
              UPDATE registrations SET txt_version = registrations.txt_version + 1, last_update_at = $7, \
-                 txt_recent = {} \
+                 txt_recent = {}, {} \
              FROM authorized v WHERE registrations.id = v.id \
              RETURNING registrations.username, registrations.subdomain, registrations.txt_version, \
                  registrations.txt_recent",
-            prepend_recent("v.value", "v.lim")
+            below_daily_cap("v.day", "v.cap"),
+            prepend_recent("v.value", "v.lim"),
+            count_update("$9::int8"),
         )
     });
     let mut sorted = round.to_vec();
@@ -275,6 +285,8 @@ async fn postgres_round(
         .bind(round.iter().map(|(_, w)| w.value.as_str()).collect::<Vec<_>>())
         .bind(i32::try_from(limit).unwrap_or(i32::MAX))
         .bind(at)
+        .bind(round.iter().map(|(_, w)| daily_cap(w.daily_cap)).collect::<Vec<_>>())
+        .bind(certdns_core::utc_day(at))
         .fetch_all(conn)
         .await?;
     Ok(match_rows(round, returned))

@@ -5,7 +5,7 @@
 //! it is newer than what the row already holds (Stripe's own timestamps).
 
 use async_trait::async_trait;
-use certdns_core::{AccountId, NewAuditEvent};
+use certdns_core::{AccountId, NewAuditEvent, Subdomain};
 use time::OffsetDateTime;
 
 use crate::Result;
@@ -34,6 +34,15 @@ impl BillingRecord {
     pub fn effective_plan(&self) -> Option<&str> {
         self.plan_override.as_deref().or(self.plan.as_deref())
     }
+}
+
+/// How often a registration was updated on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameUpdates {
+    pub subdomain: Subdomain,
+    /// The domain it is bound to, if any.
+    pub domain: Option<String>,
+    pub updates: u64,
 }
 
 /// What one Stripe event changes.
@@ -89,8 +98,37 @@ pub trait BillingStore: Send + Sync + 'static {
     /// Records an event that changes nothing (an unknown customer, a type not
     /// handled) so a replay is known; `false` if it was seen before.
     async fn note_stripe_event(&self, event_id: &str, event_type: &str, at: OffsetDateTime) -> Result<bool>;
-    /// Counts one more payment warning; returns how many were sent since the failure.
-    async fn note_payment_warning(&self, account: AccountId, at: OffsetDateTime) -> Result<u32>;
+    /// Accounts with an unpaid invoice (the payment reminders' work list).
+    async fn accounts_with_failed_payment(&self) -> Result<Vec<AccountId>>;
+    /// The warnings (by kind) sent for the failure of `failed_at`.
+    async fn payment_warnings_sent(&self, account: AccountId, failed_at: OffsetDateTime) -> Result<Vec<String>>;
+    /// Claims the warning `kind` of the failure of `failed_at` for sending:
+    /// `true` when this caller is to send it — never claimed, or claimed before
+    /// `stale_before` and never marked sent (the claimer died mid-send).
+    async fn claim_payment_warning(
+        &self,
+        account: AccountId,
+        failed_at: OffsetDateTime,
+        kind: &str,
+        now: OffsetDateTime,
+        stale_before: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Gives a claim back after the mail could not be sent (the next round tries again).
+    async fn release_payment_warning(&self, account: AccountId, failed_at: OffsetDateTime, kind: &str) -> Result<()>;
+    /// Marks a claimed warning sent and, while that failure is still the
+    /// account's, counts it (`warnings_sent`, `last_warning_at`), with `audit`
+    /// in the same transaction. Returns the new count, `None` when the
+    /// warning was already marked or the failure is over.
+    async fn payment_warning_sent(
+        &self,
+        account: AccountId,
+        failed_at: OffsetDateTime,
+        kind: &str,
+        audit: &NewAuditEvent,
+        now: OffsetDateTime,
+    ) -> Result<Option<u32>>;
+    /// The account's registrations updated on UTC day `day`, busiest first, at most `limit`.
+    async fn updates_on_day(&self, account: AccountId, day: i64, limit: u32) -> Result<Vec<NameUpdates>>;
     /// Registrations the account holds (the quota's usage).
     async fn count_registrations(&self, account: AccountId) -> Result<u64>;
     /// License keys the account holds that are not revoked.

@@ -25,6 +25,7 @@ mod sql_billing;
 mod sql_import;
 mod sql_monitor;
 mod sql_portal;
+mod txt_write;
 
 use async_trait::async_trait;
 use certdns_core::{
@@ -37,7 +38,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 pub use acme_state::{AcmeStateStore, AcmeValue};
-pub use billing::{BillingChange, BillingRecord, BillingStore, EventOutcome};
+pub use billing::{BillingChange, BillingRecord, BillingStore, EventOutcome, NameUpdates};
 pub use error::StoreError;
 pub use monitor::{CheckRecord, DelegationChange, DelegationStatus, DelegationStore, DueCheck};
 pub use open::{Backend, open, open_with, redact};
@@ -56,6 +57,20 @@ pub struct AuthorizedWrite {
     /// The account of the license key the request carried, if it carried one.
     pub account: Option<AccountId>,
     pub value: TxtValue,
+    /// Written only if the registration had fewer updates than this today (UTC);
+    /// `None`: no limit. The plans' smallest "updates per day", so a name nearer
+    /// its limit takes the checked path, where its own plan decides.
+    pub daily_cap: Option<u64>,
+}
+
+/// What [`Store::put_txt_within`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxtWrite {
+    Written(TxtState),
+    /// The registration already had `used` updates today (UTC): nothing written.
+    DailyLimitReached {
+        used: u64,
+    },
 }
 
 /// Persistence behind one object-safe trait; used as `Arc<dyn Store>`.
@@ -202,6 +217,19 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<TxtState>;
 
+    /// [`Store::put_txt`] for a registration allowed `per_day` updates per UTC day
+    /// (`None`: no limit). The count and the limit are checked and bumped in the
+    /// write's own statement, so concurrent writers cannot pass the limit together.
+    /// Every TXT write (this, `put_txt`, the fast path) counts.
+    async fn put_txt_within(
+        &self,
+        registration: RegistrationId,
+        value: &TxtValue,
+        keep: usize,
+        per_day: Option<u64>,
+        at: OffsetDateTime,
+    ) -> Result<TxtWrite>;
+
     /// Removes every copy of `value` from a registration's recent values as a new
     /// version: the new state, or `None` when it held no such value (nothing
     /// written). Read and write hold the row, so no concurrent write is lost.
@@ -217,8 +245,9 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
     /// each write's value on the registration with its username and subdomain only
     /// if the stored password hash equals the write's, the registration has no
     /// `allow_from` restriction, its account is active (and is the write's
-    /// `account`, when given) and has no unpaid invoice, and its license key, if
-    /// any, is not revoked.
+    /// `account`, when given) and has no unpaid invoice, its license key, if
+    /// any, is not revoked, and it had fewer than the write's `daily_cap` updates
+    /// today (UTC). Each write counts as one update of the day.
     ///
     /// Returns one entry per write, in order: the new state, or `None` when any
     /// condition fails (the caller then takes the checked path to find out which).

@@ -177,6 +177,26 @@ pub(crate) fn prepend_recent(value: &str, len: &str) -> String {
     )
 }
 
+/// SQL assignments counting one more update of the UTC day `day` (an SQL
+/// expression): the counter starts again at 1 on a new day. Shared by the
+/// checked write and the batched one, so every TXT write is counted.
+pub(crate) fn count_update(day: &str) -> String {
+    format!(
+        "updates_today = CASE WHEN registrations.updates_day = {day} THEN registrations.updates_today + 1 ELSE 1 END, \
+         updates_day = {day}"
+    )
+}
+
+/// SQL condition: the registration had fewer than `cap` updates on `day`.
+pub(crate) fn below_daily_cap(day: &str, cap: &str) -> String {
+    format!("(registrations.updates_day <> {day} OR registrations.updates_today < {cap})")
+}
+
+/// The cap bound for "no limit".
+pub(crate) fn daily_cap(per_day: Option<u64>) -> i64 {
+    per_day.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 impl TxtRow {
     pub(crate) fn into_state(self, keep: usize) -> Result<TxtState> {
         Ok(TxtState {

@@ -6,7 +6,6 @@
 //! corrupt row is reported rather than trusted.
 
 use std::net::IpAddr;
-use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use certdns_core::{
@@ -23,7 +22,7 @@ use crate::error::conflict_as;
 use crate::rows::*;
 use crate::sql_billing::{BillingRow, SqlBillingStore};
 use crate::sql_import::REGISTRATION_CONFLICT;
-use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
+use crate::{AuthorizedWrite, Backend, Result, Store, StoreError, TxtWrite};
 
 /// A [`Store`] over a sqlx pool. `read` and `write` are the same pool on Postgres;
 /// on SQLite writes get a single-connection pool of their own.
@@ -71,6 +70,8 @@ where
     for<'r> (Uuid, i64): FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
+    for<'r> (i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (Uuid, Option<String>, i64): FromRow<'r, DB::Row>,
     for<'r> BillingRow: FromRow<'r, DB::Row>,
 {
     fn backend(&self) -> Backend {
@@ -340,26 +341,22 @@ where
         keep: usize,
         at: OffsetDateTime,
     ) -> Result<TxtState> {
-        let keep = keep.max(1);
-        // One statement on one row: the row lock (Postgres) or the write lock
-        // (SQLite) serialises concurrent writers, each computes the new list from
-        // the committed one and gets the next version. Truncating to `keep` slots
-        // drops the oldest values.
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2, txt_recent = {} \
-                 WHERE id = $1 RETURNING subdomain, txt_version, txt_recent",
-                prepend_recent("$3", "CAST($4 AS INTEGER)")
-            )
-        });
-        let row: Option<TxtRow> = sqlx::query_as(AssertSqlSafe(SQL.as_str()))
-            .bind(*registration.as_uuid())
-            .bind(at)
-            .bind(value.as_str())
-            .bind(recent_len(keep)?)
-            .fetch_optional(&self.write)
-            .await?;
-        row.ok_or(StoreError::NotFound)?.into_state(keep)
+        match self.put_txt_within(registration, value, keep, None, at).await? {
+            TxtWrite::Written(state) => Ok(state),
+            // No limit was asked for: cannot happen, but never panic on it.
+            TxtWrite::DailyLimitReached { .. } => Err(StoreError::Corrupt("updates_today beyond i64".into())),
+        }
+    }
+
+    async fn put_txt_within(
+        &self,
+        registration: RegistrationId,
+        value: &TxtValue,
+        keep: usize,
+        per_day: Option<u64>,
+        at: OffsetDateTime,
+    ) -> Result<TxtWrite> {
+        crate::txt_write::put_txt_within(&self.write, registration, value, keep, per_day, at).await
     }
 
     async fn remove_txt(

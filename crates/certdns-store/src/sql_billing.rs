@@ -1,12 +1,12 @@
 //! [`BillingStore`] over sqlx, generic over the database like [`crate::SqlStore`].
 
 use async_trait::async_trait;
-use certdns_core::{AccountId, NewAuditEvent};
+use certdns_core::{AccountId, NewAuditEvent, Subdomain};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::billing::{BillingChange, BillingRecord, BillingStore, EventOutcome};
+use crate::billing::{BillingChange, BillingRecord, BillingStore, EventOutcome, NameUpdates};
 use crate::error::conflict_as;
 use crate::{Result, StoreError};
 
@@ -112,6 +112,7 @@ where
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> (Uuid,): FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
+    for<'r> (Uuid, Option<String>, i64): FromRow<'r, DB::Row>,
 {
     async fn billing(&self, account: AccountId) -> Result<BillingRecord> {
         let row: Option<BillingRow> = sqlx::query_as(
@@ -213,17 +214,118 @@ where
         Ok(fresh.is_some())
     }
 
-    async fn note_payment_warning(&self, account: AccountId, at: OffsetDateTime) -> Result<u32> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE account_billing SET warnings_sent = warnings_sent + 1, last_warning_at = $2 \
-             WHERE account_id = $1 AND payment_failed_at IS NOT NULL RETURNING warnings_sent",
+    async fn accounts_with_failed_payment(&self) -> Result<Vec<AccountId>> {
+        let rows: Vec<(Uuid,)> =
+            sqlx::query_as("SELECT account_id FROM account_billing WHERE payment_failed_at IS NOT NULL")
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rows.into_iter().map(|(id,)| AccountId::from_uuid(id)).collect())
+    }
+
+    async fn payment_warnings_sent(&self, account: AccountId, failed_at: OffsetDateTime) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT kind FROM payment_warnings WHERE account_id = $1 AND failed_at = $2 AND sent_at IS NOT NULL \
+             ORDER BY sent_at",
         )
         .bind(*account.as_uuid())
-        .bind(at.unix_timestamp())
+        .bind(failed_at.unix_timestamp())
+        .fetch_all(&self.write)
+        .await?;
+        Ok(rows.into_iter().map(|(kind,)| kind).collect())
+    }
+
+    async fn claim_payment_warning(
+        &self,
+        account: AccountId,
+        failed_at: OffsetDateTime,
+        kind: &str,
+        now: OffsetDateTime,
+        stale_before: OffsetDateTime,
+    ) -> Result<bool> {
+        // One statement: of several portal instances, one gets the row back.
+        let claimed: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO payment_warnings (account_id, failed_at, kind, claimed_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id, failed_at, kind) DO UPDATE SET claimed_at = excluded.claimed_at \
+             WHERE payment_warnings.sent_at IS NULL AND payment_warnings.claimed_at < $5 RETURNING kind",
+        )
+        .bind(*account.as_uuid())
+        .bind(failed_at.unix_timestamp())
+        .bind(kind)
+        .bind(now.unix_timestamp())
+        .bind(stale_before.unix_timestamp())
         .fetch_optional(&self.write)
         .await?;
-        let (n,) = row.ok_or(StoreError::NotFound)?;
-        u32::try_from(n).map_err(|e| corrupt("account_billing.warnings_sent", e))
+        Ok(claimed.is_some())
+    }
+
+    async fn release_payment_warning(&self, account: AccountId, failed_at: OffsetDateTime, kind: &str) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM payment_warnings WHERE account_id = $1 AND failed_at = $2 AND kind = $3 AND sent_at IS NULL",
+        )
+        .bind(*account.as_uuid())
+        .bind(failed_at.unix_timestamp())
+        .bind(kind)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn payment_warning_sent(
+        &self,
+        account: AccountId,
+        failed_at: OffsetDateTime,
+        kind: &str,
+        event: &NewAuditEvent,
+        now: OffsetDateTime,
+    ) -> Result<Option<u32>> {
+        let mut tx = self.write.begin().await?;
+        let marked: Option<(String,)> = sqlx::query_as(
+            "UPDATE payment_warnings SET sent_at = $4 \
+             WHERE account_id = $1 AND failed_at = $2 AND kind = $3 AND sent_at IS NULL RETURNING kind",
+        )
+        .bind(*account.as_uuid())
+        .bind(failed_at.unix_timestamp())
+        .bind(kind)
+        .bind(now.unix_timestamp())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if marked.is_none() {
+            return Ok(None);
+        }
+        let counted: Option<(i64,)> = sqlx::query_as(
+            "UPDATE account_billing SET warnings_sent = warnings_sent + 1, last_warning_at = $3 \
+             WHERE account_id = $1 AND payment_failed_at = $2 RETURNING warnings_sent",
+        )
+        .bind(*account.as_uuid())
+        .bind(failed_at.unix_timestamp())
+        .bind(now.unix_timestamp())
+        .fetch_optional(&mut *tx)
+        .await?;
+        audit(&mut tx, event, now).await?;
+        tx.commit().await?;
+        counted.map(|(n,)| u32::try_from(n).map_err(|e| corrupt("account_billing.warnings_sent", e))).transpose()
+    }
+
+    async fn updates_on_day(&self, account: AccountId, day: i64, limit: u32) -> Result<Vec<NameUpdates>> {
+        let rows: Vec<(Uuid, Option<String>, i64)> = sqlx::query_as(
+            "SELECT subdomain, domain, updates_today FROM registrations \
+             WHERE account_id = $1 AND updates_day = $2 AND updates_today > 0 \
+             ORDER BY updates_today DESC, subdomain LIMIT $3",
+        )
+        .bind(*account.as_uuid())
+        .bind(day)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|(subdomain, domain, updates)| {
+                Ok(NameUpdates {
+                    subdomain: Subdomain::from_uuid(subdomain),
+                    domain,
+                    updates: u64::try_from(updates).map_err(|e| corrupt("registrations.updates_today", e))?,
+                })
+            })
+            .collect()
     }
 
     async fn count_registrations(&self, account: AccountId) -> Result<u64> {

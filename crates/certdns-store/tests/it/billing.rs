@@ -35,8 +35,7 @@ async fn an_account_without_a_row_is_free_and_never_billed(store: Arc<dyn Portal
     assert_eq!(billing.billing(a).await.unwrap(), BillingRecord::default());
     assert_eq!(billing.count_registrations(a).await.unwrap(), 0);
     assert_eq!(billing.count_active_license_keys(a).await.unwrap(), 0);
-    // No failure: no warning to count.
-    assert!(matches!(billing.note_payment_warning(a, now()).await, Err(StoreError::NotFound)));
+    assert!(billing.accounts_with_failed_payment().await.unwrap().is_empty(), "no failure: nothing to warn of");
 }
 
 async fn a_replayed_event_changes_nothing(store: Arc<dyn PortalStore>) {
@@ -107,8 +106,11 @@ async fn payment_failure_keeps_its_first_time_until_an_invoice_is_paid(store: Ar
     billing.apply_stripe_event("evt_f1", kind, a, &failed(t), None, t).await.unwrap();
     billing.apply_stripe_event("evt_f2", kind, a, &failed(t + Duration::days(3)), None, t).await.unwrap();
     assert_eq!(billing.billing(a).await.unwrap().payment_failed_at, Some(t), "grace counts from the first");
-    assert_eq!(billing.note_payment_warning(a, t).await.unwrap(), 1);
-    assert_eq!(billing.note_payment_warning(a, t).await.unwrap(), 2);
+    let warned = audit(a, AuditKind::BillingPaymentWarningSent);
+    for (n, kind) in [(1, "payment_failed"), (2, "grace_ending")] {
+        assert!(billing.claim_payment_warning(a, t, kind, t, t - Duration::minutes(10)).await.unwrap());
+        assert_eq!(billing.payment_warning_sent(a, t, kind, &warned, t).await.unwrap(), Some(n));
+    }
     // A failure older than the last payment event is out of order: ignored.
     let paid = BillingChange::InvoicePaid { at: t + Duration::days(4) };
     billing.apply_stripe_event("evt_p", "invoice.paid", a, &paid, None, t).await.unwrap();

@@ -8,6 +8,7 @@
 mod access_tokens;
 mod acme_state;
 mod billing;
+mod billing_usage;
 mod domains;
 mod moved_and_labelled;
 mod portal_store;

@@ -342,12 +342,30 @@ async fn registrations_are_created_with_their_audit_event(store: Arc<dyn Store>)
     assert_eq!(store.audit_events(a.id, None, 10).await.unwrap().len(), 1);
 }
 
-fn fast(user: Username, hash: &SecretHash, sub: Subdomain, account: Option<AccountId>, i: usize) -> AuthorizedWrite {
-    AuthorizedWrite { username: user, password_hash: hash.clone(), subdomain: sub, account, value: txt(i) }
+pub(crate) fn fast(
+    user: Username,
+    hash: &SecretHash,
+    sub: Subdomain,
+    account: Option<AccountId>,
+    i: usize,
+) -> AuthorizedWrite {
+    AuthorizedWrite {
+        username: user,
+        password_hash: hash.clone(),
+        subdomain: sub,
+        account,
+        value: txt(i),
+        daily_cap: None,
+    }
 }
 
 /// A registration the fast path may write: no allow-from list, this secret.
-async fn fast_registration(store: &dyn Store, account: AccountId, key: Option<KeyId>, secret: &Secret) -> Registration {
+pub(crate) async fn fast_registration(
+    store: &dyn Store,
+    account: AccountId,
+    key: Option<KeyId>,
+    secret: &Secret,
+) -> Registration {
     let mut r = registration(account, key);
     r.password_hash = secret.hash();
     r.allow_from = AllowFrom::default();
