@@ -48,6 +48,11 @@ pub struct AppState {
     pub slow_hashes: SlowWork,
     /// Plans and payment standing; `None` when billing is off.
     pub entitlements: Option<Arc<certdns_billing::Entitlements>>,
+    /// The fast path writes a name only below every plan's updates per day.
+    pub fast_daily_cap: Option<u64>,
+    /// Off when a plan keeps fewer TXT values than `api.txt_values` (the fast
+    /// path writes without knowing the plan).
+    pub fast_path: bool,
 }
 
 impl AppState {
@@ -63,7 +68,16 @@ impl AppState {
         let updates =
             UpdateBatcher::spawn(deps.store.clone(), deps.sync.clone(), deps.config.txt_values, wait, deadline);
         let sealer = deps.config.credentials_key.as_deref().and_then(|k| CredentialSealer::from_secret(k).ok());
+        let plans = deps.entitlements.as_deref();
+        let fast_path = !plans.is_some_and(|e| e.caps_txt_values_below(deps.config.txt_values));
+        if !fast_path {
+            tracing::warn!(
+                "a plan keeps fewer TXT values per name than api.txt_values: every /update takes the checked path"
+            );
+        }
         Self {
+            fast_daily_cap: plans.and_then(|e| e.fast_path_daily_cap()),
+            fast_path,
             sealer,
             public_url: deps.public_url,
             slow_hashes: SlowWork::new(certdns_http::slow_work::default_threads()),

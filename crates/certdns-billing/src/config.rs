@@ -87,7 +87,8 @@ impl BillingConfig {
         (
             "plans",
             "[[billing.plans]] id, name, price (as shown), stripe_price_id, registrations, license_keys, \
-             txt_values, updates_per_day (unset = no limit); id \"free\" replaces the built-in free plan",
+             txt_values (at least 2; the newest are kept, older ones rotate out), updates_per_day (per name and \
+             UTC day; unset = no limit); id \"free\" replaces the built-in free plan",
         ),
         ("grace_days", "days after a failed payment in which everything keeps working"),
         ("update_grace_days", "days after grace (and two warnings) before /update of existing names stops"),
@@ -121,6 +122,15 @@ impl BillingConfig {
             }
             if plan.name.trim().is_empty() {
                 return Err(format!("billing.plans: plan {id:?} needs a name"));
+            }
+            if plan.limits.txt_values.is_some_and(|n| n < crate::plans::MIN_TXT_VALUES) {
+                return Err(format!(
+                    "billing.plans: plan {id:?} keeps txt_values below 2; a certificate for a name and its wildcard \
+                     needs two values at once"
+                ));
+            }
+            if plan.limits.updates_per_day == Some(0) {
+                return Err(format!("billing.plans: plan {id:?} has updates_per_day = 0, which stops every renewal"));
             }
             if id == crate::plans::FREE_PLAN && plan.stripe_price_id.is_some() {
                 return Err("billing.plans: the free plan has no stripe_price_id".into());
@@ -181,6 +191,12 @@ mod tests {
         assert!(with(vec![plan("pro", None), plan("pro", None)]).validate().unwrap_err().contains("twice"));
         assert!(with(vec![plan("Pro!", None)]).validate().is_err());
         assert!(with(vec![plan("free", Some("price_1"))]).validate().is_err());
+        let mut one_value = plan("tiny", None);
+        one_value.limits.txt_values = Some(1);
+        assert!(with(vec![one_value]).validate().unwrap_err().contains("two values at once"));
+        let mut no_updates = plan("tiny", None);
+        no_updates.limits.updates_per_day = Some(0);
+        assert!(with(vec![no_updates]).validate().unwrap_err().contains("stops every renewal"));
         let off = BillingConfig { plans: vec![plan("pro", None)], ..BillingConfig::default() };
         assert!(off.validate().unwrap_err().contains("need billing on"));
         let catalogue = with(vec![plan("pro", Some("price_1"))]).catalogue().unwrap();

@@ -3,7 +3,7 @@
 //! questions here, so they give the same answers.
 
 use certdns_core::AccountId;
-use certdns_store::{BillingRecord, BillingStore, StoreError};
+use certdns_store::{BillingRecord, BillingStore, NameUpdates, StoreError};
 use time::OffsetDateTime;
 
 use crate::config::BillingConfig;
@@ -15,6 +15,8 @@ use crate::standing::{GracePeriods, Standing};
 pub enum LimitKind {
     Registrations,
     LicenseKeys,
+    /// Updates of one registration (name) per UTC day.
+    UpdatesPerDay,
 }
 
 impl LimitKind {
@@ -22,21 +24,49 @@ impl LimitKind {
         match self {
             LimitKind::Registrations => "registrations",
             LimitKind::LicenseKeys => "license_keys",
+            LimitKind::UpdatesPerDay => "updates_per_day",
         }
     }
 
-    fn noun(self) -> &'static str {
-        match self {
-            LimitKind::Registrations => "registrations",
-            LimitKind::LicenseKeys => "license keys",
+    /// The words after a count ("1 license key", "2 license keys"); in
+    /// "7 of 50 registrations" they agree with the limit.
+    pub fn noun(self, n: u64) -> &'static str {
+        match (self, n == 1) {
+            (LimitKind::Registrations, true) => "registration",
+            (LimitKind::Registrations, false) => "registrations",
+            (LimitKind::LicenseKeys, true) => "license key",
+            (LimitKind::LicenseKeys, false) => "license keys",
+            (LimitKind::UpdatesPerDay, true) => "update",
+            (LimitKind::UpdatesPerDay, false) => "updates",
         }
     }
+
+    /// What the count is of, after the noun ("updates *of this name today*").
+    fn scope(self) -> &'static str {
+        match self {
+            LimitKind::Registrations | LimitKind::LicenseKeys => "",
+            LimitKind::UpdatesPerDay => " of this name today",
+        }
+    }
+
+    /// What the customer can do about it.
+    fn advice(self) -> &'static str {
+        match self {
+            LimitKind::Registrations | LimitKind::LicenseKeys => "upgrade, or delete some first",
+            LimitKind::UpdatesPerDay => "updates resume at 00:00 UTC, or upgrade",
+        }
+    }
+}
+
+/// "7 of 50 registrations on the Pro plan: upgrade, or delete some first".
+fn limit_reached(limit: LimitKind, allowed: u64, used: u64, plan: &str) -> String {
+    format!("{used} of {allowed} {}{} on the {plan} plan: {}", limit.noun(allowed), limit.scope(), limit.advice())
 }
 
 /// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("{used} of {allowed} {} on the {plan} plan: upgrade, or delete some first", .limit.noun())]
+    #[error("{}", limit_reached(*.limit, *.allowed, *.used, .plan))]
     LimitReached { limit: LimitKind, allowed: u64, used: u64, plan: String },
     #[error("a payment is overdue: new registrations resume once the invoice is paid (Billing in the portal)")]
     PaymentOverdue,
@@ -50,6 +80,7 @@ impl Refusal {
         match self {
             Refusal::LimitReached { limit: LimitKind::Registrations, .. } => "registrations_limit_reached",
             Refusal::LimitReached { limit: LimitKind::LicenseKeys, .. } => "license_keys_limit_reached",
+            Refusal::LimitReached { limit: LimitKind::UpdatesPerDay, .. } => "updates_per_day_limit_reached",
             Refusal::PaymentOverdue => "payment_overdue",
             Refusal::UpdatesStopped => "payment_overdue_updates_stopped",
         }
@@ -72,7 +103,12 @@ pub struct AccountBilling {
     pub standing: Standing,
     pub registrations: u64,
     pub license_keys: u64,
+    /// Today's (UTC) busiest names, most updates first (at most [`BUSIEST_SHOWN`]).
+    pub busiest_today: Vec<NameUpdates>,
 }
+
+/// How many of the day's busiest names the Billing page lists.
+pub const BUSIEST_SHOWN: u32 = 3;
 
 /// The plans and the grace periods, from `[billing]`; exists only when billing is on.
 #[derive(Debug, Clone)]
@@ -93,8 +129,10 @@ impl Entitlements {
     pub async fn account(&self, store: &dyn BillingStore, account: AccountId) -> Result<AccountBilling, StoreError> {
         let record = store.billing(account).await?;
         let plan = self.catalogue.plan_for(record.effective_plan()).clone();
+        let now = certdns_core::now();
         Ok(AccountBilling {
-            standing: Standing::of(&record, self.periods, certdns_core::now()),
+            standing: Standing::of(&record, self.periods, now),
+            busiest_today: store.updates_on_day(account, certdns_core::utc_day(now), BUSIEST_SHOWN).await?,
             registrations: store.count_registrations(account).await?,
             license_keys: store.count_active_license_keys(account).await?,
             plan,
@@ -128,9 +166,70 @@ impl Entitlements {
         Ok(())
     }
 
-    /// May the account's registrations still be updated?
-    pub fn check_update(&self, record: &BillingRecord, now: OffsetDateTime) -> Result<(), Refusal> {
-        if Standing::of(record, self.periods, now).allows_updates() { Ok(()) } else { Err(Refusal::UpdatesStopped) }
+    /// May the account's registrations still be updated, and within what? The
+    /// daily limit is checked by the store in the write itself
+    /// ([`certdns_store::Store::put_txt_within`]); its refusal is
+    /// [`UpdateLimits::refusal`].
+    pub fn check_update(&self, record: &BillingRecord, now: OffsetDateTime) -> Result<UpdateLimits, Refusal> {
+        if !Standing::of(record, self.periods, now).allows_updates() {
+            return Err(Refusal::UpdatesStopped);
+        }
+        let plan = self.catalogue.plan_for(record.effective_plan());
+        Ok(UpdateLimits {
+            txt_values: plan.limits.txt_values.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            per_day: plan.limits.updates_per_day,
+            plan: plan.name.clone(),
+        })
+    }
+
+    /// The smallest "updates per day" of any plan: a name below it is within
+    /// every plan's limit, so the `/update` fast path may write it without
+    /// knowing the plan. `None`: no plan limits updates.
+    pub fn fast_path_daily_cap(&self) -> Option<u64> {
+        self.catalogue.all().filter_map(|p| p.limits.updates_per_day).min()
+    }
+
+    /// Whether some plan keeps fewer TXT values per name than `keep` (the
+    /// `/update` fast path's, which does not know the plan).
+    pub fn caps_txt_values_below(&self, keep: usize) -> bool {
+        self.catalogue.all().filter_map(|p| p.limits.txt_values).any(|n| usize::try_from(n).is_ok_and(|n| n < keep))
+    }
+}
+
+/// What a name of an account in good enough standing may do on `/update`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateLimits {
+    /// Values a name keeps at most (the newest; older ones rotate out). `None`: no cap.
+    pub txt_values: Option<usize>,
+    /// Updates per name and UTC day. `None`: no limit.
+    pub per_day: Option<u64>,
+    /// The plan's name, for the refusal.
+    pub plan: String,
+}
+
+impl UpdateLimits {
+    /// No plan: nothing limited (billing off).
+    pub fn unlimited() -> UpdateLimits {
+        UpdateLimits { txt_values: None, per_day: None, plan: String::new() }
+    }
+
+    /// The values a name keeps: the dialect's own count (`api.txt_values`,
+    /// `api.acmeproxy_values`), capped by the plan. Never fewer than two
+    /// unless the operator asked for fewer: a wildcard and apex certificate
+    /// needs two values at once (plans are checked to allow two).
+    pub fn keep(&self, dialect_keep: usize) -> usize {
+        let floor = usize::try_from(crate::plans::MIN_TXT_VALUES).unwrap_or(usize::MAX);
+        self.txt_values.map_or(dialect_keep, |cap| dialect_keep.min(cap.max(floor)))
+    }
+
+    /// The refusal when the store found the name at its daily limit.
+    pub fn refusal(&self, used: u64) -> Refusal {
+        Refusal::LimitReached {
+            limit: LimitKind::UpdatesPerDay,
+            allowed: self.per_day.unwrap_or(used),
+            used,
+            plan: self.plan.clone(),
+        }
     }
 }
 
@@ -155,6 +254,22 @@ mod tests {
         assert_eq!(refused.code(), "registrations_limit_reached");
         assert_eq!(refused.to_string(), "3 of 3 registrations on the Free plan: upgrade, or delete some first");
         // After a downgrade usage can exceed the limit: still only refused, never trimmed.
-        assert!(check_limit(LimitKind::LicenseKeys, &plan, 1, 5).is_err());
+        let over = check_limit(LimitKind::LicenseKeys, &plan, 1, 5).unwrap_err();
+        assert_eq!(over.to_string(), "5 of 1 license key on the Free plan: upgrade, or delete some first");
+    }
+
+    #[test]
+    fn update_limits_rotate_values_and_name_the_daily_limit() {
+        let limits = UpdateLimits { txt_values: Some(2), per_day: Some(50), plan: "Free".into() };
+        assert_eq!((limits.keep(2), limits.keep(10), limits.keep(1)), (2, 2, 1), "a cap, never a raise");
+        let generous = UpdateLimits { txt_values: Some(5), ..limits.clone() };
+        assert_eq!(generous.keep(2), 2, "the dialect's own count stays the most");
+        assert_eq!(UpdateLimits::unlimited().keep(10), 10);
+        let refused = limits.refusal(50);
+        assert_eq!(refused.code(), "updates_per_day_limit_reached");
+        assert_eq!(
+            refused.to_string(),
+            "50 of 50 updates of this name today on the Free plan: updates resume at 00:00 UTC, or upgrade"
+        );
     }
 }

@@ -11,9 +11,9 @@ pub mod plans;
 pub mod standing;
 
 pub use config::{BillingConfig, PlanConfig, StripeConfig};
-pub use entitlements::{AccountBilling, CheckError, Entitlements, LimitKind, Refusal};
-pub use plans::{Catalogue, FREE_PLAN, Limits, Plan};
-pub use standing::{GracePeriods, Standing};
+pub use entitlements::{AccountBilling, CheckError, Entitlements, LimitKind, Refusal, UpdateLimits};
+pub use plans::{Catalogue, FREE_PLAN, Limits, MIN_TXT_VALUES, Plan};
+pub use standing::{GracePeriods, Standing, WarningKind, updates_stop_at};
 
 #[cfg(feature = "stripe")]
 pub mod stripe_api;

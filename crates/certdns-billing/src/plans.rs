@@ -4,6 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::PlanConfig;
 
+/// The fewest TXT values per name a plan may keep: a certificate for a name and
+/// its wildcard (`example.com`, `*.example.com`) is validated with two values
+/// at `_acme-challenge.example.com` at once.
+pub const MIN_TXT_VALUES: u64 = 2;
+
 /// The plan of every account that pays for none.
 pub const FREE_PLAN: &str = "free";
 
@@ -42,7 +47,9 @@ impl Plan {
     }
 
     /// The free plan an operator gets without configuring one: enough to try
-    /// the service on a couple of domains.
+    /// the service on a couple of domains. 50 updates per name and day is far
+    /// above what renewals need (one or two per certificate, every 60 days or
+    /// so), so only a client stuck in a loop ever meets it.
     pub fn built_in_free() -> Plan {
         Plan {
             id: FREE_PLAN.into(),

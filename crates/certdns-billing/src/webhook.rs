@@ -11,13 +11,19 @@ use time::OffsetDateTime;
 
 use crate::plans::Catalogue;
 
-/// What the endpoint answers: 400 for `Rejected`, 500/503 for `Store`.
+/// What the endpoint answers: 400 for `Rejected`, 409 for
+/// `CustomerOfAnotherAccount`, 500/503 for `Store`.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     /// Missing or bad signature, a timestamp outside Stripe's 5-minute window,
     /// or a body that is no event. Nothing changed.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// A finished Checkout names a Stripe customer another account already
+    /// holds (a session made outside certdns, or ids mixed up at Stripe): not
+    /// applied, not recorded, so a retry applies once an operator sorts it out.
+    #[error("Stripe customer {customer} already belongs to another account; checkout for {account} not applied")]
+    CustomerOfAnotherAccount { customer: String, account: AccountId },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -63,7 +69,20 @@ pub async fn process(store: &dyn BillingStore, plans: &Catalogue, event: &Event)
         return Ok(done(if fresh { Outcome::Ignored } else { Outcome::Replay }, None));
     };
     let event_audit = NewAuditEvent { account_id: Some(account), kind: audit.0, client_addr: None, detail: audit.1 };
-    let applied = store.apply_stripe_event(&event_id, event_type, account, &change, Some(&event_audit), now).await?;
+    let applied = match store.apply_stripe_event(&event_id, event_type, account, &change, Some(&event_audit), now).await
+    {
+        Ok(applied) => applied,
+        // The only unique value a change writes is the Checkout's customer id.
+        Err(StoreError::Conflict(what)) => {
+            return Err(match &change {
+                BillingChange::CheckoutCompleted { customer_id, .. } => {
+                    WebhookError::CustomerOfAnotherAccount { customer: customer_id.clone(), account }
+                }
+                _ => StoreError::Conflict(what).into(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let outcome = match applied {
         EventOutcome::Applied if matches!(change, BillingChange::PaymentFailed { .. }) => Outcome::PaymentFailed,
         EventOutcome::Applied => Outcome::Applied,

@@ -136,7 +136,7 @@ fn answer(target: &Target) -> Response {
         (status = 200, description = "Stored and published"),
         (status = 400, description = "`malformed_json_payload`, `bad_txt` or `bad_domain`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`license_key_required` or `invalid_license_key`", body = crate::openapi::ErrorBody),
-        (status = 403, description = "`license_key_revoked` or `account_suspended`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`license_key_revoked` or `account_suspended`; with billing on, `updates_per_day_limit_reached` or `payment_overdue_updates_stopped` (as on /update)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`domain_not_bound`: the message says how to bind one", body = crate::openapi::ErrorBody),
         (status = 409, description = "`domain_bound_to_other_key`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
@@ -148,6 +148,7 @@ fn answer(target: &Target) -> Response {
 )]
 pub async fn present(State(state): Shared, req: Request) -> Result<Response, ApiError> {
     let target = authenticated(&state, req).await?;
+    let limits = super::plan_write::update_limits(&state, &target.reg).await?;
     let served = state.sync.keep();
     let current = state.store.txt_state(target.reg.subdomain, served).await?;
     // A retried present must not push out a value the CA still needs.
@@ -155,7 +156,7 @@ pub async fn present(State(state): Shared, req: Request) -> Result<Response, Api
         return Ok(answer(&target));
     }
     let keep = state.config.acmeproxy_values;
-    let written = state.store.put_txt(target.reg.id, &target.value, keep, certdns_core::now()).await?;
+    let written = super::plan_write::write_within_plan(&state, &target.reg, &limits, &target.value, keep).await?;
     publish_and_confirm(&state, written).await;
     metrics::counter!("certdns_api_acmeproxy_total", "action" => "present").increment(1);
     Ok(answer(&target))

@@ -7,6 +7,7 @@ mod bound;
 mod deregister;
 mod key_auth;
 mod password;
+mod plan_write;
 mod register;
 mod storage;
 mod update;

@@ -7,9 +7,9 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use certdns_core::{AccountStatus, Registration, SecretHash, Subdomain, TxtState, TxtValue, Username};
-use certdns_store::{AuthorizedWrite, StoreError};
+use certdns_store::AuthorizedWrite;
 
-use super::{Incoming, Shared, auth_failed, authenticate_registration, publish_and_confirm, read_body};
+use super::{Incoming, Shared, auth_failed, authenticate_registration, plan_write, publish_and_confirm, read_body};
 use crate::auth::{self, KeyCheck};
 use crate::body as bodies;
 use crate::error::{ApiError, json_response};
@@ -24,7 +24,8 @@ fn valid_label(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-/// Set a TXT value (the newest `txt_values` are served).
+/// Set a TXT value (the newest `txt_values` are served; with billing on, at most
+/// the plan's TXT values per name, and within its updates per name and UTC day).
 #[utoipa::path(
     post, path = "/update",
     request_body(content = crate::openapi::UpdateRequest, description = "Keys match case-insensitively; any Content-Type."),
@@ -36,7 +37,7 @@ fn valid_label(s: &str) -> bool {
         (status = 200, description = "Stored and published", body = crate::openapi::UpdateResponse),
         (status = 400, description = "`bad_txt` or `bad_subdomain`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`forbidden`: credentials, allow-from or subdomain ownership", body = crate::openapi::ErrorBody),
-        (status = 403, description = "`license_key_revoked` or `account_suspended`; with billing on, `payment_overdue_updates_stopped`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`license_key_revoked` or `account_suspended`; with billing on, `updates_per_day_limit_reached` (the plan's updates per name and UTC day, in `message`; nothing stored) or `payment_overdue_updates_stopped`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 429, description = "`rate_limited` (too many failed authentications), with `Retry-After`", body = crate::openapi::ErrorBody),
         (status = 500, description = "`db_error`", body = crate::openapi::ErrorBody),
@@ -59,10 +60,7 @@ pub async fn update(State(state): Shared, req: Request) -> Result<Response, ApiE
         return Err(ApiError::AccountSuspended);
     }
     // Renewals stop only long after a failed payment (see certdns_billing::Standing).
-    if let Some(entitlements) = &state.entitlements {
-        let record = state.store.billing().billing(reg.account_id).await?;
-        entitlements.check_update(&record, certdns_core::now()).map_err(ApiError::Billing)?;
-    }
+    let limits = plan_write::update_limits(state, &reg).await?;
     // Revoking a key retires what was registered with it (a leaked key's
     // registrations may be the attacker's); rotation keeps the key id instead.
     if let Some(key_id) = &reg.license_key_id
@@ -79,12 +77,8 @@ pub async fn update(State(state): Shared, req: Request) -> Result<Response, ApiE
         return Err(ApiError::BadSubdomain);
     }
     let value = TxtValue::parse(&parsed.txt).map_err(|_| ApiError::BadTxt)?;
-    let txt_state = match state.store.put_txt(reg.id, &value, state.keep(), certdns_core::now()).await {
-        Ok(s) => s,
-        // Deleted between the lookup and the write.
-        Err(StoreError::NotFound) => return Err(ApiError::Forbidden),
-        Err(e) => return Err(e.into()),
-    };
+    // Last, so a request refused for any other reason does not count.
+    let txt_state = plan_write::write_within_plan(state, &reg, &limits, &value, state.keep()).await?;
     Ok(updated(state, reg.username, txt_state, &value).await)
 }
 
@@ -102,7 +96,7 @@ async fn fast_update(
     let Some(user) = credentials.well_formed() else { return Ok(None) };
     let Ok(subdomain) = parsed.subdomain.parse::<Subdomain>() else { return Ok(None) };
     let Ok(value) = TxtValue::parse(&parsed.txt) else { return Ok(None) };
-    if subdomain.to_string() != parsed.subdomain {
+    if subdomain.to_string() != parsed.subdomain || !state.fast_path {
         return Ok(None);
     }
     let license = match auth::basic_credentials(&incoming.headers) {
@@ -119,6 +113,7 @@ async fn fast_update(
         subdomain,
         account: license.as_ref().map(|k| k.account_id),
         value: value.clone(),
+        daily_cap: state.fast_daily_cap,
     };
     // Written and published together with the other updates waiting now.
     let (written, everywhere) = state.updates.submit(write).await?;
