@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use certdns_billing::stripe_api::StripeApi;
-use certdns_billing::webhook::{self, Outcome, WebhookError};
+use certdns_billing::webhook::{self, WebhookError};
 use certdns_billing::{BillingConfig, CheckError, Entitlements};
-use certdns_core::{AccountId, AuditKind};
+use certdns_core::AccountId;
 
 use crate::actions::ActionError;
 use crate::state::AppState;
@@ -104,38 +104,15 @@ async fn stripe_webhook(State(state): State<Arc<AppState>>, headers: HeaderMap, 
             tracing::warn!(error = %e, "stripe webhook refused");
             return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": "bad_event" }));
         }
-    };
-    tracing::info!(event = %processed.event_id, kind = event.type_.as_str(), outcome = ?processed.outcome, "stripe webhook");
-    if let (Outcome::PaymentFailed, Some(account)) = (processed.outcome, processed.account) {
-        warn_payment_failed(&state, account).await;
-    }
-    json(StatusCode::OK, serde_json::json!({ "received": true, "outcome": format!("{:?}", processed.outcome) }))
-}
-
-/// E-mails the customer that a payment failed and what happens next; each
-/// warning is counted (updates never stop before the second).
-pub(crate) async fn warn_payment_failed(state: &AppState, account: AccountId) {
-    let Some(billing) = &state.billing else { return };
-    let Ok(Some(customer)) = state.core.account(account).await else { return };
-    let periods = billing.entitlements.periods;
-    let body = format!(
-        "A payment for your certdns subscription failed.\n\n\
-         Everything keeps working for {} days. After that no new registrations can be made, and {} days later \
-         existing registrations stop accepting updates, so certificates will not renew.\n\n\
-         Update your payment method on the Billing page: {}/billing\n",
-        periods.grace.whole_days(),
-        periods.updates.whole_days(),
-        state.base_url.trim_end_matches('/'),
-    );
-    if let Err(e) = state.mailer.send(customer.email.as_str(), "certdns: a payment failed", body).await {
-        tracing::warn!(error = %e, %account, "cannot send the payment warning");
-        return;
-    }
-    match state.core.billing().note_payment_warning(account, certdns_core::now()).await {
-        Ok(sent) => {
-            let detail = serde_json::json!({ "warnings_sent": sent });
-            state.audit(Some(account), AuditKind::BillingPaymentWarningSent, None, detail).await;
+        Err(e @ WebhookError::CustomerOfAnotherAccount { .. }) => {
+            // Stripe shows the answer in its dashboard and retries; nothing changed here.
+            tracing::warn!(error = %e, event = event.id.as_str(), "stripe webhook: checkout not applied");
+            let body = serde_json::json!({ "error": "customer_of_another_account", "message": e.to_string() });
+            return json(StatusCode::CONFLICT, body);
         }
-        Err(e) => tracing::warn!(error = %e, %account, "cannot count the payment warning"),
-    }
+    };
+    // A failed payment is told by the payment reminders (crate::payment_reminders)
+    // within a minute, on their schedule.
+    tracing::info!(event = %processed.event_id, kind = event.type_.as_str(), outcome = ?processed.outcome, "stripe webhook");
+    json(StatusCode::OK, serde_json::json!({ "received": true, "outcome": format!("{:?}", processed.outcome) }))
 }

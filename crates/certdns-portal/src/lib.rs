@@ -32,6 +32,7 @@ mod limits;
 mod mail;
 mod pages;
 mod passwords;
+mod payment_reminders;
 mod session;
 mod state;
 mod templates;
@@ -51,6 +52,7 @@ pub use account_api::document as account_api_document;
 pub use alerts::alert_notifier;
 pub use certdns_delegation::{CnameStatus, check_cname};
 pub use config::{PortalConfig, Signup, SmtpConfig};
+pub use payment_reminders::{PaymentReminders, payment_reminders};
 
 use crate::state::AppState;
 

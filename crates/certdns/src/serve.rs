@@ -248,6 +248,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     anyhow::Ok("delegation monitor")
                 });
             }
+            if let Some(reminders) = start_payment_reminders(&config, portal_store.as_ref(), portal_url.clone())? {
+                let cancel = cancel.clone();
+                tasks.spawn(async move {
+                    reminders.run(cancel).await;
+                    anyhow::Ok("payment reminders")
+                });
+            }
             Some(addr)
         }
         None => None,
@@ -326,6 +333,19 @@ async fn start_portal(
     })
     .await?;
     Ok((listener, router, base_url))
+}
+
+/// The payment reminders of the portal role (billing on only): their mail
+/// through the portal's mailer, links to the portal's public URL.
+fn start_payment_reminders(
+    config: &Config,
+    store: Option<&Arc<dyn certdns_store::PortalStore>>,
+    portal_url: Option<String>,
+) -> anyhow::Result<Option<certdns_portal::PaymentReminders>> {
+    let Some(store) = store.filter(|_| config.billing.enabled()) else { return Ok(None) };
+    let mut portal = config.portal.clone();
+    portal.public_url = portal.public_url.or(portal_url);
+    Ok(certdns_portal::payment_reminders(&portal, store.core(), &config.data_dir, &config.billing)?)
 }
 
 /// The delegation monitor of the portal role: its checks through

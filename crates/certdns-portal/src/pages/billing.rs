@@ -17,9 +17,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use certdns_billing::{AccountBilling, Plan, Standing};
+use certdns_billing::{AccountBilling, LimitKind, Plan, Standing};
 use certdns_core::{AccountId, AuditKind, NewAuditEvent};
-use certdns_store::StoreError;
+use certdns_store::{NameUpdates, StoreError};
 use serde::Deserialize;
 
 use super::{NoticeQuery, Page, Shared, when};
@@ -49,10 +49,11 @@ struct PlanCard {
     current: bool,
 }
 
-fn limit_text(limit: Option<u64>, noun: &str) -> String {
+/// "1 license key", "50 registrations", "unlimited registrations".
+fn limit_text(limit: Option<u64>, kind: LimitKind, after: &str) -> String {
     match limit {
-        Some(n) => format!("{n} {noun}"),
-        None => format!("unlimited {noun}"),
+        Some(n) => format!("{n} {}{after}", kind.noun(n)),
+        None => format!("unlimited {}{after}", kind.noun(2)),
     }
 }
 
@@ -63,10 +64,13 @@ fn card(plan: &Plan, current: Option<&str>) -> PlanCard {
         name: plan.name.clone(),
         price: plan.price.clone(),
         limits: vec![
-            limit_text(l.registrations, "registrations"),
-            limit_text(l.license_keys, "license keys"),
-            limit_text(l.txt_values, "TXT values per name"),
-            limit_text(l.updates_per_day, "updates per day"),
+            limit_text(l.registrations, LimitKind::Registrations, ""),
+            limit_text(l.license_keys, LimitKind::LicenseKeys, ""),
+            match l.txt_values {
+                Some(n) => format!("{n} TXT values per name"),
+                None => "no cap on TXT values per name".to_owned(),
+            },
+            limit_text(l.updates_per_day, LimitKind::UpdatesPerDay, " per name per day"),
         ],
         purchasable: plan.purchasable(),
         current: current == Some(plan.id.as_str()),
@@ -77,13 +81,33 @@ fn card(plan: &Plan, current: Option<&str>) -> PlanCard {
 struct UsageLine {
     text: String,
     full: bool,
+    /// At 80 % of the limit or more: shown before it bites.
+    near: bool,
 }
 
-fn usage_line(used: u64, limit: Option<u64>, noun: &str) -> UsageLine {
+fn usage_line(used: u64, limit: Option<u64>, kind: LimitKind) -> UsageLine {
     match limit {
-        Some(n) => UsageLine { text: format!("{used} of {n} {noun}"), full: used >= n },
-        None => UsageLine { text: format!("{used} {noun}, no limit"), full: false },
+        Some(n) => UsageLine {
+            text: format!("{used} of {n} {}", kind.noun(n)),
+            full: used >= n,
+            near: used < n && used.saturating_mul(5) >= n.saturating_mul(4),
+        },
+        None => UsageLine { text: format!("{used} {}, no limit", kind.noun(used)), full: false, near: false },
     }
+}
+
+/// Today's updates of the busiest name against the plan's updates per name and day.
+fn updates_line(state: &AppState, busiest: Option<&NameUpdates>, limit: Option<u64>) -> UsageLine {
+    let used = busiest.map_or(0, |b| b.updates);
+    let mut line = usage_line(used, limit, LimitKind::UpdatesPerDay);
+    line.text = match busiest {
+        Some(b) => {
+            let name = b.domain.clone().unwrap_or_else(|| state.fulldomain(b.subdomain));
+            format!("{} today on your busiest name, {name}", line.text)
+        }
+        None => format!("{} today per name", line.text),
+    };
+    line
 }
 
 /// What the customer is told about their payment standing.
@@ -114,6 +138,8 @@ struct BillingPage {
     status: Option<String>,
     warning: Option<String>,
     usage: Vec<UsageLine>,
+    txt_values: Option<u64>,
+    updates_limited: bool,
     plans: Vec<PlanCard>,
     has_customer: bool,
     error: Option<String>,
@@ -157,9 +183,12 @@ async fn render_billing(
         status: account.record.subscription_status.clone(),
         warning: standing_text(account.standing),
         usage: vec![
-            usage_line(account.registrations, limits.registrations, "registrations"),
-            usage_line(account.license_keys, limits.license_keys, "license keys"),
+            usage_line(account.registrations, limits.registrations, LimitKind::Registrations),
+            usage_line(account.license_keys, limits.license_keys, LimitKind::LicenseKeys),
+            updates_line(state, account.busiest_today.first(), limits.updates_per_day),
         ],
+        txt_values: limits.txt_values,
+        updates_limited: limits.updates_per_day.is_some(),
         plans: billing.entitlements.catalogue.all().map(|p| card(p, Some(account.plan.id.as_str()))).collect(),
         has_customer: account.record.stripe_customer_id.is_some(),
         error,
@@ -183,18 +212,28 @@ struct PlanForm {
     plan: String,
 }
 
+/// Why there is no customer to check out with.
+enum NoCustomer {
+    /// Answered already (Stripe or the store failed).
+    Failed(Response),
+    /// Stripe gave a customer another account holds: nothing stored.
+    OfAnotherAccount(String),
+}
+
 /// The account's Stripe customer, created (and stored) on its first Checkout.
-async fn customer_id(state: &AppState, billing: &PortalBilling, user: &CurrentUser) -> Result<String, Response> {
+async fn customer_id(state: &AppState, billing: &PortalBilling, user: &CurrentUser) -> Result<String, NoCustomer> {
     let store = state.core.billing();
-    let record = store.billing(user.account.id).await.map_err(|e| PageError::from(e).into_response())?;
+    let record =
+        store.billing(user.account.id).await.map_err(|e| NoCustomer::Failed(PageError::from(e).into_response()))?;
     if let Some(id) = record.stripe_customer_id {
         return Ok(id);
     }
     let created = billing.stripe.create_customer(user.account.email.as_str(), user.account.id).await;
-    let id = created.map_err(|e| stripe_failed(&e))?;
+    let id = created.map_err(|e| NoCustomer::Failed(stripe_failed(&e)))?;
     match store.set_stripe_customer(user.account.id, &id).await {
         Ok(()) => Ok(id),
-        Err(e) => Err(PageError::from(e).into_response()),
+        Err(StoreError::Conflict(_)) => Err(NoCustomer::OfAnotherAccount(id)),
+        Err(e) => Err(NoCustomer::Failed(PageError::from(e).into_response())),
     }
 }
 
@@ -206,16 +245,27 @@ fn stripe_failed(e: &dyn std::fmt::Display) -> Response {
 
 async fn checkout(State(state): Shared, User(user, ctx): User, Form(form): Form<PlanForm>) -> Page {
     let billing = billing_on(&state, &ctx)?;
+    let refuse = |status: StatusCode, error: String| {
+        let (state, user, ctx) = (&state, &user, &ctx);
+        async move {
+            render_billing(state, user, ctx, None, Some(error)).await.map(|mut r| {
+                *r.status_mut() = status;
+                r
+            })
+        }
+    };
     let Some(price) = billing.entitlements.catalogue.get(&form.plan).and_then(|p| p.stripe_price_id.clone()) else {
-        let error = Some(format!("There is no plan {:?} to buy.", form.plan));
-        return render_billing(&state, &user, &ctx, None, error).await.map(|mut r| {
-            *r.status_mut() = StatusCode::BAD_REQUEST;
-            r
-        });
+        return refuse(StatusCode::BAD_REQUEST, format!("There is no plan {:?} to buy.", form.plan)).await;
     };
     let customer = match customer_id(&state, billing, &user).await {
         Ok(id) => id,
-        Err(response) => return Ok(response),
+        Err(NoCustomer::Failed(response)) => return Ok(response),
+        Err(NoCustomer::OfAnotherAccount(id)) => {
+            tracing::warn!(customer = %id, account = %user.account.id, "checkout: Stripe customer of another account");
+            let error = "Stripe gave this account a customer record that belongs to another certdns account, so \
+                         nothing was changed. Please contact support; no payment was taken.";
+            return refuse(StatusCode::CONFLICT, error.to_owned()).await;
+        }
     };
     let base = state.base_url.trim_end_matches('/');
     let success = format!("{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}");

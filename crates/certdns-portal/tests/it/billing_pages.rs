@@ -11,6 +11,7 @@ certdns_testkit::both_backends!(
     without_billing_there_is_no_billing_page_pricing_or_webhook,
     the_billing_page_shows_usage_and_checkout_creates_one_customer,
     the_success_page_trusts_stripe_not_the_browser,
+    checkout_with_a_customer_another_account_holds_is_refused_and_changes_nothing,
     operators_override_a_plan_and_it_is_audited,
 );
 
@@ -42,7 +43,13 @@ async fn the_billing_page_shows_usage_and_checkout_creates_one_customer(backend:
     let (status, page, _) = get(&c, &format!("{}/billing", env.portal)).await;
     assert_eq!(status, 200);
     assert!(page.contains("id=\"current-plan\">Free<") && page.contains("0 of 2 registrations"), "{page}");
-    assert!(page.contains("0 of 1 license keys") && page.contains("Choose Pro"), "{page}");
+    assert!(page.contains("0 of 1 license key<") && page.contains("Choose Pro"), "{page}");
+    assert!(page.contains("0 of 4 updates today per name"), "{page}");
+    assert!(page.contains("Up to 2 TXT values per name"), "{page}");
+    // Counts agree with their number everywhere on the page.
+    assert!(page.contains("<li>1 license key</li>") && page.contains("<li>5 license keys</li>"), "{page}");
+    assert!(page.contains("<li>4 updates per name per day</li>"), "{page}");
+    assert!(!page.contains("1 license keys") && !page.contains(" 1 registrations"), "{page}");
     assert!(!page.contains("action=\"/billing/portal\""), "no customer yet");
 
     let token = csrf(&page);
@@ -112,6 +119,29 @@ async fn the_success_page_trusts_stripe_not_the_browser(backend: Backend) {
     // The plan itself only changes when Stripe's signed event arrives.
     let account = env.store.core().account_by_email("gus@example.com").await.unwrap().unwrap().id;
     assert_eq!(env.store.core().billing().billing(account).await.unwrap().plan, None);
+}
+
+/// Stripe handing back a customer that another account already holds used to
+/// answer 500; now the page says what happened (409), and nothing is stored
+/// or started at Stripe.
+async fn checkout_with_a_customer_another_account_holds_is_refused_and_changes_nothing(backend: Backend) {
+    let (env, stripe) = start_billing(backend, 14, 14).await;
+    signup(&env, "first@example.com").await;
+    let first = env.store.core().account_by_email("first@example.com").await.unwrap().unwrap().id;
+    // The fake's first customer will be cus_fake1: already this account's.
+    env.store.core().billing().set_stripe_customer(first, "cus_fake1").await.unwrap();
+    let c = signup(&env, "second@example.com").await;
+    let second = env.store.core().account_by_email("second@example.com").await.unwrap().unwrap().id;
+    let (_, page, _) = get(&c, &format!("{}/billing", env.portal)).await;
+    let token = csrf(&page);
+    let (status, page, location) =
+        post(&c, &format!("{}/billing/checkout", env.portal), &[("csrf", &token), ("plan", "pro")]).await;
+    assert_eq!((status, location), (409, None), "{page}");
+    assert!(page.contains("belongs to another certdns account") && page.contains("nothing was changed"), "{page}");
+    let record = env.store.core().billing().billing(second).await.unwrap();
+    assert_eq!(record.stripe_customer_id, None, "nothing stored");
+    assert_eq!(env.store.core().billing().account_by_stripe_customer("cus_fake1").await.unwrap(), Some(first));
+    assert!(!stripe.requests().iter().any(|r| r.path == "/v1/checkout/sessions"), "no Checkout started");
 }
 
 async fn operators_override_a_plan_and_it_is_audited(backend: Backend) {

@@ -499,7 +499,8 @@ async fn billing_and_pricing_pages_in_a_browser() {
     let c = browser(&driver).await;
     c.goto(&format!("{}/pricing", env.portal)).await.unwrap();
     wait_xpath(&c, "//h1[text()='Pricing']", "the pricing page").await;
-    assert!(c.source().await.unwrap().contains("unlimited registrations"));
+    let source = c.source().await.unwrap();
+    assert!(source.contains("unlimited registrations") && source.contains("4 updates per name per day"), "{source}");
     shot(&c, "pricing").await;
 
     c.goto(&format!("{}/signup", env.portal)).await.unwrap();
@@ -513,7 +514,8 @@ async fn billing_and_pricing_pages_in_a_browser() {
     c.find(Locator::Css("nav a[href='/billing']")).await.unwrap().click().await.unwrap();
     wait_css(&c, "#current-plan").await;
     let source = c.source().await.unwrap();
-    assert!(source.contains("0 of 2 registrations") && source.contains("0 of 1 license keys"), "{source}");
+    assert!(source.contains("0 of 2 registrations") && source.contains("0 of 1 license key<"), "{source}");
+    assert!(source.contains("0 of 4 updates today per name") && source.contains("Up to 2 TXT values"), "{source}");
     shot(&c, "billing").await;
 
     // Choosing a plan posts to /billing/checkout, which redirects to Stripe's

@@ -15,16 +15,24 @@ pub const WEBHOOK_SECRET: &str = "whsec_certdns_tests_0123456789";
 pub const PRO_PRICE: &str = "price_pro_monthly";
 pub const BUSINESS_PRICE: &str = "price_business_monthly";
 
-/// Free: 2 registrations, 1 key; Pro: 50 and 5; Business: no limit.
+/// Updates per name and day on the free plan of the tests.
+pub const FREE_UPDATES_PER_DAY: u64 = 4;
+
+/// Free: 2 registrations, 1 key, 2 TXT values and 4 updates per name and
+/// day; Pro: 50, 5, 2 and 1000; Business: no limit.
 pub fn billing_config(stripe: &FakeStripe, grace_days: u32, update_grace_days: u32) -> BillingConfig {
-    let plan =
-        |id: &str, name: &str, price: &str, stripe: Option<&str>, regs: Option<u64>, keys: Option<u64>| PlanConfig {
-            id: id.into(),
-            name: name.into(),
-            price: price.into(),
-            stripe_price_id: stripe.map(str::to_owned),
-            limits: Limits { registrations: regs, license_keys: keys, txt_values: Some(2), updates_per_day: None },
-        };
+    let plan = |id: &str, name: &str, price: &str, stripe: Option<&str>, limits: [Option<u64>; 4]| PlanConfig {
+        id: id.into(),
+        name: name.into(),
+        price: price.into(),
+        stripe_price_id: stripe.map(str::to_owned),
+        limits: Limits {
+            registrations: limits[0],
+            license_keys: limits[1],
+            txt_values: limits[2],
+            updates_per_day: limits[3],
+        },
+    };
     BillingConfig {
         stripe: StripeConfig {
             secret_key: Some("sk_test_certdns".into()),
@@ -32,9 +40,9 @@ pub fn billing_config(stripe: &FakeStripe, grace_days: u32, update_grace_days: u
             api_base: Some(stripe.base.clone()),
         },
         plans: vec![
-            plan("free", "Free", "€0", None, Some(2), Some(1)),
-            plan("pro", "Pro", "€9 / month", Some(PRO_PRICE), Some(50), Some(5)),
-            plan("business", "Business", "€49 / month", Some(BUSINESS_PRICE), None, None),
+            plan("free", "Free", "€0", None, [Some(2), Some(1), Some(2), Some(FREE_UPDATES_PER_DAY)]),
+            plan("pro", "Pro", "€9 / month", Some(PRO_PRICE), [Some(50), Some(5), Some(2), Some(1000)]),
+            plan("business", "Business", "€49 / month", Some(BUSINESS_PRICE), [None; 4]),
         ],
         grace_days,
         update_grace_days,

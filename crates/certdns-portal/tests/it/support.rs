@@ -29,12 +29,23 @@ pub struct Env {
     /// The stand-in resolver answering from `dns` (the portal's `resolver`).
     pub resolver: SocketAddr,
     pub data_dir: tempfile::TempDir,
+    /// `[billing]` as the portal and the API got it.
+    pub billing: certdns_billing::BillingConfig,
     _db: TestDatabase,
 }
 
 impl Env {
     pub fn outbox(&self) -> String {
         std::fs::read_to_string(self.data_dir.path().join("outbox.eml")).unwrap_or_default()
+    }
+
+    /// The payment reminders as the portal role runs them (billing on only);
+    /// tests call their `round` at the times they choose.
+    pub fn reminders(&self) -> certdns_portal::PaymentReminders {
+        let config = PortalConfig { public_url: Some(self.portal.clone()), ..PortalConfig::default() };
+        certdns_portal::payment_reminders(&config, self.store.core(), self.data_dir.path(), &self.billing)
+            .unwrap()
+            .expect("billing is on")
     }
 
     pub fn set_dns(&self, name: &str, rtype: RecordType, data: Vec<RData>) {
@@ -101,7 +112,7 @@ pub async fn start_full(
         zone_domain: ZONE.into(),
         data_dir: data_dir.path().to_owned(),
         credentials_key: Some(CREDENTIALS_KEY.into()),
-        billing,
+        billing: billing.clone(),
     })
     .await
     .unwrap();
@@ -117,6 +128,7 @@ pub async fn start_full(
         dns,
         resolver,
         data_dir,
+        billing,
         _db: db,
     }
 }
