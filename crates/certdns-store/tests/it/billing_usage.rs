@@ -9,7 +9,8 @@ use certdns_core::{AccountId, AuditKind, NewAuditEvent, Secret, now};
 use certdns_store::{BillingChange, Store, TxtWrite};
 use time::{Duration, OffsetDateTime};
 
-use crate::store::{account, fast, fast_registration, open_store, registration, txt};
+use crate::fast_writes::{fast, fast_registration};
+use crate::store::{account, open_store, registration, txt};
 
 certdns_testkit::both_backends!(setup = open_store;
     every_write_counts_and_the_daily_limit_writes_nothing,

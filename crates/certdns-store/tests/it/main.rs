@@ -10,6 +10,7 @@ mod acme_state;
 mod billing;
 mod billing_usage;
 mod domains;
+mod fast_writes;
 mod moved_and_labelled;
 mod portal_store;
 mod store;

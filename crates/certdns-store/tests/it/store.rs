@@ -10,8 +10,10 @@ use certdns_core::{
     Account, AccountId, AccountRole, AccountStatus, AllowFrom, AuditKind, Email, KeyId, LicenseKey, NewAuditEvent,
     Registration, RegistrationId, Secret, SecretHash, Subdomain, TxtValue, Username, now,
 };
-use certdns_store::{AuthorizedWrite, Store, StoreError};
+use certdns_store::{Store, StoreError};
 use certdns_testkit::{Backend, TestDatabase, TestPostgres, TestSqlite};
+
+use crate::fast_writes::{fast, fast_registration};
 
 certdns_testkit::both_backends!(setup = open_store;
     accounts,
@@ -340,37 +342,6 @@ async fn registrations_are_created_with_their_audit_event(store: Arc<dyn Store>)
     clash.username = r.username;
     assert!(matches!(store.create_registration_audited(&clash, &event, now()).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.audit_events(a.id, None, 10).await.unwrap().len(), 1);
-}
-
-pub(crate) fn fast(
-    user: Username,
-    hash: &SecretHash,
-    sub: Subdomain,
-    account: Option<AccountId>,
-    i: usize,
-) -> AuthorizedWrite {
-    AuthorizedWrite {
-        username: user,
-        password_hash: hash.clone(),
-        subdomain: sub,
-        account,
-        value: txt(i),
-        daily_cap: None,
-    }
-}
-
-/// A registration the fast path may write: no allow-from list, this secret.
-pub(crate) async fn fast_registration(
-    store: &dyn Store,
-    account: AccountId,
-    key: Option<KeyId>,
-    secret: &Secret,
-) -> Registration {
-    let mut r = registration(account, key);
-    r.password_hash = secret.hash();
-    r.allow_from = AllowFrom::default();
-    store.create_registration(&r).await.unwrap();
-    r
 }
 
 async fn fast_txt_write_checks_every_condition(store: Arc<dyn Store>) {
