@@ -14,6 +14,7 @@ certdns_testkit::both_backends!(
     after_grace_growth_stops_then_updates_only_after_the_second_period_and_two_warnings,
     updates_per_day_are_limited_per_name_and_the_refusal_names_the_limit,
     a_name_keeps_the_newest_values_its_plan_allows_in_both_dialects,
+    without_billing_nothing_limits_updates,
 );
 
 const TXT: &str = "___validation_token_from_the_ca_43_chars___";
@@ -244,4 +245,17 @@ async fn a_name_keeps_the_newest_values_its_plan_allows_in_both_dialects(backend
         assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
     }
     assert_eq!(kept(&env, &proxied).await, (3, vec![value(13), value(12)]), "capped by the free plan");
+}
+
+/// Self-hosting (billing off): no plan, no limit, as before.
+async fn without_billing_nothing_limits_updates(backend: Backend) {
+    let env = crate::support::start(backend).await;
+    let c = signup(&env, "self@example.com").await;
+    let (_, base_url) = create_key(&env, &c, "ci").await;
+    let (_, registration) = register(&base_url, "a.example.com").await;
+    for i in 0..60 {
+        let (status, body) = update_with(&env, &registration, &value(i)).await;
+        assert_eq!(status, 200, "update {i}: {body}");
+    }
+    assert_eq!(kept(&env, &registration).await, (60, vec![value(59), value(58)]));
 }
