@@ -12,6 +12,7 @@
 
 pub mod acme_dns;
 mod acme_state;
+pub mod alerts;
 mod batch;
 pub mod billing;
 mod error;
@@ -21,6 +22,7 @@ mod open;
 pub mod portal;
 mod rows;
 mod sql;
+mod sql_alerts;
 mod sql_billing;
 mod sql_import;
 mod sql_monitor;
@@ -37,6 +39,10 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 pub use acme_state::{AcmeStateStore, AcmeValue};
+pub use alerts::{
+    AlertStore, AttemptOutcome, AuthFailureBurst, AuthFailureCount, Delivery, DeliveryState, DueDelivery, GraceEnding,
+    NewDelivery, PreviousSecretUse, WebhookEndpoint,
+};
 pub use billing::{BillingChange, BillingRecord, BillingStore, EventOutcome};
 pub use error::StoreError;
 pub use monitor::{CheckRecord, DelegationChange, DelegationStatus, DelegationStore, DueCheck};
@@ -78,6 +84,9 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
 
     /// Plans and Stripe state, over the same pools.
     fn billing(&self) -> Arc<dyn BillingStore>;
+
+    /// Alert settings, webhooks and their deliveries, over the same pools.
+    fn alerts(&self) -> Arc<dyn AlertStore>;
 
     // --- accounts -------------------------------------------------------------
 

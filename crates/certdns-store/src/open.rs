@@ -148,3 +148,18 @@ mod tests {
         assert_eq!(redact("sqlite:certdns.sqlite3"), "sqlite:certdns.sqlite3");
     }
 }
+
+impl<DB: sqlx::Database> crate::SqlStore<DB> {
+    pub(crate) fn new(
+        backend: Backend,
+        read: sqlx::Pool<DB>,
+        write: sqlx::Pool<DB>,
+        batches: crate::batch::BatchWriter,
+    ) -> Self {
+        Self { backend, read, write, batches }
+    }
+
+    pub(crate) fn write_pool(&self) -> &sqlx::Pool<DB> {
+        &self.write
+    }
+}

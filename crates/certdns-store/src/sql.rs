@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::batch::BatchWriter;
 use crate::error::conflict_as;
 use crate::rows::*;
+use crate::sql_alerts::{BurstRow, DeliveryRow, DueDeliveryRow, GraceRow, SqlAlertStore, WebhookRow};
 use crate::sql_billing::{BillingRow, SqlBillingStore};
 use crate::sql_import::REGISTRATION_CONFLICT;
 use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
@@ -28,21 +29,11 @@ use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
 /// A [`Store`] over a sqlx pool. `read` and `write` are the same pool on Postgres;
 /// on SQLite writes get a single-connection pool of their own.
 pub struct SqlStore<DB: Database> {
-    backend: Backend,
+    pub(crate) backend: Backend,
     pub(crate) read: Pool<DB>,
     pub(crate) write: Pool<DB>,
     /// The `write` pool again, typed for the backend's batch statement (see `batch`).
-    batches: BatchWriter,
-}
-
-impl<DB: Database> SqlStore<DB> {
-    pub(crate) fn new(backend: Backend, read: Pool<DB>, write: Pool<DB>, batches: BatchWriter) -> Self {
-        Self { backend, read, write, batches }
-    }
-
-    pub(crate) fn write_pool(&self) -> &Pool<DB> {
-        &self.write
-    }
+    pub(crate) batches: BatchWriter,
 }
 
 #[async_trait]
@@ -72,6 +63,13 @@ where
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> BillingRow: FromRow<'r, DB::Row>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'r> WebhookRow: FromRow<'r, DB::Row>,
+    for<'r> DeliveryRow: FromRow<'r, DB::Row>,
+    for<'r> DueDeliveryRow: FromRow<'r, DB::Row>,
+    for<'r> BurstRow: FromRow<'r, DB::Row>,
+    for<'r> GraceRow: FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
 {
     fn backend(&self) -> Backend {
         self.backend
@@ -79,6 +77,10 @@ where
 
     fn billing(&self) -> std::sync::Arc<dyn crate::BillingStore> {
         std::sync::Arc::new(SqlBillingStore { read: self.read.clone(), write: self.write.clone() })
+    }
+
+    fn alerts(&self) -> std::sync::Arc<dyn crate::AlertStore> {
+        std::sync::Arc::new(SqlAlertStore { read: self.read.clone(), write: self.write.clone() })
     }
 
     async fn migrate(&self) -> Result<()> {

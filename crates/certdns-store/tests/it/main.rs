@@ -7,6 +7,7 @@
 
 mod access_tokens;
 mod acme_state;
+mod alerts;
 mod billing;
 mod domains;
 mod moved_and_labelled;
