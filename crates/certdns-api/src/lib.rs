@@ -24,6 +24,7 @@ pub mod openapi;
 mod routing;
 mod state;
 mod update_batch;
+mod signals;
 mod usage;
 
 use std::sync::Arc;

@@ -189,6 +189,11 @@ impl LicenseKey {
     pub fn verify_secret(&self, secret: &str, now: OffsetDateTime) -> bool {
         self.secret_hash.verify_at(secret, now)
     }
+
+    /// Which of the key's secrets `secret` is, if any (see [`SecretHash::matched_at`]).
+    pub fn secret_match(&self, secret: &str, now: OffsetDateTime) -> Option<crate::SecretMatch> {
+        self.secret_hash.matched_at(secret, now)
+    }
 }
 
 /// An acme-dns registration: credentials for `/update` and the subdomain it controls.

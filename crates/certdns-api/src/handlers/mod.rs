@@ -135,6 +135,9 @@ async fn auth_failed(
     reason: &'static str,
 ) -> ApiError {
     metrics::counter!("certdns_api_auth_failures_total", "endpoint" => endpoint, "reason" => reason).increment(1);
+    if let (Some(user), Some(account)) = (user, account) {
+        state.signals.registration_failure(user, account);
+    }
     match state.limits.auth_failure(ip, user) {
         Ok(()) => ApiError::Forbidden,
         Err((which, wait)) => {
