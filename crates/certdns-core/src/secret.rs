@@ -87,7 +87,9 @@ pub struct TooManyRotations {
 pub enum SecretMatch {
     Current,
     /// A rotation's previous secret, accepted until `until`.
-    Previous { until: time::OffsetDateTime },
+    Previous {
+        until: time::OffsetDateTime,
+    },
 }
 
 impl SecretHash {

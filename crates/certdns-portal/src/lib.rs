@@ -48,7 +48,7 @@ use certdns_sync::TxtSync;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use account_api::document as account_api_document;
-pub use alerts::alert_notifier;
+pub use alerts::{AlertWorkers, alert_notifier, alert_workers};
 pub use certdns_delegation::{CnameStatus, check_cname};
 pub use config::{PortalConfig, Signup, SmtpConfig};
 

@@ -240,13 +240,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let addr = listener.local_addr()?;
             let names = ("portal", "portal");
             tasks.spawn(serve_http(listener, router, config.portal.limits, https.clone(), cancel.clone(), names));
-            if let Some(portal_store) = portal_store.as_ref().filter(|_| config.portal.monitor_interval_secs > 0) {
-                let monitor = start_monitor(&config, portal_store.clone(), portal_url.clone())?;
-                let cancel = cancel.clone();
+            if let Some(portal_store) = portal_store.as_ref() {
+                let workers = start_alerts(&config, portal_store.clone(), portal_url.clone())?;
+                let (watch, deliverer) = (workers.watch, workers.deliverer);
+                let c = cancel.clone();
                 tasks.spawn(async move {
-                    monitor.run(cancel).await;
-                    anyhow::Ok("delegation monitor")
+                    watch.run(c).await;
+                    anyhow::Ok("alert watch")
                 });
+                let c = cancel.clone();
+                tasks.spawn(async move {
+                    deliverer.run(c).await;
+                    anyhow::Ok("webhook deliveries")
+                });
+                if config.portal.monitor_interval_secs > 0 {
+                    let monitor = start_monitor(&config, portal_store.clone(), workers.notifier);
+                    let cancel = cancel.clone();
+                    tasks.spawn(async move {
+                        monitor.run(cancel).await;
+                        anyhow::Ok("delegation monitor")
+                    });
+                }
             }
             Some(addr)
         }
@@ -328,23 +342,32 @@ async fn start_portal(
     Ok((listener, router, base_url))
 }
 
-/// The delegation monitor of the portal role: its checks through
-/// `portal.resolver`, its alerts through the portal's mailer.
-fn start_monitor(
+/// The portal role's alerting: mails, audit entries and webhooks (through
+/// `portal.smtp` and the portal's public URL for links).
+fn start_alerts(
     config: &Config,
     store: Arc<dyn certdns_store::PortalStore>,
     portal_url: Option<String>,
-) -> anyhow::Result<certdns_monitor::Monitor> {
+) -> anyhow::Result<certdns_portal::AlertWorkers> {
     let mut portal = config.portal.clone();
     portal.public_url = portal.public_url.or(portal_url);
-    let notifier = certdns_portal::alert_notifier(&portal, store.core(), &config.data_dir)?;
+    Ok(certdns_portal::alert_workers(&portal, store.core(), &config.data_dir)?)
+}
+
+/// The delegation monitor of the portal role: its checks through
+/// `portal.resolver`, its alerts through the portal's alerting.
+fn start_monitor(
+    config: &Config,
+    store: Arc<dyn certdns_store::PortalStore>,
+    notifier: Arc<dyn certdns_monitor::Notifier>,
+) -> certdns_monitor::Monitor {
     let monitor_config = certdns_monitor::MonitorConfig {
         resolver: config.portal.resolver,
         zone: config.zone.domain.trim_end_matches('.').to_owned(),
         interval_secs: config.portal.monitor_interval_secs,
         checks_per_second: config.portal.monitor_checks_per_second,
     };
-    Ok(certdns_monitor::Monitor::new(store, monitor_config, notifier))
+    certdns_monitor::Monitor::new(store, monitor_config, notifier)
 }
 
 /// Where this process listens, as bound (a configured port 0 is a real port here).

@@ -14,6 +14,7 @@ mod acme_account;
 mod activity;
 mod add_domain;
 mod admin;
+mod alerts;
 mod auth;
 mod billing;
 mod delegation;
@@ -52,6 +53,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .merge(add_domain::routes())
         .merge(activity::routes())
         .merge(tokens::routes())
+        .merge(alerts::routes())
         .merge(admin::routes())
         .merge(billing::routes())
         .fallback(not_found)
@@ -110,6 +112,10 @@ fn notice_text(code: &str) -> Option<String> {
         "welcome" => {
             "Welcome! Create a license key to connect your ACME client. We sent you a link to confirm your e-mail address."
         }
+        "alert_settings_saved" => "Alert e-mail settings saved.",
+        "webhook_added" => "Webhook endpoint added. Send it a test event to check it receives and verifies them.",
+        "webhook_removed" => "Webhook endpoint removed. Nothing more is sent to it.",
+        "webhook_test_sent" => "Test event queued; it is sent within seconds. Reload to see the delivery below.",
         "verification_sent" => "We sent a new confirmation link. It works for 24 hours.",
         "password_changed" => "Password changed. Your other sessions were signed out.",
         "signed_out_everywhere" => "Signed out on every device. Sign in again here to continue.",
