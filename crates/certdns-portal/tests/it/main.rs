@@ -10,6 +10,7 @@ mod account_api;
 mod account_label;
 mod activity;
 mod add_domain;
+mod alerts;
 mod auth;
 mod billing_entitlements;
 mod billing_pages;
