@@ -23,10 +23,13 @@ WINDOW=${WINDOW:-5.05}
 PORT=${PORT:-25363}
 OUT=${OUT:-loadtest/dns/results}
 ZONE=auth.bench.test
-KINDS=${KINDS:-"txt nxdomain nxuuid refused"}
+KINDS=${KINDS:-"txt nxdomain nxuuid refused tcp"}
 
-[[ -n ${SKIP_BUILD:-} ]] || cargo build --release -p certdns-dns --example bench_responder
-BIN=target/release/examples/bench_responder
+# BIN: another build of the driver (an earlier commit's, for a before/after).
+if [[ -z ${BIN:-} ]]; then
+    [[ -n ${SKIP_BUILD:-} ]] || cargo build --release --locked -p certdns-dns --example bench_responder
+    BIN=target/release/examples/bench_responder
+fi
 WORK=$(mktemp -d)
 VG_PID=
 cleanup() {

@@ -47,8 +47,11 @@ if [[ -z ${SKIP_MEMORY:-} ]] && ! need redis-cli; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 
-[[ -n ${SKIP_BUILD:-} ]] || cargo build --release -p certdns-dns --example bench_responder
-BIN=target/release/examples/bench_responder
+# BIN: another build of the driver (an earlier commit's, for a before/after).
+if [[ -z ${BIN:-} ]]; then
+    [[ -n ${SKIP_BUILD:-} ]] || cargo build --release --locked -p certdns-dns --example bench_responder
+    BIN=target/release/examples/bench_responder
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -60,7 +63,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$OUT"
 RAW="$OUT/raw.tsv"
-printf 'names\tmix\tround\tserver\tmax_qps\tlost_pct\tfixed_qps\tp50_ms\tp99_ms\tcpu_us_per_query\n' >"$RAW"
+printf 'names\tmix\tround\tserver\tmax_qps\tlost_pct\tfixed_qps\tp50_ms\tp99_ms\tcpu_us_per_query\tload1\n' >"$RAW"
 
 wait_answering() { # port
     for _ in $(seq 200); do
@@ -165,7 +168,9 @@ PY
             fqps=- p50=- p99=-
             [[ $MODE == tcp ]] || read -r fqps p50 p99 < <(fixed_latency "$port" "$2")
             cpu=$(cpu_per_query "$port" "$2" "$pid")
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$1" "$3" "$server" "$qps" "$lost" "$fqps" "$p50" "$p99" "$cpu" | tee -a "$RAW"
+            # The 1-minute load average after the round: how busy the machine was.
+            load1=$(cut -d' ' -f1 /proc/loadavg)
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$1" "$3" "$server" "$qps" "$lost" "$fqps" "$p50" "$p99" "$cpu" "$load1" | tee -a "$RAW"
         done
     }
     for round in $(seq "$ROUNDS"); do
@@ -223,6 +228,10 @@ for n in sizes:
         (cq, cp, cc), (kq, kp, kc) = summary[(n, mix, "certdns")], summary[(n, mix, "knot")]
         print(f"| {n} | {mix} | {cq / kq:.2f} | {cp / kp:.2f} | {cc / kc:.2f} |")
 print()
+loads = sorted(float(r["load1"]) for r in rows if r.get("load1"))
+if loads:
+    print(f"Load average (1 min, 2 cores) after each round: {loads[0]:.2f}–{loads[-1]:.2f}, median {statistics.median(loads):.2f}.")
+    print()
 print("Memory and snapshot load: `" + sys.argv[2].strip() + "`")
 PY
 cat "$OUT/results.md"

@@ -79,6 +79,10 @@ impl Default for ZoneConfig {
     }
 }
 
+/// Far above any real need, below what a process can have open (the semaphore
+/// behind it has a ceiling too).
+const MAX_TCP_CONNECTIONS: usize = 1_000_000;
+
 /// The DNS listeners of the `dns` role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -91,8 +95,11 @@ pub struct DnsConfig {
     /// UDP sockets per listen address (SO_REUSEPORT), so the kernel spreads
     /// queries over cores. 0 = one per available core.
     pub udp_sockets: usize,
-    /// Seconds a TCP connection may stay idle before it is closed.
+    /// Seconds a TCP connection may stay idle before it is closed (no whole
+    /// message in that time, or its answers not taken).
     pub tcp_idle_secs: u64,
+    /// TCP connections open at once; one more is closed as soon as it is accepted.
+    pub tcp_max_connections: usize,
     /// Response-rate limiting of UDP answers per client prefix.
     pub rrl: RrlConfig,
 }
@@ -104,6 +111,7 @@ impl DnsConfig {
         ("degraded_after_secs", "seconds without the TXT change stream before the responder reports degraded"),
         ("udp_sockets", "UDP sockets per listen address (SO_REUSEPORT); 0 = one per core"),
         ("tcp_idle_secs", "seconds an idle DNS-over-TCP connection is kept open"),
+        ("tcp_max_connections", "DNS-over-TCP connections open at once; more are closed on accept"),
         ("rrl", "response-rate limiting of UDP answers per client prefix (table [dns.rrl], keys below)"),
         ("rrl.enabled", "limit UDP answers per client prefix (off by default)"),
         ("rrl.responses_per_second", "sustained UDP answers per second per client prefix"),
@@ -129,6 +137,12 @@ impl DnsConfig {
         if self.tcp_idle_secs == 0 {
             return Err("dns.tcp_idle_secs: must be at least 1".into());
         }
+        if !(1..=MAX_TCP_CONNECTIONS).contains(&self.tcp_max_connections) {
+            return Err(format!(
+                "dns.tcp_max_connections: {} is out of range (1 to {MAX_TCP_CONNECTIONS})",
+                self.tcp_max_connections
+            ));
+        }
         self.rrl.validate()
     }
 
@@ -148,6 +162,7 @@ impl Default for DnsConfig {
             degraded_after_secs: 30,
             udp_sockets: 0,
             tcp_idle_secs: 10,
+            tcp_max_connections: 1024,
             rrl: RrlConfig::default(),
         }
     }
@@ -230,6 +245,10 @@ mod tests {
         assert!(c.validate().unwrap_err().starts_with("dns.rrl.ipv4_prefix:"));
         let c = DnsConfig { tcp_idle_secs: 0, ..DnsConfig::default() };
         assert!(c.validate().unwrap_err().starts_with("dns.tcp_idle_secs:"));
+        for bad in [0, 1_000_001] {
+            let c = DnsConfig { tcp_max_connections: bad, ..DnsConfig::default() };
+            assert!(c.validate().unwrap_err().starts_with("dns.tcp_max_connections:"));
+        }
     }
 
     #[test]

@@ -9,21 +9,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use certdns_replication::Replica;
-use hickory_server::Server;
 use socket2::{Domain, Socket, Type};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DnsConfig, ZoneConfig};
 use crate::responder::Responder;
 use crate::rrl::Rrl;
+use crate::tcp::TcpLimits;
 use crate::zone::Zone;
 
 /// Attempts at finding a port free for both UDP and TCP when port 0 is asked for.
 const PORT_ZERO_ATTEMPTS: usize = 16;
 /// Kernel receive buffer per UDP socket: absorbs bursts while a core is busy.
 const UDP_RECV_BUFFER: usize = 4 << 20;
-/// Responses buffered per TCP connection.
-const TCP_RESPONSE_BUFFER: usize = 32;
 /// How often the RRL table forgets quiet prefixes.
 const RRL_HOUSEKEEPING: Duration = Duration::from_secs(10);
 
@@ -59,7 +57,7 @@ pub struct BoundDns {
     rrl: Option<Arc<Rrl>>,
     udp: Vec<std::net::UdpSocket>,
     tcp: Vec<std::net::TcpListener>,
-    tcp_idle: Duration,
+    tcp_limits: TcpLimits,
 }
 
 /// Validates the configuration, compiles the zone and binds every socket.
@@ -88,7 +86,10 @@ pub async fn bind(dns: &DnsConfig, zone: &ZoneConfig, replica: Arc<Replica>) -> 
         rrl,
         udp,
         tcp,
-        tcp_idle: Duration::from_secs(dns.tcp_idle_secs),
+        tcp_limits: TcpLimits {
+            idle: Duration::from_secs(dns.tcp_idle_secs),
+            max_connections: dns.tcp_max_connections,
+        },
     })
 }
 
@@ -167,13 +168,6 @@ impl BoundDns {
             // A child, so a failing socket stops this responder without cancelling
             // whatever else shares the caller's token.
             let cancel = cancel.child_token();
-            // TCP: hickory's server (connection handling, idle timeouts, framing).
-            let mut server = Server::new(self.responder.clone());
-            for listener in self.tcp {
-                let listener =
-                    tokio::net::TcpListener::from_std(listener).map_err(|e| DnsError::Serve(e.to_string()))?;
-                server.register_listener(listener, self.tcp_idle, TCP_RESPONSE_BUFFER);
-            }
             // UDP: a thread per socket (see `udp`). The flag is their stop signal:
             // a token's `is_cancelled` takes a lock, too much for every packet.
             let responder = Arc::new(self.responder);
@@ -182,6 +176,14 @@ impl BoundDns {
             for socket in self.udp {
                 let (responder, stopped) = (responder.clone(), stopped.clone());
                 udp_tasks.spawn_blocking(move || crate::udp::serve(socket, responder, stopped));
+            }
+            // TCP: a task per listener, one per connection (see `tcp`).
+            let mut tcp_tasks = tokio::task::JoinSet::new();
+            for listener in self.tcp {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).map_err(|e| DnsError::Serve(e.to_string()))?;
+                let (responder, stop) = (responder.clone(), cancel.clone());
+                tcp_tasks.spawn(crate::tcp::serve(listener, responder, self.tcp_limits, stop));
             }
             // Raised on cancel, and also when this task is dropped unpolled (the
             // runtime shutting down, e.g. after a panic): otherwise the threads
@@ -192,7 +194,6 @@ impl BoundDns {
                 let _flag = flag;
                 raise_flag.cancelled().await;
             });
-            let shutdown = server.shutdown_token().clone();
             let rrl = self.rrl;
             let housekeeping = cancel.clone();
             let stopper = tokio::spawn(async move {
@@ -203,24 +204,27 @@ impl BoundDns {
                         _ = tick.tick() => if let Some(rrl) = &rrl { rrl.housekeeping() },
                     }
                 }
-                shutdown.cancel();
             });
             let mut result = Ok(());
-            while let Some(joined) = udp_tasks.join_next().await {
+            loop {
+                let (protocol, joined) = tokio::select! {
+                    Some(joined) = udp_tasks.join_next() => (Protocol::Udp, joined),
+                    Some(joined) = tcp_tasks.join_next() => (Protocol::Tcp, joined),
+                    else => break,
+                };
                 let failure = match joined {
                     Ok(Ok(())) => continue,
-                    Ok(Err(e)) => format!("UDP socket failed: {e}"),
-                    Err(e) => format!("UDP task failed: {e}"),
+                    Ok(Err(e)) => format!("{protocol} socket failed: {e}"),
+                    Err(e) => format!("{protocol} task failed: {e}"),
                 };
                 // One socket gone is a broken responder: stop the rest and say why.
                 tracing::error!(error = %failure, "DNS responder stopping");
                 cancel.cancel();
                 result = Err(DnsError::Serve(failure));
             }
-            let tcp_result = server.block_until_done().await.map_err(|e| DnsError::Serve(e.to_string()));
             stopper.abort();
             tracing::info!("DNS responder stopped");
-            result.and(tcp_result)
+            result
         }
     }
 }
