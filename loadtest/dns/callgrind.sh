@@ -13,8 +13,10 @@
 # and dumps WINDOW seconds after the zero; it reports (total Ir - idle) / N, the
 # idle Ir being a dump of a window of the same length without queries. The
 # window is just over the bench driver's 5 s metrics upkeep, so each holds one
-# upkeep: the histogram samples are folded into the Prometheus summary there, a
+# upkeep: the histogram samples are folded into the latency buckets there, a
 # per-query cost that would otherwise land in whichever window it fell in.
+# Kinds: txt, nxdomain, nxuuid, refused over UDP; tcp: the txt questions
+# pipelined over one TCP connection, 16 per write.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

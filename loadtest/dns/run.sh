@@ -4,6 +4,7 @@
 #   bash loadtest/dns/run.sh            # everything (about 5 minutes)
 #   SIZES=1000 ROUNDS=1 bash loadtest/dns/run.sh    # a quick look
 #   SKIP_MEMORY=1 bash loadtest/dns/run.sh          # without the 1M-registration part
+#   SIZES=1000 ROUNDS=3 SKIP_MEMORY=1 bash loadtest/dns/run.sh   # the issue #16 table
 #
 # For each zone size, both servers serve the same names (certdns from its replica,
 # Knot from a static zone file) on 127.0.0.1 high ports; dnsperf sends the same
@@ -33,6 +34,11 @@ CPU_QPS=${CPU_QPS:-20000}
 CLIENTS=${CLIENTS:-8}
 CERTDNS_PORT=${CERTDNS_PORT:-25353}
 KNOT_PORT=${KNOT_PORT:-25354}
+# certdns's UDP layout: the default is one socket shared by two threads (as
+# dns.udp_sockets = 1 with a thread per core here); UDP_SOCKETS=2 UDP_THREADS=2
+# is the earlier layout, a SO_REUSEPORT socket per thread (as Knot's).
+UDP_SOCKETS=${UDP_SOCKETS:-1}
+UDP_THREADS=${UDP_THREADS:-2}
 FLOODS=${FLOODS:-"nxdomain refused"}
 TCP=${TCP:-1}
 MEM_NAMES=${MEM_NAMES:-1000000}
@@ -110,7 +116,10 @@ cpu_per_query() { # port queries pid -> microseconds of server CPU per answered 
 
 for n in $SIZES; do
     echo "== $n names"
-    "$BIN" serve --names "$n" --port "$CERTDNS_PORT" --udp-sockets 2 \
+    udp_layout=(--udp-sockets "$UDP_SOCKETS")
+    # An earlier build's driver knows no --udp-threads (it runs a thread per socket).
+    if grep -qa -- "--udp-threads" "$BIN"; then udp_layout+=(--udp-threads "$UDP_THREADS"); fi
+    "$BIN" serve --names "$n" --port "$CERTDNS_PORT" "${udp_layout[@]}" \
         --zone-file "$WORK/$ZONE.zone" --query-file "$WORK/queries-$n.txt" &
     PIDS+=($!)
     CERTDNS_PID=$!

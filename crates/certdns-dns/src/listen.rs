@@ -55,6 +55,7 @@ pub enum DnsError {
 pub struct BoundDns {
     responder: Responder,
     rrl: Option<Arc<Rrl>>,
+    /// One per UDP thread (several may share a socket).
     udp: Vec<std::net::UdpSocket>,
     tcp: Vec<std::net::TcpListener>,
     tcp_limits: TcpLimits,
@@ -66,11 +67,17 @@ pub async fn bind(dns: &DnsConfig, zone: &ZoneConfig, replica: Arc<Replica>) -> 
     let compiled = Arc::new(Zone::compile(zone).map_err(DnsError::Config)?);
     let rrl = Rrl::new(&dns.rrl).map(Arc::new);
     let sockets_per_addr = dns.udp_socket_count();
+    let threads_per_addr = dns.udp_thread_count();
+    // One entry per UDP thread: the sockets of an address, shared round-robin.
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     for addr in &dns.listen {
-        let (u, t) = bind_addr(*addr, sockets_per_addr)?;
-        udp.extend(u);
+        let (sockets, t) = bind_addr(*addr, sockets_per_addr)?;
+        for socket in sockets.iter().cycle().take(threads_per_addr) {
+            let shared =
+                socket.try_clone().map_err(|source| DnsError::Bind { protocol: Protocol::Udp, addr: *addr, source })?;
+            udp.push(shared);
+        }
         tcp.push(t);
     }
     tracing::info!(
@@ -78,6 +85,7 @@ pub async fn bind(dns: &DnsConfig, zone: &ZoneConfig, replica: Arc<Replica>) -> 
         serial = compiled.serial,
         listen = ?dns.listen,
         udp_sockets_per_address = sockets_per_addr,
+        udp_threads_per_address = threads_per_addr,
         rrl = rrl.is_some(),
         "DNS responder bound"
     );
@@ -168,7 +176,7 @@ impl BoundDns {
             // A child, so a failing socket stops this responder without cancelling
             // whatever else shares the caller's token.
             let cancel = cancel.child_token();
-            // UDP: a thread per socket (see `udp`). The flag is their stop signal:
+            // UDP: a thread per entry (see `udp`). The flag is their stop signal:
             // a token's `is_cancelled` takes a lock, too much for every packet.
             let responder = Arc::new(self.responder);
             let stopped = Arc::new(AtomicBool::new(false));

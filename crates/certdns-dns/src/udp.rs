@@ -1,4 +1,5 @@
-//! The UDP receive loop: one thread per socket, each packet parsed and answered
+//! The UDP receive loop: `dns.udp_threads` threads per address (several may
+//! share a socket, see `docs/dns.md`), each packet parsed and answered
 //! in place, in batches (see `batch`): the fast path (`fast`) answers the common
 //! questions, everything else goes through hickory's parser and encoder
 //! (`general`).
@@ -6,11 +7,12 @@
 //! hickory's `Server` spawns a task per UDP packet and routes every answer
 //! through a channel to a sender task; for an authoritative server whose answers
 //! never wait on anything (the replica is in memory), that machinery is most of
-//! the cost. Here each socket has a thread doing a blocking `recvmmsg`, running
+//! the cost. Here each thread does a blocking `recvmmsg`, running
 //! the fast path or the general path to completion, and sending the batch's
-//! answers with one `sendmmsg`, with buffers reused across batches. Several
-//! sockets share the port (SO_REUSEPORT), so the kernel spreads packets over the
-//! cores. TCP is `tcp`.
+//! answers with one `sendmmsg`, with buffers reused across batches. Threads on
+//! one socket take packets from one queue: a query waits for whichever thread
+//! is free first. Several sockets may share the port (SO_REUSEPORT), the kernel
+//! spreading packets over them by source. TCP is `tcp`.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};

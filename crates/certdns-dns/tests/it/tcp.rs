@@ -144,7 +144,7 @@ async fn idle_and_trickling_connections_are_closed_after_tcp_idle_secs() {
     let mut quiet = TcpStream::connect(r.tcp).await.unwrap();
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(600)).await;
-        quiet.write_all(&framed(&[soa.clone()])).await.unwrap();
+        quiet.write_all(&framed(std::slice::from_ref(&soa))).await.unwrap();
         assert!(read_answer(&mut quiet).await.is_some(), "answered while it keeps asking");
     }
     assert!(closed_within(&mut quiet, WAIT).await);
