@@ -25,6 +25,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init_tracing(config.log_format, &config.log_level);
     let metrics = telemetry::init_metrics()?;
     let cancel = CancellationToken::new();
+    tokio::spawn(telemetry::upkeep(metrics.clone(), cancel.clone()));
 
     let portal_store = match config.needs_store() {
         true => Some(admin::open_store(&config).await?),
