@@ -22,9 +22,9 @@ mod limits;
 mod middleware;
 pub mod openapi;
 mod routing;
+mod signals;
 mod state;
 mod update_batch;
-mod signals;
 mod usage;
 
 use std::sync::Arc;

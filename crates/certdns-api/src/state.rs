@@ -13,9 +13,9 @@ use tokio::sync::OnceCell;
 
 use crate::ApiDeps;
 use crate::auth::KeyCache;
-use crate::signals::{self, AlertSignals};
 use crate::config::ApiConfig;
 use crate::limits::Limits;
+use crate::signals::{self, AlertSignals};
 use crate::update_batch::UpdateBatcher;
 use crate::usage::{self, UsageRecorder};
 
