@@ -15,15 +15,19 @@ mod acme_state;
 mod batch;
 pub mod billing;
 mod error;
+pub mod fleet;
 mod migrations;
 pub mod monitor;
+pub mod operator;
 mod open;
 pub mod portal;
 mod rows;
 mod sql;
 mod sql_billing;
+mod sql_fleet;
 mod sql_import;
 mod sql_monitor;
+mod sql_operator;
 mod sql_portal;
 
 use async_trait::async_trait;
@@ -39,7 +43,9 @@ use time::OffsetDateTime;
 pub use acme_state::{AcmeStateStore, AcmeValue};
 pub use billing::{BillingChange, BillingRecord, BillingStore, EventOutcome};
 pub use error::StoreError;
+pub use fleet::{FleetStore, Heartbeat};
 pub use monitor::{CheckRecord, DelegationChange, DelegationStatus, DelegationStore, DueCheck};
+pub use operator::{AccountMatch, MatchedBy, OperatorStore};
 pub use open::{Backend, open, open_with, redact};
 pub use portal::{AccountSummary, PortalStore, RemovedRegistration, TokenKind, UsageDay};
 pub use sql::SqlStore;
@@ -78,6 +84,9 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
 
     /// Plans and Stripe state, over the same pools.
     fn billing(&self) -> Arc<dyn BillingStore>;
+
+    /// The instances' heartbeats (the public status page), over the same pools.
+    fn fleet(&self) -> Arc<dyn FleetStore>;
 
     // --- accounts -------------------------------------------------------------
 

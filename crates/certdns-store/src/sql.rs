@@ -22,6 +22,7 @@ use crate::batch::BatchWriter;
 use crate::error::conflict_as;
 use crate::rows::*;
 use crate::sql_billing::{BillingRow, SqlBillingStore};
+use crate::sql_fleet::{HeartbeatRow, SqlFleetStore};
 use crate::sql_import::REGISTRATION_CONFLICT;
 use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
 
@@ -72,6 +73,7 @@ where
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> BillingRow: FromRow<'r, DB::Row>,
+    for<'r> HeartbeatRow: FromRow<'r, DB::Row>,
 {
     fn backend(&self) -> Backend {
         self.backend
@@ -79,6 +81,10 @@ where
 
     fn billing(&self) -> std::sync::Arc<dyn crate::BillingStore> {
         std::sync::Arc::new(SqlBillingStore { read: self.read.clone(), write: self.write.clone() })
+    }
+
+    fn fleet(&self) -> std::sync::Arc<dyn crate::FleetStore> {
+        std::sync::Arc::new(SqlFleetStore { read: self.read.clone(), write: self.write.clone() })
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -146,7 +152,9 @@ where
     }
 
     async fn set_account_status(&self, id: AccountId, status: AccountStatus) -> Result<()> {
-        let changed: Option<(Uuid,)> = sqlx::query_as("UPDATE accounts SET status = $2 WHERE id = $1 RETURNING id")
+        // A reason belongs to one suspension (`OperatorStore::suspend_account` sets it).
+        let changed: Option<(Uuid,)> =
+            sqlx::query_as("UPDATE accounts SET status = $2, suspension_reason = NULL WHERE id = $1 RETURNING id")
             .bind(*id.as_uuid())
             .bind(status.as_str())
             .fetch_optional(&self.write)
