@@ -234,8 +234,7 @@ impl ApiReference {
         let mut operations = Vec::new();
         for (path, item) in doc.get("paths").and_then(Value::as_object).into_iter().flatten() {
             let path_servers = servers(item);
-            let shared: Vec<&Value> =
-                item.get("parameters").and_then(Value::as_array).into_iter().flatten().collect();
+            let shared: Vec<&Value> = item.get("parameters").and_then(Value::as_array).into_iter().flatten().collect();
             for method in METHODS {
                 let Some(op) = item.get(*method) else { continue };
                 let operation_id = text(op, "operationId");

@@ -133,7 +133,8 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
     };
     let billing = billing::PortalBilling::new(&deps.billing).map_err(PortalError::Config)?;
     let document = deps.api_document.unwrap_or_else(|| account_api::document(&deps.config.base_url()));
-    let document = serde_json::to_value(&document).map_err(|e| PortalError::Config(format!("OpenAPI document: {e}")))?;
+    let document =
+        serde_json::to_value(&document).map_err(|e| PortalError::Config(format!("OpenAPI document: {e}")))?;
     let api_reference = api_reference::ApiReference::from_document(&document);
     let state = Arc::new(AppState {
         api_reference,

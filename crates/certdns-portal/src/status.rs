@@ -172,7 +172,12 @@ fn api_status(beats: Option<&[Heartbeat]>, now: i64) -> ApiStatus {
         .map(|b| {
             let distribution = b.detail.get("distribution").and_then(|d| d.as_str()).unwrap_or("unknown").to_owned();
             let age = (now - b.seen_at).max(0);
-            ApiInstance { name: b.name.clone(), up: age <= STALE_AFTER_SECS && distribution == "ok", heartbeat_age_secs: age, distribution }
+            ApiInstance {
+                name: b.name.clone(),
+                up: age <= STALE_AFTER_SECS && distribution == "ok",
+                heartbeat_age_secs: age,
+                distribution,
+            }
         })
         .collect();
     let up = instances.iter().filter(|i| i.up).count();
@@ -180,7 +185,10 @@ fn api_status(beats: Option<&[Heartbeat]>, now: i64) -> ApiStatus {
         (0, _) => (Health::Unknown, "No API instance has reported in the last hour.".to_owned()),
         (n, up) if up == n => (Health::Operational, format!("{n} of {n} instances up.")),
         (n, 0) => (Health::Down, format!("None of the {n} instances seen in the last hour is up.")),
-        (n, up) => (Health::Degraded, format!("{up} of {n} instances up; the others stopped reporting or cannot reach the DNS distribution.")),
+        (n, up) => (
+            Health::Degraded,
+            format!("{up} of {n} instances up; the others stopped reporting or cannot reach the DNS distribution."),
+        ),
     };
     ApiStatus { health, note, instances }
 }
@@ -200,11 +208,20 @@ fn propagation_status(beats: Option<&[Heartbeat]>, now: i64) -> PropagationStatu
         None if samples.is_empty() => {
             (Health::Unknown, "No update was measured in the last hour, so there is no current figure.".to_owned())
         }
-        None => (Health::Degraded, format!("None of the {} updates of the last hour was confirmed by every responder.", samples.len())),
-        Some(f) if unconfirmed == 0 => (Health::Operational, format!("Every one of the {} updates of the last hour reached every responder.", f.samples)),
+        None => (
+            Health::Degraded,
+            format!("None of the {} updates of the last hour was confirmed by every responder.", samples.len()),
+        ),
+        Some(f) if unconfirmed == 0 => (
+            Health::Operational,
+            format!("Every one of the {} updates of the last hour reached every responder.", f.samples),
+        ),
         Some(f) => (
             Health::Degraded,
-            format!("{unconfirmed} of the {} updates of the last hour were not confirmed by every responder in time.", f.samples),
+            format!(
+                "{unconfirmed} of the {} updates of the last hour were not confirmed by every responder in time.",
+                f.samples
+            ),
         ),
     };
     PropagationStatus { health, note, figures, window_secs: WINDOW_SECS }

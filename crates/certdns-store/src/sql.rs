@@ -155,10 +155,10 @@ where
         // A reason belongs to one suspension (`OperatorStore::suspend_account` sets it).
         let changed: Option<(Uuid,)> =
             sqlx::query_as("UPDATE accounts SET status = $2, suspension_reason = NULL WHERE id = $1 RETURNING id")
-            .bind(*id.as_uuid())
-            .bind(status.as_str())
-            .fetch_optional(&self.write)
-            .await?;
+                .bind(*id.as_uuid())
+                .bind(status.as_str())
+                .fetch_optional(&self.write)
+                .await?;
         changed.map(drop).ok_or(StoreError::NotFound)
     }
 

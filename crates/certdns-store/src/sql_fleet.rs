@@ -70,7 +70,10 @@ where
     }
 
     async fn remove_heartbeat(&self, instance_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM service_heartbeats WHERE instance_id = $1").bind(instance_id).execute(&self.write).await?;
+        sqlx::query("DELETE FROM service_heartbeats WHERE instance_id = $1")
+            .bind(instance_id)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 

@@ -85,7 +85,8 @@ fn placement(path: &str) -> (&'static str, usize) {
 }
 
 fn build(files: &'static [(&'static str, &'static str)]) -> Docs {
-    let urls: HashMap<&str, String> = files.iter().map(|(path, _)| (*path, format!("/docs/{}", slug_of(path)))).collect();
+    let urls: HashMap<&str, String> =
+        files.iter().map(|(path, _)| (*path, format!("/docs/{}", slug_of(path)))).collect();
     let resolve = |path: &str| urls.get(path).cloned();
     let mut pages: Vec<Doc> = files
         .iter()

@@ -30,16 +30,18 @@ pub fn render(path: &str, source: &str, resolve: &dyn Fn(&str) -> Option<String>
         match event {
             // Our docs have no reason for raw HTML: show it as the text it is.
             Event::Html(html) | Event::InlineHtml(html) => out.push(Event::Text(html)),
-            Event::Start(Tag::Link { link_type, dest_url, title, id }) => match rewrite_link(path, &dest_url, resolve) {
-                Some(url) => {
-                    dropped_links.push(false);
-                    out.push(Event::Start(Tag::Link { link_type, dest_url: url.into(), title, id }));
+            Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
+                match rewrite_link(path, &dest_url, resolve) {
+                    Some(url) => {
+                        dropped_links.push(false);
+                        out.push(Event::Start(Tag::Link { link_type, dest_url: url.into(), title, id }));
+                    }
+                    None => {
+                        broken_links.push(dest_url.to_string());
+                        dropped_links.push(true);
+                    }
                 }
-                None => {
-                    broken_links.push(dest_url.to_string());
-                    dropped_links.push(true);
-                }
-            },
+            }
             Event::End(TagEnd::Link) => {
                 if !dropped_links.pop().unwrap_or(false) {
                     out.push(Event::End(TagEnd::Link));
@@ -136,7 +138,9 @@ pub fn slug(text: &str) -> String {
 fn rewrite_link(from: &str, dest: &str, resolve: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     let is_absolute = dest.starts_with('#')
         || dest.starts_with('/')
-        || dest.split_once(':').is_some_and(|(scheme, _)| scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c)));
+        || dest
+            .split_once(':')
+            .is_some_and(|(scheme, _)| scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c)));
     if is_absolute {
         return Some(dest.to_owned());
     }
@@ -187,7 +191,14 @@ mod tests {
         let md = "# T\n[a](../security.md) [b](lego.md#httpreq) [c](https://x.example/a.md) [d](#t) \
                   [e](../../deploy/README.md) [f](./) [g](mailto:a@b.example)";
         let page = render("clients/certbot.md", md, &resolve);
-        for href in ["/docs/security", "/docs/clients/lego#httpreq", "https://x.example/a.md", "#t", "/docs/clients", "mailto:a@b.example"] {
+        for href in [
+            "/docs/security",
+            "/docs/clients/lego#httpreq",
+            "https://x.example/a.md",
+            "#t",
+            "/docs/clients",
+            "mailto:a@b.example",
+        ] {
             assert!(page.html.contains(&format!("href=\"{href}\"")), "{href}: {}", page.html);
         }
         assert_eq!(page.broken_links, ["../../deploy/README.md"]);
@@ -197,7 +208,8 @@ mod tests {
 
     #[test]
     fn raw_html_is_shown_as_text() {
-        let page = render("a.md", "# Title\n<script>alert(1)</script>\n\nSee <uuid> and <img src=x onerror=y>.", &resolve);
+        let page =
+            render("a.md", "# Title\n<script>alert(1)</script>\n\nSee <uuid> and <img src=x onerror=y>.", &resolve);
         assert!(!page.html.contains("<script") && !page.html.contains("<img"), "{}", page.html);
         assert!(page.html.contains("&lt;script&gt;") && page.html.contains("&lt;uuid&gt;"), "{}", page.html);
         assert_eq!(page.title, "Title");
@@ -210,6 +222,10 @@ mod tests {
         assert!(page.html.contains("<h1 id=\"certdns-the-docs\">"), "{}", page.html);
         assert!(page.html.contains("id=\"http-storage-lego\"") && page.html.contains("id=\"http-storage-lego-1\""));
         assert!(page.html.contains("data-copy=\"#code-1\"") && page.html.contains("<pre id=\"code-1\""));
-        assert!(page.html.contains("class=\"language-sh\"") && page.html.contains("echo \"&lt;b&gt;\""), "{}", page.html);
+        assert!(
+            page.html.contains("class=\"language-sh\"") && page.html.contains("echo \"&lt;b&gt;\""),
+            "{}",
+            page.html
+        );
     }
 }

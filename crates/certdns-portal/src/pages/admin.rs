@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
-use axum::Router;
 use certdns_core::{AccountId, AccountStatus, AuditKind};
 use serde::Deserialize;
 
@@ -112,7 +112,12 @@ struct SuspendForm {
     reason: String,
 }
 
-async fn suspend(State(state): Shared, User(user, ctx): User, Path(id): Path<String>, Form(f): Form<SuspendForm>) -> Page {
+async fn suspend(
+    State(state): Shared,
+    User(user, ctx): User,
+    Path(id): Path<String>,
+    Form(f): Form<SuspendForm>,
+) -> Page {
     require_operator(&user, &ctx)?;
     let id = target(&user, &ctx, &id)?;
     let reason = f.reason.trim();

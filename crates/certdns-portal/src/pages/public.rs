@@ -104,13 +104,20 @@ struct DocPage {
 async fn doc(Context(ctx): Context, Path(slug): Path<String>) -> Page {
     let slug = slug.trim_end_matches('/');
     let Some(doc) = DOCS.get(slug) else { return Err(no_such_doc(&ctx)) };
-    let page = DocPage { layout: Layout::of(&ctx), nav: nav(Some(slug)), title: doc.title.clone(), html: doc.html.clone() };
+    let page =
+        DocPage { layout: Layout::of(&ctx), nav: nav(Some(slug)), title: doc.title.clone(), html: doc.html.clone() };
     Ok(render(StatusCode::OK, &page))
 }
 
 fn no_such_doc(ctx: &Ctx) -> PageError {
     let text = "There is no such page in the documentation. The index lists every page.";
-    PageError::page(crate::error::message(ctx, StatusCode::NOT_FOUND, "Page not found", text, Some(("/docs", "Documentation"))))
+    PageError::page(crate::error::message(
+        ctx,
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        text,
+        Some(("/docs", "Documentation")),
+    ))
 }
 
 #[derive(Template)]

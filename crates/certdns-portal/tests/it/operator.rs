@@ -116,7 +116,10 @@ async fn a_suspension_needs_a_reason_and_the_customer_sees_it(backend: Backend) 
     assert!(page.contains("Phishing reported on 2026-05-01 &#60;script&#62;"), "shown, escaped: {page}");
     let events = env.store.core().audit_events(id, None, 10).await.unwrap();
     let suspended = events.iter().find(|e| e.kind == AuditKind::AccountSuspended).unwrap();
-    assert_eq!((suspended.detail["reason"].as_str(), suspended.detail["by"].as_str()), (Some(reason), Some("ops@example.com")));
+    assert_eq!(
+        (suspended.detail["reason"].as_str(), suspended.detail["by"].as_str()),
+        (Some(reason), Some("ops@example.com"))
+    );
     // The customer's session ended; signing in says why (to the owner only).
     let (status, _, location) = get(&customer, &format!("{}/keys", env.portal)).await;
     assert_eq!((status, location.as_deref()), (303, Some("/login")));

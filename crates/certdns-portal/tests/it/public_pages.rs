@@ -27,7 +27,14 @@ async fn landing_page_for_visitors_keys_for_customers(backend: Backend) {
         assert!(page.contains(text), "{text}: {page}");
     }
     let links = hrefs(&page);
-    for link in ["/signup", "/login", "/docs/getting-started", "/docs/clients/certbot", "/docs/clients/certify-the-web", "/status"] {
+    for link in [
+        "/signup",
+        "/login",
+        "/docs/getting-started",
+        "/docs/clients/certbot",
+        "/docs/clients/certify-the-web",
+        "/status",
+    ] {
         assert!(links.iter().any(|l| l == link), "{link} in {links:?}");
     }
     // Pricing only exists with billing on.
@@ -49,7 +56,11 @@ async fn every_doc_renders_and_links_between_docs_work(backend: Backend) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
     let mut files = 0;
     for dir in [root.clone(), root.join("clients")] {
-        files += std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "md")).count();
+        files += std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "md"))
+            .count();
     }
     assert_eq!(docs.len(), files, "one page per doc: {docs:?}");
     for must in ["/docs/getting-started", "/docs/troubleshooting", "/docs/clients", "/docs/clients/win-acme"] {
@@ -85,14 +96,30 @@ async fn every_doc_renders_and_links_between_docs_work(backend: Backend) {
     assert!(lego.contains("id=\"httpreq-provider-the-acmeproxy-dialect\""), "the anchor exists");
     // The troubleshooting page explains the errors customers meet.
     let (_, help, _) = get(&c, &format!("{}/docs/troubleshooting", env.portal)).await;
-    for text in ["NXDOMAIN looking up TXT for _acme-challenge", "SERVFAIL", "shadowed by a TXT", "allow-from", "registrations_limit_reached", "forbidden"] {
+    for text in [
+        "NXDOMAIN looking up TXT for _acme-challenge",
+        "SERVFAIL",
+        "shadowed by a TXT",
+        "allow-from",
+        "registrations_limit_reached",
+        "forbidden",
+    ] {
         assert!(help.contains(text), "troubleshooting covers {text}");
     }
     // Code blocks are styled and copyable; `<uuid>` in prose stays text.
     let (_, started, _) = get(&c, &format!("{}/docs/getting-started", env.portal)).await;
-    assert!(started.contains("<div class=\"copy-block\"><button type=\"button\"") && started.contains("class=\"language-sh\""));
+    assert!(
+        started.contains("<div class=\"copy-block\"><button type=\"button\"")
+            && started.contains("class=\"language-sh\"")
+    );
     // Unknown pages, and attempts to leave docs/, are the 404 page.
-    for path in ["/docs/nope", "/docs/../Cargo.toml", "/docs/%2e%2e/%2e%2e/etc/passwd", "/docs/getting-started.md", "/docs/clients/nope"] {
+    for path in [
+        "/docs/nope",
+        "/docs/../Cargo.toml",
+        "/docs/%2e%2e/%2e%2e/etc/passwd",
+        "/docs/getting-started.md",
+        "/docs/clients/nope",
+    ] {
         let (status, page, _) = get(&c, &format!("{}{path}", env.portal)).await;
         assert_eq!(status, 404, "{path}");
         assert!(page.contains("no such page in the documentation") || page.contains("Not found"), "{path}: {page}");

@@ -45,7 +45,8 @@ async fn status_follows_responders_api_instances_and_updates(backend: Backend) {
 
     // A real responder: a follower of the distribution, reporting as in the dns role.
     let stop = CancellationToken::new();
-    let follower = Follower::new(env.distribution.clone(), Replica::new(), ResponderId::generate("ns1.test 127.0.0.1:53"));
+    let follower =
+        Follower::new(env.distribution.clone(), Replica::new(), ResponderId::generate("ns1.test 127.0.0.1:53"));
     let responder = tokio::spawn(follower.run(stop.clone()));
     // Updates through the real API, confirmed by that responder.
     let user = signup(&env, "status@example.com").await;
@@ -69,7 +70,10 @@ async fn status_follows_responders_api_instances_and_updates(backend: Backend) {
     let s = status_json(&env).await;
     assert_eq!(s["dns"]["health"], "operational", "{s:#}");
     let r = &s["dns"]["responders"][0];
-    assert_eq!((r["name"].as_str(), r["live"].as_bool(), r["replica"].as_str()), (Some("ns1.test 127.0.0.1:53"), Some(true), Some("current")));
+    assert_eq!(
+        (r["name"].as_str(), r["live"].as_bool(), r["replica"].as_str()),
+        (Some("ns1.test 127.0.0.1:53"), Some(true), Some("current"))
+    );
     assert_eq!(s["propagation"]["health"], "operational");
     let figures = &s["propagation"]["figures"];
     assert_eq!((figures["samples"].as_u64(), figures["confirmed"].as_u64()), (Some(3), Some(3)), "{s:#}");
@@ -96,7 +100,10 @@ async fn status_follows_responders_api_instances_and_updates(backend: Backend) {
     let s = status_json(&env).await;
     assert_eq!(s["api"]["health"], "degraded", "{s:#}");
     let crashed = s["api"]["instances"].as_array().unwrap().iter().find(|i| i["name"] == "api-2 10.0.0.2:443").unwrap();
-    assert_eq!((crashed["up"].as_bool(), crashed["heartbeat_age_secs"].as_i64().map(|a| a >= 120)), (Some(false), Some(true)));
+    assert_eq!(
+        (crashed["up"].as_bool(), crashed["heartbeat_age_secs"].as_i64().map(|a| a >= 120)),
+        (Some(false), Some(true))
+    );
     assert_eq!(s["dns"]["health"], "down");
     let r = &s["dns"]["responders"][0];
     assert_eq!((r["live"].as_bool(), r["replica"].as_str()), (Some(false), Some("unknown")));

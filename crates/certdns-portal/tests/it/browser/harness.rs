@@ -146,7 +146,18 @@ pub(super) const LAYOUT_CHECK: &str = r#"
 const width = document.documentElement.clientWidth;
 const problems = [];
 if (document.documentElement.scrollWidth > width) {
-  problems.push(`page is ${document.documentElement.scrollWidth}px wide in a ${width}px window`);
+  // Name the text that sticks out (visible text only), so the fix is findable.
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode() && out.length < 3) {
+    const range = document.createRange();
+    range.selectNodeContents(walker.currentNode);
+    const r = range.getBoundingClientRect();
+    if (r.right > width + 1 && walker.currentNode.parentElement.closest('thead') === null) {
+      out.push(`"${walker.currentNode.textContent.trim().slice(0, 30)}" in ${walker.currentNode.parentElement.tagName.toLowerCase()}`);
+    }
+  }
+  problems.push(`page is ${document.documentElement.scrollWidth}px wide in a ${width}px window: ${out.join(', ')}`);
 }
 for (const wrap of document.querySelectorAll('main .table-wrap')) {
   if (wrap.scrollWidth > wrap.clientWidth + 1) {
@@ -187,7 +198,6 @@ pub(super) async fn confirm_by_mail(env: &Env, c: &Client) {
     let link = link_in(&env.outbox(), "/verify-email?token=");
     c.goto(&format!("{}{link}", env.portal)).await.unwrap();
 }
-
 
 /// axe-core's browser build, from the npm registry: `npm ci` in
 /// crates/certdns-portal/tests/browser (the lockfile pins the version;
