@@ -16,16 +16,20 @@ pub mod alerts;
 mod batch;
 pub mod billing;
 mod error;
+pub mod fleet;
 mod migrations;
 pub mod monitor;
 mod open;
+pub mod operator;
 pub mod portal;
 mod rows;
 mod sql;
 mod sql_alerts;
 mod sql_billing;
+mod sql_fleet;
 mod sql_import;
 mod sql_monitor;
+mod sql_operator;
 mod sql_portal;
 
 use async_trait::async_trait;
@@ -45,8 +49,10 @@ pub use alerts::{
 };
 pub use billing::{BillingChange, BillingRecord, BillingStore, EventOutcome};
 pub use error::StoreError;
+pub use fleet::{FleetStore, Heartbeat};
 pub use monitor::{CheckRecord, DelegationChange, DelegationStatus, DelegationStore, DueCheck};
 pub use open::{Backend, open, open_with, redact};
+pub use operator::{AccountMatch, MatchedBy, OperatorStore};
 pub use portal::{AccountSummary, PortalStore, RemovedRegistration, TokenKind, UsageDay};
 pub use sql::SqlStore;
 pub use sql_portal::{SqlPortalStore, open_portal, open_portal_with};
@@ -87,6 +93,8 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
 
     /// Alert settings, webhooks and their deliveries, over the same pools.
     fn alerts(&self) -> Arc<dyn AlertStore>;
+    /// The instances' heartbeats (the public status page), over the same pools.
+    fn fleet(&self) -> Arc<dyn FleetStore>;
 
     // --- accounts -------------------------------------------------------------
 

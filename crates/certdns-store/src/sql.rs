@@ -1,9 +1,7 @@
 //! The one implementation of [`Store`], generic over the sqlx database.
 //!
-//! The SQL is portable between SQLite and Postgres (`$n` placeholders work in both,
-//! as do `RETURNING` and `ON CONFLICT`); only the migrations differ. Rows are read
-//! into plain structs of primitive types and then checked into domain types, so a
-//! corrupt row is reported rather than trusted.
+//! Portable SQL (`$n`, `RETURNING`, `ON CONFLICT` work on SQLite and Postgres);
+//! rows are read as primitives and checked into domain types (corrupt = reported).
 
 use std::net::IpAddr;
 use std::sync::LazyLock;
@@ -23,6 +21,7 @@ use crate::error::conflict_as;
 use crate::rows::*;
 use crate::sql_alerts::{BurstRow, DeliveryRow, DueDeliveryRow, GraceRow, SqlAlertStore, WebhookRow};
 use crate::sql_billing::{BillingRow, SqlBillingStore};
+use crate::sql_fleet::{HeartbeatRow, SqlFleetStore};
 use crate::sql_import::REGISTRATION_CONFLICT;
 use crate::{AuthorizedWrite, Backend, Result, Store, StoreError};
 
@@ -70,6 +69,7 @@ where
     for<'r> BurstRow: FromRow<'r, DB::Row>,
     for<'r> GraceRow: FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
+    for<'r> HeartbeatRow: FromRow<'r, DB::Row>,
 {
     fn backend(&self) -> Backend {
         self.backend
@@ -81,6 +81,10 @@ where
 
     fn alerts(&self) -> std::sync::Arc<dyn crate::AlertStore> {
         std::sync::Arc::new(SqlAlertStore { read: self.read.clone(), write: self.write.clone() })
+    }
+
+    fn fleet(&self) -> std::sync::Arc<dyn crate::FleetStore> {
+        std::sync::Arc::new(SqlFleetStore { read: self.read.clone(), write: self.write.clone() })
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -148,11 +152,13 @@ where
     }
 
     async fn set_account_status(&self, id: AccountId, status: AccountStatus) -> Result<()> {
-        let changed: Option<(Uuid,)> = sqlx::query_as("UPDATE accounts SET status = $2 WHERE id = $1 RETURNING id")
-            .bind(*id.as_uuid())
-            .bind(status.as_str())
-            .fetch_optional(&self.write)
-            .await?;
+        // A reason belongs to one suspension (`OperatorStore::suspend_account` sets it).
+        let changed: Option<(Uuid,)> =
+            sqlx::query_as("UPDATE accounts SET status = $2, suspension_reason = NULL WHERE id = $1 RETURNING id")
+                .bind(*id.as_uuid())
+                .bind(status.as_str())
+                .fetch_optional(&self.write)
+                .await?;
         changed.map(drop).ok_or(StoreError::NotFound)
     }
 

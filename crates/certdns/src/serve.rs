@@ -125,6 +125,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         if config.redis_url.is_none() {
             sync.reconcile_now().await.context("loading TXT values from the store")?;
         }
+        // The public status page reads this instance's heartbeat (alive, reaching
+        // the distribution, the propagation times of its writes).
+        let instance = certdns_sync::heartbeat::Instance::new("api", format!("{} {}", host_name(), http_addr));
+        let heartbeat = sync.spawn_heartbeat(instance, cancel.clone());
+        tasks.spawn(async move {
+            heartbeat.await.context("heartbeat")?;
+            anyhow::Ok("heartbeat")
+        });
         // Start-up and periodic reconciliation; failed publishes are repaired at once.
         let periodic = sync.spawn_periodic(certdns_sync::PERIODIC, cancel.clone());
         tasks.spawn(async move {
@@ -329,6 +337,8 @@ async fn start_portal(
         portal_config.public_url = Some(format!("{}://{}", config.http_scheme(), listener.local_addr()?));
     }
     let base_url = portal_config.base_url();
+    // The API reference page shows what the API's /openapi.json serves.
+    let api_document = certdns_api::openapi::merged(Some(certdns_portal::account_api_document(&base_url)));
     let router = certdns_portal::router(certdns_portal::PortalDeps {
         store,
         sync,
@@ -338,6 +348,7 @@ async fn start_portal(
         data_dir: config.data_dir.clone(),
         credentials_key,
         billing: config.billing.clone(),
+        api_document: Some(api_document),
     })
     .await?;
     Ok((listener, router, base_url))
@@ -481,11 +492,13 @@ enum FirstStartShown {
 }
 
 /// How this responder names itself to writers: the host and its first DNS address.
+fn host_name() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
 fn responder_id(config: &Config) -> certdns_replication::ResponderId {
-    let uname = rustix::system::uname();
-    let host = uname.nodename().to_string_lossy().into_owned();
     let addr = config.dns.listen.first().map(ToString::to_string).unwrap_or_default();
-    certdns_replication::ResponderId::generate(format!("{host} {addr}"))
+    certdns_replication::ResponderId::generate(format!("{} {addr}", host_name()))
 }
 
 async fn shutdown_signal() {

@@ -11,5 +11,6 @@ mod alerts;
 mod billing;
 mod domains;
 mod moved_and_labelled;
+mod operator;
 mod portal_store;
 mod store;

@@ -58,7 +58,11 @@ pub(crate) async fn key(store: &Arc<dyn PortalStore>, account: AccountId) -> (Ke
     (k.id, secret)
 }
 
-async fn registration(store: &Arc<dyn PortalStore>, account: AccountId, key: Option<&KeyId>) -> Registration {
+pub(crate) async fn registration(
+    store: &Arc<dyn PortalStore>,
+    account: AccountId,
+    key: Option<&KeyId>,
+) -> Registration {
     let r = Registration {
         id: RegistrationId::generate(),
         account_id: account,
