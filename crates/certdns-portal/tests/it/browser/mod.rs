@@ -9,6 +9,7 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test-services.sh`
 //! installs them). Without them the test fails and says so; it never skips.
 
+mod alerts;
 mod harness;
 mod public;
 
