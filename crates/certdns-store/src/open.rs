@@ -137,18 +137,6 @@ pub fn redact(url: &str) -> String {
     certdns_core::redact::url(url)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite:certdns.sqlite3"), "sqlite:certdns.sqlite3");
-    }
-}
-
 impl<DB: sqlx::Database> crate::SqlStore<DB> {
     pub(crate) fn new(
         backend: Backend,
@@ -161,5 +149,17 @@ impl<DB: sqlx::Database> crate::SqlStore<DB> {
 
     pub(crate) fn write_pool(&self) -> &sqlx::Pool<DB> {
         &self.write
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite:certdns.sqlite3"), "sqlite:certdns.sqlite3");
     }
 }

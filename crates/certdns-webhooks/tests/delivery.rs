@@ -81,7 +81,7 @@ async fn queue(backend: Backend, url: &str) -> (Arc<dyn AlertStore>, AccountId, 
         payload: r#"{"id":"evt_1","type":"test"}"#.into(),
         created_at: 1_000,
     };
-    alerts.enqueue_deliveries(&[delivery.clone()]).await.unwrap();
+    alerts.enqueue_deliveries(std::slice::from_ref(&delivery)).await.unwrap();
     (alerts, account.id, delivery.id, db)
 }
 

@@ -123,7 +123,6 @@ mod tests {
     use super::*;
 
     fn reg(created_days_ago: i64, updated_days_ago: Option<i64>, now: time::OffsetDateTime) -> Registration {
-        let day = time::Duration::days(1);
         Registration {
             id: RegistrationId::generate(),
             account_id: certdns_core::AccountId::generate(),
@@ -136,8 +135,8 @@ mod tests {
             domain: None,
             acme_account_url: None,
             password_sealed: None,
-            created_at: now - day * created_days_ago,
-            last_update_at: updated_days_ago.map(|d| now - day * d),
+            created_at: now - time::Duration::days(created_days_ago),
+            last_update_at: updated_days_ago.map(|d| now - time::Duration::days(d)),
         }
     }
 

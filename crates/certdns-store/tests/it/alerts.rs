@@ -60,7 +60,7 @@ async fn endpoints_belong_to_their_account(store: Arc<dyn PortalStore>) {
     let alerts = store.core().alerts();
     let e = endpoint(a, "https://hooks.example.com/a");
     alerts.create_webhook(&e).await.unwrap();
-    assert_eq!(alerts.webhooks(a).await.unwrap(), [e.clone()]);
+    assert_eq!(alerts.webhooks(a).await.unwrap(), std::slice::from_ref(&e));
     assert!(alerts.webhooks(b).await.unwrap().is_empty());
     assert!(matches!(alerts.delete_webhook(b, e.id).await, Err(StoreError::NotFound)), "not b's to delete");
     alerts.enqueue_deliveries(&[delivery(&e, "1", 100)]).await.unwrap();
