@@ -92,6 +92,20 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 echo "test-services: chromium $(chromium --version 2>/dev/null | awk '{print $2}'), $(chromedriver --version 2>/dev/null | awk '{print $1, $2}')"
 
+# axe-core (the accessibility check the browser tests run on every page), pinned
+# by crates/certdns-portal/tests/browser/package-lock.json, from the npm registry.
+axe_dir="$root_dir/crates/certdns-portal/tests/browser"
+if ! command -v npm >/dev/null; then
+    echo "test-services: installing nodejs and npm (axe-core for the browser tests)"
+    apt_install nodejs npm
+fi
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ] || [ "$axe_dir/package-lock.json" -nt "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+    echo "test-services: installing axe-core (npm ci in ${axe_dir#"$root_dir"/})"
+    (cd "$axe_dir" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
+    touch "$axe_dir/node_modules/axe-core/axe.min.js"
+fi
+echo "test-services: axe-core $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$axe_dir/node_modules/axe-core/package.json" | head -n1)"
+
 # --- ACME CA (tls.acme tests) ----------------------------------------------------
 # crates/certdns/tests/it/tls_acme.rs starts pebble (Let's Encrypt's test CA) per
 # test, validating through certdns's own DNS port.

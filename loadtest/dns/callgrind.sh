@@ -13,8 +13,10 @@
 # and dumps WINDOW seconds after the zero; it reports (total Ir - idle) / N, the
 # idle Ir being a dump of a window of the same length without queries. The
 # window is just over the bench driver's 5 s metrics upkeep, so each holds one
-# upkeep: the histogram samples are folded into the Prometheus summary there, a
+# upkeep: the histogram samples are folded into the latency buckets there, a
 # per-query cost that would otherwise land in whichever window it fell in.
+# Kinds: txt, nxdomain, nxuuid, refused over UDP; tcp: the txt questions
+# pipelined over one TCP connection, 16 per write.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,10 +25,13 @@ WINDOW=${WINDOW:-5.05}
 PORT=${PORT:-25363}
 OUT=${OUT:-loadtest/dns/results}
 ZONE=auth.bench.test
-KINDS=${KINDS:-"txt nxdomain nxuuid refused"}
+KINDS=${KINDS:-"txt nxdomain nxuuid refused tcp"}
 
-[[ -n ${SKIP_BUILD:-} ]] || cargo build --release -p certdns-dns --example bench_responder
-BIN=target/release/examples/bench_responder
+# BIN: another build of the driver (an earlier commit's, for a before/after).
+if [[ -z ${BIN:-} ]]; then
+    [[ -n ${SKIP_BUILD:-} ]] || cargo build --release --locked -p certdns-dns --example bench_responder
+    BIN=target/release/examples/bench_responder
+fi
 WORK=$(mktemp -d)
 VG_PID=
 cleanup() {

@@ -4,6 +4,7 @@
 #   bash loadtest/dns/run.sh            # everything (about 5 minutes)
 #   SIZES=1000 ROUNDS=1 bash loadtest/dns/run.sh    # a quick look
 #   SKIP_MEMORY=1 bash loadtest/dns/run.sh          # without the 1M-registration part
+#   SIZES=1000 ROUNDS=3 SKIP_MEMORY=1 bash loadtest/dns/run.sh   # the issue #16 table
 #
 # For each zone size, both servers serve the same names (certdns from its replica,
 # Knot from a static zone file) on 127.0.0.1 high ports; dnsperf sends the same
@@ -33,6 +34,11 @@ CPU_QPS=${CPU_QPS:-20000}
 CLIENTS=${CLIENTS:-8}
 CERTDNS_PORT=${CERTDNS_PORT:-25353}
 KNOT_PORT=${KNOT_PORT:-25354}
+# certdns's UDP layout: the default is one socket shared by two threads (as
+# dns.udp_sockets = 1 with a thread per core here); UDP_SOCKETS=2 UDP_THREADS=2
+# is the earlier layout, a SO_REUSEPORT socket per thread (as Knot's).
+UDP_SOCKETS=${UDP_SOCKETS:-1}
+UDP_THREADS=${UDP_THREADS:-2}
 FLOODS=${FLOODS:-"nxdomain refused"}
 TCP=${TCP:-1}
 MEM_NAMES=${MEM_NAMES:-1000000}
@@ -47,8 +53,11 @@ if [[ -z ${SKIP_MEMORY:-} ]] && ! need redis-cli; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 
-[[ -n ${SKIP_BUILD:-} ]] || cargo build --release -p certdns-dns --example bench_responder
-BIN=target/release/examples/bench_responder
+# BIN: another build of the driver (an earlier commit's, for a before/after).
+if [[ -z ${BIN:-} ]]; then
+    [[ -n ${SKIP_BUILD:-} ]] || cargo build --release --locked -p certdns-dns --example bench_responder
+    BIN=target/release/examples/bench_responder
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -60,7 +69,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$OUT"
 RAW="$OUT/raw.tsv"
-printf 'names\tmix\tround\tserver\tmax_qps\tlost_pct\tfixed_qps\tp50_ms\tp99_ms\tcpu_us_per_query\n' >"$RAW"
+printf 'names\tmix\tround\tserver\tmax_qps\tlost_pct\tfixed_qps\tp50_ms\tp99_ms\tcpu_us_per_query\tload1\n' >"$RAW"
 
 wait_answering() { # port
     for _ in $(seq 200); do
@@ -107,7 +116,10 @@ cpu_per_query() { # port queries pid -> microseconds of server CPU per answered 
 
 for n in $SIZES; do
     echo "== $n names"
-    "$BIN" serve --names "$n" --port "$CERTDNS_PORT" --udp-sockets 2 \
+    udp_layout=(--udp-sockets "$UDP_SOCKETS")
+    # An earlier build's driver knows no --udp-threads (it runs a thread per socket).
+    if grep -qa -- "--udp-threads" "$BIN"; then udp_layout+=(--udp-threads "$UDP_THREADS"); fi
+    "$BIN" serve --names "$n" --port "$CERTDNS_PORT" "${udp_layout[@]}" \
         --zone-file "$WORK/$ZONE.zone" --query-file "$WORK/queries-$n.txt" &
     PIDS+=($!)
     CERTDNS_PID=$!
@@ -165,7 +177,9 @@ PY
             fqps=- p50=- p99=-
             [[ $MODE == tcp ]] || read -r fqps p50 p99 < <(fixed_latency "$port" "$2")
             cpu=$(cpu_per_query "$port" "$2" "$pid")
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$1" "$3" "$server" "$qps" "$lost" "$fqps" "$p50" "$p99" "$cpu" | tee -a "$RAW"
+            # The 1-minute load average after the round: how busy the machine was.
+            load1=$(cut -d' ' -f1 /proc/loadavg)
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$1" "$3" "$server" "$qps" "$lost" "$fqps" "$p50" "$p99" "$cpu" "$load1" | tee -a "$RAW"
         done
     }
     for round in $(seq "$ROUNDS"); do
@@ -223,6 +237,10 @@ for n in sizes:
         (cq, cp, cc), (kq, kp, kc) = summary[(n, mix, "certdns")], summary[(n, mix, "knot")]
         print(f"| {n} | {mix} | {cq / kq:.2f} | {cp / kp:.2f} | {cc / kc:.2f} |")
 print()
+loads = sorted(float(r["load1"]) for r in rows if r.get("load1"))
+if loads:
+    print(f"Load average (1 min, 2 cores) after each round: {loads[0]:.2f}–{loads[-1]:.2f}, median {statistics.median(loads):.2f}.")
+    print()
 print("Memory and snapshot load: `" + sys.argv[2].strip() + "`")
 PY
 cat "$OUT/results.md"

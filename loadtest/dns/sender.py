@@ -5,9 +5,10 @@
 
 KIND: txt (registered names, two TXT values each), nxdomain (random labels under
 the zone: NXDOMAIN with SOA), nxuuid (unregistered UUID-shaped names: a replica
-miss), refused (names outside the zone). Queries carry EDNS (1232, as resolvers
-send) and go out in windows of 16, so a batching receive loop sees batches.
-Prints "sent answered rcodes".
+miss), refused (names outside the zone), tcp (the txt questions over one TCP
+connection, each window of 16 written at once, as a resolver pipelines them).
+Queries carry EDNS (1232, as resolvers send) and go out in windows of 16, so a
+batching receive loop sees batches. Prints "sent answered rcodes".
 """
 import random
 import socket
@@ -22,7 +23,7 @@ registered = [l.split()[0] for l in open(zonefile) if " TXT " in l]
 
 
 def name(i):
-    if kind == "txt":
+    if kind in ("txt", "tcp"):
         return f"{registered[i % len(registered)]}.{ZONE}"
     if kind == "nxdomain":
         return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12)) + "." + ZONE
@@ -41,18 +42,35 @@ def packet(qid, qname):
     return header + wire + struct.pack(">HH", 16, 1) + opt
 
 
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def read_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise socket.timeout("closed")
+        buf += chunk
+    return buf
+
+
+tcp = kind == "tcp"
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
 s.settimeout(10)
 s.connect(("127.0.0.1", port))
+if tcp:
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 answered, rcodes = 0, {}
 i = 0
 while i < count:
     n = min(WINDOW, count - i)
-    for k in range(n):
-        s.send(packet((i + k) & 0xFFFF, name(i + k)))
+    packets = [packet((i + k) & 0xFFFF, name(i + k)) for k in range(n)]
+    if tcp:
+        s.sendall(b"".join(struct.pack(">H", len(p)) + p for p in packets))
+    else:
+        for p in packets:
+            s.send(p)
     for _ in range(n):
         try:
-            reply = s.recv(4096)
+            reply = read_exact(s, struct.unpack(">H", read_exact(s, 2))[0]) if tcp else s.recv(4096)
         except socket.timeout:
             break
         answered += 1

@@ -5,15 +5,17 @@
 //! hash ever runs on the request path.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use certdns_core::{AccountStatus, KeyId, LicenseKey, Secret, SecretHash};
+use certdns_core::{AccountStatus, KeyId, LicenseKey, Secret, SecretHash, SecretMatch};
 use certdns_store::{Store, StoreError};
+
+use crate::signals::AlertSignals;
 
 /// Credentials as sent. `Debug` never shows the secret.
 pub struct BasicCredentials {
@@ -70,12 +72,17 @@ const KEY_CACHE_MAX: usize = 10_000;
 
 /// A short-lived cache of license keys, so clients that send their key on every
 /// `/update` do not cost a database read each time.
-#[derive(Default)]
 pub struct KeyCache {
     entries: Mutex<HashMap<KeyId, (Instant, LicenseKey, AccountStatus)>>,
+    /// Wrong secrets for known keys and uses of previous secrets go here.
+    signals: Arc<AlertSignals>,
 }
 
 impl KeyCache {
+    pub fn new(signals: Arc<AlertSignals>) -> Self {
+        Self { entries: Mutex::default(), signals }
+    }
+
     fn get(&self, id: &KeyId) -> Option<(LicenseKey, AccountStatus)> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.get(id).filter(|(at, _, _)| at.elapsed() < KEY_CACHE_TTL).map(|(_, k, s)| (k.clone(), *s))
@@ -130,8 +137,13 @@ impl KeyCache {
             return Ok((KeyCheck::Invalid, None));
         };
         // The current secret, or the previous one of a rotation within its grace period.
-        if !key.verify_secret(&creds.secret, now) {
-            return Ok((KeyCheck::Invalid, None));
+        match key.secret_match(&creds.secret, now) {
+            None => {
+                self.signals.key_failure(&key.id, key.account_id);
+                return Ok((KeyCheck::Invalid, None));
+            }
+            Some(SecretMatch::Previous { until }) => self.signals.previous_secret_used(&key.id, now, until),
+            Some(SecretMatch::Current) => {}
         }
         let verdict = if !key.is_active() {
             KeyCheck::Revoked

@@ -22,6 +22,7 @@ mod limits;
 mod middleware;
 pub mod openapi;
 mod routing;
+mod signals;
 mod state;
 mod update_batch;
 mod usage;

@@ -275,11 +275,17 @@ pub fn document() -> String {
 /// The document with `other`'s paths, components and tags merged in (the
 /// portal's account API: its paths name their own server).
 pub fn document_with(other: Option<utoipa::openapi::OpenApi>) -> String {
+    merged(other).to_json().unwrap_or_else(|_| "{}".into())
+}
+
+/// The document with `other` merged in, as a value (the portal's API reference
+/// page renders the same document `/openapi.json` serves).
+pub fn merged(other: Option<utoipa::openapi::OpenApi>) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     if let Some(other) = other {
         doc.merge(other);
     }
-    doc.to_json().unwrap_or_else(|_| "{}".into())
+    doc
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::ApiDeps;
 use crate::auth::KeyCache;
 use crate::config::ApiConfig;
 use crate::limits::Limits;
+use crate::signals::{self, AlertSignals};
 use crate::update_batch::UpdateBatcher;
 use crate::usage::{self, UsageRecorder};
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub client_addr: ClientAddrRule,
     pub limits: Limits,
     pub keys: KeyCache,
+    /// What alerting learns from requests (see `signals`).
+    pub signals: Arc<AlertSignals>,
     touched: Mutex<HashMap<KeyId, Instant>>,
     seen_addresses: Mutex<HashSet<(KeyId, IpAddr)>>,
     open_owner: OnceCell<AccountId>,
@@ -63,6 +66,8 @@ impl AppState {
             usage::spawn_flusher(Arc::downgrade(&recorder), deps.store.clone(), sink);
             recorder
         });
+        let signals = Arc::new(AlertSignals::default());
+        signals::spawn_flusher(Arc::downgrade(&signals), deps.store.alerts());
         let wait = std::time::Duration::from_millis(deps.config.propagation_wait_ms);
         let deadline = std::time::Duration::from_secs(deps.config.request_timeout_secs);
         let updates =
@@ -90,7 +95,8 @@ impl AppState {
             zone_domain: deps.zone_domain,
             client_addr,
             config: deps.config,
-            keys: KeyCache::default(),
+            keys: KeyCache::new(signals.clone()),
+            signals,
             touched: Mutex::default(),
             seen_addresses: Mutex::default(),
             open_owner: OnceCell::new(),

@@ -135,8 +135,9 @@ async fn publish_and_answer(
     let everywhere = if states.is_empty() {
         false
     } else {
+        let started = Instant::now();
         let position = sync.publish_states(states).await;
-        confirm(&sync, position.as_ref(), wait).await
+        confirm(&sync, position.as_ref(), wait, started).await
     };
     for (reply, version) in replies.into_iter().zip(versions) {
         let _ = reply.send(Ok((version, everywhere)));
@@ -144,8 +145,10 @@ async fn publish_and_answer(
 }
 
 /// Waits, at most `wait`, until every live responder serves the change at
-/// `position`; whether they all do. Counted by outcome, timed.
-pub async fn confirm(sync: &TxtSync, position: Option<&Cursor>, wait: Duration) -> bool {
+/// `position`; whether they all do. Counted by outcome, timed; the time since
+/// `published` (taken just before the publish) is the write's propagation time,
+/// which the status page shows (`TxtSync::propagation`).
+pub async fn confirm(sync: &TxtSync, position: Option<&Cursor>, wait: Duration, published: Instant) -> bool {
     if wait.is_zero() {
         metrics::counter!("certdns_api_propagation_waits_total", "result" => "off").increment(1);
         return false;
@@ -153,6 +156,9 @@ pub async fn confirm(sync: &TxtSync, position: Option<&Cursor>, wait: Duration) 
     let started = Instant::now();
     let served = sync.wait_until_served(position, wait).await;
     metrics::histogram!("certdns_api_propagation_wait_seconds").record(started.elapsed().as_secs_f64());
+    if position.is_some() {
+        sync.propagation().record(published.elapsed(), &served, certdns_core::now().unix_timestamp());
+    }
     let (result, everywhere) = match served {
         Served::Everywhere { .. } => ("everywhere", true),
         Served::NotConfirmed { live: 0, .. } => ("no_responders", false),

@@ -29,7 +29,7 @@ pub use model::{
 };
 pub use persist_record::{InvalidPersistRecord, PersistRecord};
 pub use sealed::{CredentialSealer, SealError};
-pub use secret::{Secret, SecretHash};
+pub use secret::{Secret, SecretHash, SecretMatch};
 pub use txt::{InvalidTxt, TxtValue};
 
 /// The current time, truncated to whole microseconds.

@@ -128,6 +128,11 @@ text_enum!(
         DelegationBroken = "delegation.broken",
         DelegationRestored = "delegation.restored",
         RenewalOverdue = "renewal.overdue",
+        AuthFailuresAlerted = "auth.failures_alerted",
+        LicenseKeyGraceEnding = "license_key.grace_ending",
+        AlertSettingsChanged = "alerts.settings_changed",
+        WebhookCreated = "webhook.created",
+        WebhookDeleted = "webhook.deleted",
         RegistrationsImported = "registrations.imported",
         BillingCheckoutCompleted = "billing.checkout_completed",
         BillingPlanChanged = "billing.plan_changed",
@@ -188,6 +193,11 @@ impl LicenseKey {
     /// [`SecretHash::rotated`]). Does not look at revocation; see [`Self::is_active`].
     pub fn verify_secret(&self, secret: &str, now: OffsetDateTime) -> bool {
         self.secret_hash.verify_at(secret, now)
+    }
+
+    /// Which of the key's secrets `secret` is, if any (see [`SecretHash::matched_at`]).
+    pub fn secret_match(&self, secret: &str, now: OffsetDateTime) -> Option<crate::SecretMatch> {
+        self.secret_hash.matched_at(secret, now)
     }
 }
 

@@ -82,6 +82,16 @@ pub struct TooManyRotations {
     pub next_ends: time::OffsetDateTime,
 }
 
+/// Which secret of a key matched (see [`SecretHash::matched_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretMatch {
+    Current,
+    /// A rotation's previous secret, accepted until `until`.
+    Previous {
+        until: time::OffsetDateTime,
+    },
+}
+
 impl SecretHash {
     pub fn of(secret: &str) -> Self {
         Self(format!("{SCHEME}{}", hex::encode(Sha256::digest(secret.as_bytes()))))
@@ -112,11 +122,25 @@ impl SecretHash {
     /// rotations until their grace deadlines. Every comparison always runs, so
     /// the time taken does not say which one matched.
     pub fn verify_at(&self, candidate: &str, now: time::OffsetDateTime) -> bool {
-        let mut matched = self.verify(candidate);
+        self.matched_at(candidate, now).is_some()
+    }
+
+    /// Which secret `candidate` is: the current one, or a previous one still in
+    /// its grace period (alerting warns when a grace ends while it is still in
+    /// use). Same constant-time comparisons as [`SecretHash::verify_at`].
+    pub fn matched_at(&self, candidate: &str, now: time::OffsetDateTime) -> Option<SecretMatch> {
+        let current = self.verify(candidate);
+        let mut previous = None;
         for (hash, until) in self.previous_all() {
-            matched |= hash.verify(candidate) & (now < until);
+            if hash.verify(candidate) & (now < until) {
+                previous = Some(until);
+            }
         }
-        matched
+        match (current, previous) {
+            (true, _) => Some(SecretMatch::Current),
+            (false, Some(until)) => Some(SecretMatch::Previous { until }),
+            (false, None) => None,
+        }
     }
 
     /// The stored form after a rotation at `now`: `new` is the current secret's
@@ -271,6 +295,10 @@ mod tests {
         let later = until + time::Duration::days(3);
         let h2 = h.rotated(&newer.hash(), later, now + time::Duration::days(1)).unwrap();
         assert!(h2.verify_at(old.expose(), now), "the first secret keeps its grace");
+        assert_eq!(h2.matched_at(old.expose(), now), Some(SecretMatch::Previous { until }));
+        assert_eq!(h2.matched_at(newer.expose(), now), Some(SecretMatch::Current));
+        assert_eq!(h2.matched_at(new.expose(), now), Some(SecretMatch::Previous { until: later }));
+        assert_eq!(h2.matched_at(old.expose(), until), None);
         assert!(!h2.verify_at(old.expose(), until), "until its own deadline");
         assert!(h2.verify_at(new.expose(), until));
         assert!(!h2.verify_at(new.expose(), later));

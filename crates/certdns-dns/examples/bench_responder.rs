@@ -1,7 +1,7 @@
 //! Benchmark driver for the responder (used by `loadtest/dns/run.sh`; not a
 //! product binary).
 //!
-//! * `serve --names N --port P [--udp-sockets K] [--zone-file F] [--query-file F]`:
+//! * `serve --names N --port P [--udp-sockets K] [--udp-threads T] [--zone-file F] [--query-file F]`:
 //!   loads N synthetic registrations (two values each) into a replica, writes the
 //!   same names as a Knot zone file and a dnsperf query file, and answers on
 //!   127.0.0.1:P until SIGINT/SIGTERM. `--one-by-one` fills the replica change by
@@ -132,7 +132,8 @@ async fn serve(args: &[String]) {
     }
     let dns = DnsConfig {
         listen: vec![([127, 0, 0, 1], port).into()],
-        udp_sockets: num(args, "--udp-sockets", 0),
+        udp_sockets: num(args, "--udp-sockets", DnsConfig::default().udp_sockets),
+        udp_threads: num(args, "--udp-threads", 0),
         ..DnsConfig::default()
     };
     let bound = certdns_dns::bind(&dns, &zone_config(), replica).await.expect("bind");
@@ -225,8 +226,17 @@ fn main() {
         ))
         .with_writer(std::io::stderr)
         .init();
-    // The production recorder, so the metric updates are paid for as in production.
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().expect("recorder");
+    // The production recorder with the binary's latency buckets
+    // (crates/certdns/src/telemetry.rs), so the metric updates and their upkeep
+    // are paid for as in production (without buckets every sample goes into a
+    // summary sketch at upkeep, which production never pays).
+    let buckets =
+        [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()), &buckets)
+        .expect("buckets")
+        .install_recorder()
+        .expect("recorder");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         tokio::spawn(async move {

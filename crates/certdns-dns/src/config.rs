@@ -79,6 +79,14 @@ impl Default for ZoneConfig {
     }
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Far above any real need, below what a process can have open (the semaphore
+/// behind it has a ceiling too).
+const MAX_TCP_CONNECTIONS: usize = 1_000_000;
+
 /// The DNS listeners of the `dns` role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -88,11 +96,16 @@ pub struct DnsConfig {
     /// After how many seconds without the TXT change stream a responder reports
     /// itself degraded (it keeps answering from its replica meanwhile).
     pub degraded_after_secs: u64,
-    /// UDP sockets per listen address (SO_REUSEPORT), so the kernel spreads
-    /// queries over cores. 0 = one per available core.
+    /// UDP sockets per listen address (SO_REUSEPORT). 0 = one per available core.
     pub udp_sockets: usize,
-    /// Seconds a TCP connection may stay idle before it is closed.
+    /// Threads answering UDP per listen address, spread evenly over its sockets
+    /// (at least one per socket). 0 = one per available core.
+    pub udp_threads: usize,
+    /// Seconds a TCP connection may stay idle before it is closed (no whole
+    /// message in that time, or its answers not taken).
     pub tcp_idle_secs: u64,
+    /// TCP connections open at once; one more is closed as soon as it is accepted.
+    pub tcp_max_connections: usize,
     /// Response-rate limiting of UDP answers per client prefix.
     pub rrl: RrlConfig,
 }
@@ -103,7 +116,9 @@ impl DnsConfig {
         ("listen", "addresses to answer DNS on, UDP and TCP each"),
         ("degraded_after_secs", "seconds without the TXT change stream before the responder reports degraded"),
         ("udp_sockets", "UDP sockets per listen address (SO_REUSEPORT); 0 = one per core"),
+        ("udp_threads", "threads answering UDP per listen address, shared by its sockets; 0 = one per core"),
         ("tcp_idle_secs", "seconds an idle DNS-over-TCP connection is kept open"),
+        ("tcp_max_connections", "DNS-over-TCP connections open at once; more are closed on accept"),
         ("rrl", "response-rate limiting of UDP answers per client prefix (table [dns.rrl], keys below)"),
         ("rrl.enabled", "limit UDP answers per client prefix (off by default)"),
         ("rrl.responses_per_second", "sustained UDP answers per second per client prefix"),
@@ -126,8 +141,17 @@ impl DnsConfig {
         if self.udp_sockets > 256 {
             return Err(format!("dns.udp_sockets: {} is too many (at most 256)", self.udp_sockets));
         }
+        if self.udp_threads > 256 {
+            return Err(format!("dns.udp_threads: {} is too many (at most 256)", self.udp_threads));
+        }
         if self.tcp_idle_secs == 0 {
             return Err("dns.tcp_idle_secs: must be at least 1".into());
+        }
+        if !(1..=MAX_TCP_CONNECTIONS).contains(&self.tcp_max_connections) {
+            return Err(format!(
+                "dns.tcp_max_connections: {} is out of range (1 to {MAX_TCP_CONNECTIONS})",
+                self.tcp_max_connections
+            ));
         }
         self.rrl.validate()
     }
@@ -135,9 +159,18 @@ impl DnsConfig {
     /// The number of UDP sockets to open per address.
     pub(crate) fn udp_socket_count(&self) -> usize {
         match self.udp_sockets {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => cores(),
             n => n,
         }
+    }
+
+    /// The number of threads answering UDP per address: never fewer than sockets.
+    pub(crate) fn udp_thread_count(&self) -> usize {
+        match self.udp_threads {
+            0 => cores(),
+            n => n,
+        }
+        .max(self.udp_socket_count())
     }
 }
 
@@ -146,8 +179,13 @@ impl Default for DnsConfig {
         Self {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5353))],
             degraded_after_secs: 30,
-            udp_sockets: 0,
+            // One socket shared by every thread: a query waits for whichever
+            // thread is free first, not for the one its source hashed to (see
+            // `docs/dns.md`).
+            udp_sockets: 1,
+            udp_threads: 0,
             tcp_idle_secs: 10,
+            tcp_max_connections: 1024,
             rrl: RrlConfig::default(),
         }
     }
@@ -230,6 +268,16 @@ mod tests {
         assert!(c.validate().unwrap_err().starts_with("dns.rrl.ipv4_prefix:"));
         let c = DnsConfig { tcp_idle_secs: 0, ..DnsConfig::default() };
         assert!(c.validate().unwrap_err().starts_with("dns.tcp_idle_secs:"));
+        let c = DnsConfig { udp_threads: 257, ..DnsConfig::default() };
+        assert!(c.validate().unwrap_err().starts_with("dns.udp_threads:"));
+        let c = DnsConfig { udp_sockets: 4, udp_threads: 2, ..DnsConfig::default() };
+        assert_eq!(c.udp_thread_count(), 4, "at least a thread per socket");
+        let c = DnsConfig { udp_sockets: 1, udp_threads: 3, ..DnsConfig::default() };
+        assert_eq!((c.udp_socket_count(), c.udp_thread_count()), (1, 3));
+        for bad in [0, 1_000_001] {
+            let c = DnsConfig { tcp_max_connections: bad, ..DnsConfig::default() };
+            assert!(c.validate().unwrap_err().starts_with("dns.tcp_max_connections:"));
+        }
     }
 
     #[test]

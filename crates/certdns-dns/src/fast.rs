@@ -1,4 +1,4 @@
-//! The UDP fast path: the questions that make up nearly all traffic (one question,
+//! The fast path (UDP, and TCP frame by frame): the questions that make up nearly all traffic (one question,
 //! class IN, no OPT or a plain one) parsed and answered straight from and into
 //! bytes, without hickory's message parser and encoder. Their allocations and
 //! name handling were most of the cost of an answer (callgrind, before: malloc
@@ -23,6 +23,7 @@ use certdns_replication::TxtLookup;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
+use crate::listen::Protocol;
 use crate::responder::{CLASSIC_UDP_LIMIT, EDNS_PAYLOAD, HEADER_LEN, OPT_LEN, Responder, TXT_FIXED_LEN};
 use crate::rrl::Verdict;
 use crate::zone::Zone;
@@ -233,11 +234,17 @@ struct Shape {
 impl Responder {
     /// Answers `packet` into `out` if it is a question the fast path takes;
     /// `false` means "declined, use the hickory path". An empty `out` after
-    /// `true` means nothing is to be sent (rate-limited).
-    pub(crate) fn answer_fast(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+    /// `true` means nothing is to be sent (rate-limited). Over TCP, as on the
+    /// hickory path, there is no rate limiting and the size limit is 65,535.
+    pub(crate) fn answer_fast(&self, packet: &[u8], src: SocketAddr, protocol: Protocol, out: &mut Vec<u8>) -> bool {
         out.clear();
         let started = Instant::now();
         let Some(q) = parse(packet) else { return false };
+        let limit = match (protocol, q.edns) {
+            (Protocol::Tcp, _) => usize::from(u16::MAX),
+            (Protocol::Udp, None) => CLASSIC_UDP_LIMIT,
+            (Protocol::Udp, Some((payload, _))) => usize::from(payload.clamp(512, EDNS_PAYLOAD)),
+        };
         let wire = self.wire();
         let lower = q.lower_name();
         // Under the apex: its labels end the name, on a label boundary.
@@ -268,7 +275,9 @@ impl Responder {
         };
 
         let mut slip = false;
-        if let Some(rrl) = self.rrl() {
+        if protocol == Protocol::Udp
+            && let Some(rrl) = self.rrl()
+        {
             match rrl.check(src.ip()) {
                 Verdict::Answer => {}
                 Verdict::Slip => slip = true,
@@ -281,18 +290,18 @@ impl Responder {
         let bare = |rcode| Shape { rcode, authoritative: false, soa: false, slip: false };
         let negative = |rcode| Shape { rcode, authoritative: true, soa: true, slip: false };
         let rcode = match (slip, owner) {
-            (true, _) => self.write(&q, out, Shape { slip: true, ..bare(ResponseCode::NoError) }, NO_VALUES),
-            (false, None) => self.write(&q, out, bare(ResponseCode::Refused), NO_VALUES),
-            (false, Some(Owner::Nothing)) => self.write(&q, out, negative(ResponseCode::NXDomain), NO_VALUES),
+            (true, _) => self.write(&q, limit, out, Shape { slip: true, ..bare(ResponseCode::NoError) }, NO_VALUES),
+            (false, None) => self.write(&q, limit, out, bare(ResponseCode::Refused), NO_VALUES),
+            (false, Some(Owner::Nothing)) => self.write(&q, limit, out, negative(ResponseCode::NXDomain), NO_VALUES),
             (false, Some(Owner::Registration(s))) => self.replica().lookup(s, |found| match found {
-                TxtLookup::Unknown => self.write(&q, out, negative(ResponseCode::NXDomain), NO_VALUES),
+                TxtLookup::Unknown => self.write(&q, limit, out, negative(ResponseCode::NXDomain), NO_VALUES),
                 // Starting: "ask another server" rather than a cached NXDOMAIN.
-                TxtLookup::NotLoaded => self.write(&q, out, bare(ResponseCode::ServFail), NO_VALUES),
+                TxtLookup::NotLoaded => self.write(&q, limit, out, bare(ResponseCode::ServFail), NO_VALUES),
                 TxtLookup::Values(values) if q.qtype == TYPE_TXT && values.count() > 0 => {
                     let shape = Shape { soa: false, ..negative(ResponseCode::NoError) };
-                    self.write(&q, out, shape, Some(values))
+                    self.write(&q, limit, out, shape, Some(values))
                 }
-                TxtLookup::Values(_) => self.write(&q, out, negative(ResponseCode::NoError), NO_VALUES),
+                TxtLookup::Values(_) => self.write(&q, limit, out, negative(ResponseCode::NoError), NO_VALUES),
             }),
         };
         if slip {
@@ -307,13 +316,13 @@ impl Responder {
     fn write<'v, V: Iterator<Item = &'v [u8]> + Clone>(
         &self,
         q: &Question<'_>,
+        limit: usize,
         out: &mut Vec<u8>,
         shape: Shape,
         values: Option<V>,
     ) -> ResponseCode {
         let wire = self.wire();
         let answers = values.clone().map_or(0, Iterator::count);
-        let limit = q.edns.map_or(CLASSIC_UDP_LIMIT, |(payload, _)| usize::from(payload.clamp(512, EDNS_PAYLOAD)));
         let size = HEADER_LEN
             + q.section.len()
             + answers * (q.name_len + TXT_FIXED_LEN)

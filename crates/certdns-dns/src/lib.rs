@@ -11,14 +11,16 @@ pub mod config;
 mod fast;
 #[doc(hidden)]
 pub mod fuzzing;
+mod general;
 mod listen;
 mod metrics;
 mod responder;
 mod rrl;
+mod tcp;
 mod udp;
 mod zone;
 
 pub use config::{DnsConfig, RrlConfig, ZoneConfig};
 pub use listen::{BoundDns, DnsError, Protocol, bind};
-pub use metrics::{ANSWER_SECONDS, QUERIES, RRL as RRL_LIMITED, TRUNCATED};
+pub use metrics::{ANSWER_SECONDS, QUERIES, RRL as RRL_LIMITED, TCP_REFUSED, TRUNCATED};
 pub use responder::EDNS_PAYLOAD;

@@ -9,21 +9,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use certdns_replication::Replica;
-use hickory_server::Server;
 use socket2::{Domain, Socket, Type};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DnsConfig, ZoneConfig};
 use crate::responder::Responder;
 use crate::rrl::Rrl;
+use crate::tcp::TcpLimits;
 use crate::zone::Zone;
 
 /// Attempts at finding a port free for both UDP and TCP when port 0 is asked for.
 const PORT_ZERO_ATTEMPTS: usize = 16;
 /// Kernel receive buffer per UDP socket: absorbs bursts while a core is busy.
 const UDP_RECV_BUFFER: usize = 4 << 20;
-/// Responses buffered per TCP connection.
-const TCP_RESPONSE_BUFFER: usize = 32;
 /// How often the RRL table forgets quiet prefixes.
 const RRL_HOUSEKEEPING: Duration = Duration::from_secs(10);
 
@@ -57,9 +55,10 @@ pub enum DnsError {
 pub struct BoundDns {
     responder: Responder,
     rrl: Option<Arc<Rrl>>,
+    /// One per UDP thread (several may share a socket).
     udp: Vec<std::net::UdpSocket>,
     tcp: Vec<std::net::TcpListener>,
-    tcp_idle: Duration,
+    tcp_limits: TcpLimits,
 }
 
 /// Validates the configuration, compiles the zone and binds every socket.
@@ -68,11 +67,17 @@ pub async fn bind(dns: &DnsConfig, zone: &ZoneConfig, replica: Arc<Replica>) -> 
     let compiled = Arc::new(Zone::compile(zone).map_err(DnsError::Config)?);
     let rrl = Rrl::new(&dns.rrl).map(Arc::new);
     let sockets_per_addr = dns.udp_socket_count();
+    let threads_per_addr = dns.udp_thread_count();
+    // One entry per UDP thread: the sockets of an address, shared round-robin.
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     for addr in &dns.listen {
-        let (u, t) = bind_addr(*addr, sockets_per_addr)?;
-        udp.extend(u);
+        let (sockets, t) = bind_addr(*addr, sockets_per_addr)?;
+        for socket in sockets.iter().cycle().take(threads_per_addr) {
+            let shared =
+                socket.try_clone().map_err(|source| DnsError::Bind { protocol: Protocol::Udp, addr: *addr, source })?;
+            udp.push(shared);
+        }
         tcp.push(t);
     }
     tracing::info!(
@@ -80,6 +85,7 @@ pub async fn bind(dns: &DnsConfig, zone: &ZoneConfig, replica: Arc<Replica>) -> 
         serial = compiled.serial,
         listen = ?dns.listen,
         udp_sockets_per_address = sockets_per_addr,
+        udp_threads_per_address = threads_per_addr,
         rrl = rrl.is_some(),
         "DNS responder bound"
     );
@@ -88,7 +94,10 @@ pub async fn bind(dns: &DnsConfig, zone: &ZoneConfig, replica: Arc<Replica>) -> 
         rrl,
         udp,
         tcp,
-        tcp_idle: Duration::from_secs(dns.tcp_idle_secs),
+        tcp_limits: TcpLimits {
+            idle: Duration::from_secs(dns.tcp_idle_secs),
+            max_connections: dns.tcp_max_connections,
+        },
     })
 }
 
@@ -167,14 +176,7 @@ impl BoundDns {
             // A child, so a failing socket stops this responder without cancelling
             // whatever else shares the caller's token.
             let cancel = cancel.child_token();
-            // TCP: hickory's server (connection handling, idle timeouts, framing).
-            let mut server = Server::new(self.responder.clone());
-            for listener in self.tcp {
-                let listener =
-                    tokio::net::TcpListener::from_std(listener).map_err(|e| DnsError::Serve(e.to_string()))?;
-                server.register_listener(listener, self.tcp_idle, TCP_RESPONSE_BUFFER);
-            }
-            // UDP: a thread per socket (see `udp`). The flag is their stop signal:
+            // UDP: a thread per entry (see `udp`). The flag is their stop signal:
             // a token's `is_cancelled` takes a lock, too much for every packet.
             let responder = Arc::new(self.responder);
             let stopped = Arc::new(AtomicBool::new(false));
@@ -182,6 +184,14 @@ impl BoundDns {
             for socket in self.udp {
                 let (responder, stopped) = (responder.clone(), stopped.clone());
                 udp_tasks.spawn_blocking(move || crate::udp::serve(socket, responder, stopped));
+            }
+            // TCP: a task per listener, one per connection (see `tcp`).
+            let mut tcp_tasks = tokio::task::JoinSet::new();
+            for listener in self.tcp {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).map_err(|e| DnsError::Serve(e.to_string()))?;
+                let (responder, stop) = (responder.clone(), cancel.clone());
+                tcp_tasks.spawn(crate::tcp::serve(listener, responder, self.tcp_limits, stop));
             }
             // Raised on cancel, and also when this task is dropped unpolled (the
             // runtime shutting down, e.g. after a panic): otherwise the threads
@@ -192,7 +202,6 @@ impl BoundDns {
                 let _flag = flag;
                 raise_flag.cancelled().await;
             });
-            let shutdown = server.shutdown_token().clone();
             let rrl = self.rrl;
             let housekeeping = cancel.clone();
             let stopper = tokio::spawn(async move {
@@ -203,24 +212,27 @@ impl BoundDns {
                         _ = tick.tick() => if let Some(rrl) = &rrl { rrl.housekeeping() },
                     }
                 }
-                shutdown.cancel();
             });
             let mut result = Ok(());
-            while let Some(joined) = udp_tasks.join_next().await {
+            loop {
+                let (protocol, joined) = tokio::select! {
+                    Some(joined) = udp_tasks.join_next() => (Protocol::Udp, joined),
+                    Some(joined) = tcp_tasks.join_next() => (Protocol::Tcp, joined),
+                    else => break,
+                };
                 let failure = match joined {
                     Ok(Ok(())) => continue,
-                    Ok(Err(e)) => format!("UDP socket failed: {e}"),
-                    Err(e) => format!("UDP task failed: {e}"),
+                    Ok(Err(e)) => format!("{protocol} socket failed: {e}"),
+                    Err(e) => format!("{protocol} task failed: {e}"),
                 };
                 // One socket gone is a broken responder: stop the rest and say why.
                 tracing::error!(error = %failure, "DNS responder stopping");
                 cancel.cancel();
                 result = Err(DnsError::Serve(failure));
             }
-            let tcp_result = server.block_until_done().await.map_err(|e| DnsError::Serve(e.to_string()));
             stopper.abort();
             tracing::info!("DNS responder stopped");
-            result.and(tcp_result)
+            result
         }
     }
 }

@@ -16,6 +16,7 @@ pub const QUERIES: &str = "certdns_dns_queries_total";
 pub const ANSWER_SECONDS: &str = "certdns_dns_answer_seconds";
 pub const TRUNCATED: &str = "certdns_dns_truncated_total";
 pub const RRL: &str = "certdns_dns_rrl_limited_total";
+pub const TCP_REFUSED: &str = "certdns_dns_tcp_connections_refused_total";
 
 /// Query types with a label of their own; everything else is `other`.
 const QTYPES: &[(RecordType, &str)] = &[
@@ -50,6 +51,7 @@ pub(crate) struct Metrics {
     truncated: Counter,
     rrl_dropped: Counter,
     rrl_slipped: Counter,
+    tcp_refused: Counter,
 }
 
 impl Metrics {
@@ -69,12 +71,17 @@ impl Metrics {
         metrics::describe_histogram!(ANSWER_SECONDS, metrics::Unit::Seconds, "time from request to answer sent");
         metrics::describe_counter!(TRUNCATED, "UDP answers sent truncated (TC) because they did not fit");
         metrics::describe_counter!(RRL, "UDP answers withheld by response-rate limiting (dropped, or slipped as TC)");
+        metrics::describe_counter!(
+            TCP_REFUSED,
+            "TCP connections closed at once because dns.tcp_max_connections were open"
+        );
         Self {
             queries,
             latency: metrics::histogram!(ANSWER_SECONDS),
             truncated: metrics::counter!(TRUNCATED),
             rrl_dropped: metrics::counter!(RRL, "action" => "dropped"),
             rrl_slipped: metrics::counter!(RRL, "action" => "slipped"),
+            tcp_refused: metrics::counter!(TCP_REFUSED),
         }
     }
 
@@ -89,6 +96,10 @@ impl Metrics {
 
     pub fn truncated(&self) {
         self.truncated.increment(1);
+    }
+
+    pub fn tcp_refused(&self) {
+        self.tcp_refused.increment(1);
     }
 
     pub fn rrl(&self, slipped: bool) {

@@ -53,6 +53,12 @@ pub struct PortalConfig {
     pub monitor_interval_secs: u64,
     /// At most this many background CNAME checks start per second.
     pub monitor_checks_per_second: u32,
+    /// Let customers' webhooks use plain `http` and reach private addresses
+    /// (loopback, RFC 1918, link-local). Only where every customer is trusted.
+    pub webhooks_allow_private: bool,
+    /// Failed authentications naming one registration or key, without a quiet
+    /// quarter of an hour between them, before its owner is told.
+    pub alert_auth_failures: u32,
     /// `open`: anyone may sign up; `closed`: operators create accounts (`certdns admin`).
     pub signup: Signup,
     /// Failed sign-ins per minute allowed from one client address (any account).
@@ -87,6 +93,8 @@ impl Default for PortalConfig {
             resolver: SocketAddr::from(([127, 0, 0, 1], 53)),
             monitor_interval_secs: 3600,
             monitor_checks_per_second: 5,
+            webhooks_allow_private: false,
+            alert_auth_failures: 20,
             signup: Signup::Open,
             login_failures_per_minute_per_address: 10,
             login_backoff_max_secs: 900,
@@ -118,6 +126,14 @@ impl PortalConfig {
             "seconds between background checks of a correct delegation (broken: sooner, backing off); 0 = no monitor",
         ),
         ("monitor_checks_per_second", "at most this many background CNAME checks start per second"),
+        (
+            "webhooks_allow_private",
+            "let customers' webhooks use http:// and private addresses (loopback, RFC 1918); trusted customers only",
+        ),
+        (
+            "alert_auth_failures",
+            "failed authentications on one registration or key in a burst before its owner is told",
+        ),
         ("signup", "open | closed: whether anyone may create an account"),
         ("login_failures_per_minute_per_address", "failed sign-ins per minute from one client address (any account)"),
         (
@@ -152,6 +168,9 @@ impl PortalConfig {
         }
         if self.monitor_interval_secs != 0 && !(60..=7 * 86_400).contains(&self.monitor_interval_secs) {
             return Err("portal.monitor_interval_secs: 0 (off) or between 60 and 604800".into());
+        }
+        if !(3..=100_000).contains(&self.alert_auth_failures) {
+            return Err("portal.alert_auth_failures: must be between 3 and 100000".into());
         }
         if !(1..=100).contains(&self.monitor_checks_per_second) {
             return Err("portal.monitor_checks_per_second: must be between 1 and 100".into());

@@ -21,12 +21,14 @@
 mod account_api;
 mod actions;
 mod alerts;
+mod api_reference;
 mod assets;
 mod billing;
 mod caa;
 mod chart;
 mod cname_advice;
 pub mod config;
+mod docs;
 mod error;
 mod limits;
 mod mail;
@@ -35,6 +37,8 @@ mod passwords;
 mod payment_reminders;
 mod session;
 mod state;
+mod status;
+mod suspension;
 mod templates;
 
 use std::path::PathBuf;
@@ -49,7 +53,7 @@ use certdns_sync::TxtSync;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use account_api::document as account_api_document;
-pub use alerts::alert_notifier;
+pub use alerts::{AlertWorkers, alert_notifier, alert_workers};
 pub use certdns_delegation::{CnameStatus, check_cname};
 pub use config::{PortalConfig, Signup, SmtpConfig};
 pub use payment_reminders::{PaymentReminders, payment_reminders};
@@ -80,6 +84,9 @@ pub struct PortalDeps {
     pub credentials_key: Option<String>,
     /// `[billing]`; billing pages and the Stripe webhook exist only when it is on.
     pub billing: certdns_billing::BillingConfig,
+    /// The OpenAPI document the API reference page shows: the API's merged one
+    /// (what `/openapi.json` serves). `None`: the account API's own.
+    pub api_document: Option<utoipa::openapi::OpenApi>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +134,13 @@ pub async fn router(deps: PortalDeps) -> Result<Router, PortalError> {
         None => None,
     };
     let billing = billing::PortalBilling::new(&deps.billing).map_err(PortalError::Config)?;
+    let document = deps.api_document.unwrap_or_else(|| account_api::document(&deps.config.base_url()));
+    let document =
+        serde_json::to_value(&document).map_err(|e| PortalError::Config(format!("OpenAPI document: {e}")))?;
+    let api_reference = api_reference::ApiReference::from_document(&document);
     let state = Arc::new(AppState {
+        api_reference,
+        status: status::StatusCache::default(),
         billing,
         sealer,
         core: deps.store.core(),

@@ -33,6 +33,10 @@ pub(crate) struct AppState {
     pub limits: Limits,
     /// Plans and Stripe; `None` when billing is off.
     pub billing: Option<crate::billing::PortalBilling>,
+    /// The API reference page, read from the OpenAPI document at start.
+    pub api_reference: crate::api_reference::ApiReference,
+    /// The status page's last gathering.
+    pub status: crate::status::StatusCache,
 }
 
 impl AppState {

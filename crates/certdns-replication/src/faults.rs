@@ -78,4 +78,8 @@ impl Distribution for FailingPublishes {
     async fn live_responders(&self) -> Result<Vec<Member>> {
         self.inner.live_responders().await
     }
+
+    async fn responders(&self) -> Result<Vec<Member>> {
+        self.inner.responders().await
+    }
 }

@@ -178,4 +178,8 @@ impl Distribution for InProcess {
     async fn live_responders(&self) -> Result<Vec<Member>> {
         Ok(self.responders.live())
     }
+
+    async fn responders(&self) -> Result<Vec<Member>> {
+        Ok(self.responders.known())
+    }
 }

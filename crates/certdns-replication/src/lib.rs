@@ -198,4 +198,10 @@ pub trait Distribution: Send + Sync + 'static {
 
     /// The live responders (heard from recently), as this process sees them.
     async fn live_responders(&self) -> Result<Vec<Member>>;
+
+    /// Every responder this process heard from in the last hour
+    /// ([`membership::FORGET_AFTER`]), live or stopped (the status page).
+    async fn responders(&self) -> Result<Vec<Member>> {
+        self.live_responders().await
+    }
 }

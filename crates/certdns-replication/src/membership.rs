@@ -19,6 +19,9 @@ use crate::Cursor;
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A responder not heard from for this long has left.
 pub const LIVENESS: Duration = Duration::from_secs(3);
+/// A responder not heard from for this long is forgotten (until then the
+/// status page shows it as stopped).
+pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
 /// While waiting, membership is re-read at least this often (to notice a
 /// responder leaving, which sends nothing).
 const RECHECK: Duration = Duration::from_millis(50);
@@ -93,11 +96,17 @@ impl Membership {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// The responders heard from within [`LIVENESS`]; forgets the others.
+    /// The responders heard from within [`LIVENESS`].
     pub fn live(&self) -> Vec<Member> {
+        self.known().into_iter().filter(|m| m.last_seen.elapsed() < LIVENESS).collect()
+    }
+
+    /// Every responder heard from within [`FORGET_AFTER`], live or not; forgets
+    /// the others.
+    pub fn known(&self) -> Vec<Member> {
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        members.retain(|_, m| m.last_seen.elapsed() < LIVENESS * 10);
-        members.values().filter(|m| m.last_seen.elapsed() < LIVENESS).cloned().collect()
+        members.retain(|_, m| m.last_seen.elapsed() < FORGET_AFTER);
+        members.values().cloned().collect()
     }
 
     fn count(&self, position: &Cursor) -> Applied {
@@ -154,5 +163,9 @@ mod tests {
         m.report(&ResponderId::generate("stopped"), at(1), gone);
         m.report(&ResponderId::generate("alive"), at(1), Instant::now());
         assert_eq!(m.live().len(), 1);
+        assert_eq!(m.known().len(), 2, "a stopped responder is still known");
+        let forgotten = Instant::now().checked_sub(FORGET_AFTER).unwrap_or_else(Instant::now);
+        m.report(&ResponderId::generate("long gone"), at(1), forgotten);
+        assert_eq!(m.known().len(), 2, "until it has been gone for an hour");
     }
 }

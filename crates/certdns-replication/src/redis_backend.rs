@@ -535,6 +535,11 @@ impl Distribution for RedisDistribution {
         self.listen();
         Ok(self.responders.live())
     }
+
+    async fn responders(&self) -> Result<Vec<Member>> {
+        self.listen();
+        Ok(self.responders.known())
+    }
 }
 
 #[cfg(test)]

@@ -12,18 +12,24 @@
 
 pub mod acme_dns;
 mod acme_state;
+pub mod alerts;
 mod batch;
 pub mod billing;
 mod error;
+pub mod fleet;
 mod migrations;
 pub mod monitor;
 mod open;
+pub mod operator;
 pub mod portal;
 mod rows;
 mod sql;
+mod sql_alerts;
 mod sql_billing;
+mod sql_fleet;
 mod sql_import;
 mod sql_monitor;
+mod sql_operator;
 mod sql_portal;
 mod txt_write;
 
@@ -38,10 +44,16 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 pub use acme_state::{AcmeStateStore, AcmeValue};
+pub use alerts::{
+    AlertStore, AttemptOutcome, AuthFailureBurst, AuthFailureCount, Delivery, DeliveryState, DueDelivery, GraceEnding,
+    NewDelivery, PreviousSecretUse, WebhookEndpoint,
+};
 pub use billing::{BillingChange, BillingRecord, BillingStore, EventOutcome, NameUpdates};
 pub use error::StoreError;
+pub use fleet::{FleetStore, Heartbeat};
 pub use monitor::{CheckRecord, DelegationChange, DelegationStatus, DelegationStore, DueCheck};
 pub use open::{Backend, open, open_with, redact};
+pub use operator::{AccountMatch, MatchedBy, OperatorStore};
 pub use portal::{AccountSummary, PortalStore, RemovedRegistration, TokenKind, UsageDay};
 pub use sql::SqlStore;
 pub use sql_portal::{SqlPortalStore, open_portal, open_portal_with};
@@ -93,6 +105,11 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
 
     /// Plans and Stripe state, over the same pools.
     fn billing(&self) -> Arc<dyn BillingStore>;
+
+    /// Alert settings, webhooks and their deliveries, over the same pools.
+    fn alerts(&self) -> Arc<dyn AlertStore>;
+    /// The instances' heartbeats (the public status page), over the same pools.
+    fn fleet(&self) -> Arc<dyn FleetStore>;
 
     // --- accounts -------------------------------------------------------------
 

@@ -137,6 +137,21 @@ pub fn redact(url: &str) -> String {
     certdns_core::redact::url(url)
 }
 
+impl<DB: sqlx::Database> crate::SqlStore<DB> {
+    pub(crate) fn new(
+        backend: Backend,
+        read: sqlx::Pool<DB>,
+        write: sqlx::Pool<DB>,
+        batches: crate::batch::BatchWriter,
+    ) -> Self {
+        Self { backend, read, write, batches }
+    }
+
+    pub(crate) fn write_pool(&self) -> &sqlx::Pool<DB> {
+        &self.write
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,7 +63,7 @@ pub struct AccountSummary {
 
 /// The portal's storage. Object-safe; used as `Arc<dyn PortalStore>`.
 #[async_trait]
-pub trait PortalStore: crate::DelegationStore + Send + Sync + 'static {
+pub trait PortalStore: crate::DelegationStore + crate::OperatorStore + Send + Sync + 'static {
     /// The [`Store`] over the same pools (accounts, keys, registrations, audit).
     fn core(&self) -> Arc<dyn Store>;
 

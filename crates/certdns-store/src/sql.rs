@@ -1,9 +1,7 @@
 //! The one implementation of [`Store`], generic over the sqlx database.
 //!
-//! The SQL is portable between SQLite and Postgres (`$n` placeholders work in both,
-//! as do `RETURNING` and `ON CONFLICT`); only the migrations differ. Rows are read
-//! into plain structs of primitive types and then checked into domain types, so a
-//! corrupt row is reported rather than trusted.
+//! Portable SQL (`$n`, `RETURNING`, `ON CONFLICT` work on SQLite and Postgres);
+//! rows are read as primitives and checked into domain types (corrupt = reported).
 
 use std::net::IpAddr;
 
@@ -20,28 +18,20 @@ use uuid::Uuid;
 use crate::batch::BatchWriter;
 use crate::error::conflict_as;
 use crate::rows::*;
+use crate::sql_alerts::{BurstRow, DeliveryRow, DueDeliveryRow, GraceRow, SqlAlertStore, WebhookRow};
 use crate::sql_billing::{BillingRow, SqlBillingStore};
+use crate::sql_fleet::{HeartbeatRow, SqlFleetStore};
 use crate::sql_import::REGISTRATION_CONFLICT;
 use crate::{AuthorizedWrite, Backend, Result, Store, StoreError, TxtWrite};
 
 /// A [`Store`] over a sqlx pool. `read` and `write` are the same pool on Postgres;
 /// on SQLite writes get a single-connection pool of their own.
 pub struct SqlStore<DB: Database> {
-    backend: Backend,
+    pub(crate) backend: Backend,
     pub(crate) read: Pool<DB>,
     pub(crate) write: Pool<DB>,
     /// The `write` pool again, typed for the backend's batch statement (see `batch`).
-    batches: BatchWriter,
-}
-
-impl<DB: Database> SqlStore<DB> {
-    pub(crate) fn new(backend: Backend, read: Pool<DB>, write: Pool<DB>, batches: BatchWriter) -> Self {
-        Self { backend, read, write, batches }
-    }
-
-    pub(crate) fn write_pool(&self) -> &Pool<DB> {
-        &self.write
-    }
+    pub(crate) batches: BatchWriter,
 }
 
 #[async_trait]
@@ -73,6 +63,14 @@ where
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
     for<'r> (Uuid, Option<String>, i64): FromRow<'r, DB::Row>,
     for<'r> BillingRow: FromRow<'r, DB::Row>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'r> WebhookRow: FromRow<'r, DB::Row>,
+    for<'r> DeliveryRow: FromRow<'r, DB::Row>,
+    for<'r> DueDeliveryRow: FromRow<'r, DB::Row>,
+    for<'r> BurstRow: FromRow<'r, DB::Row>,
+    for<'r> GraceRow: FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+    for<'r> HeartbeatRow: FromRow<'r, DB::Row>,
 {
     fn backend(&self) -> Backend {
         self.backend
@@ -80,6 +78,14 @@ where
 
     fn billing(&self) -> std::sync::Arc<dyn crate::BillingStore> {
         std::sync::Arc::new(SqlBillingStore { read: self.read.clone(), write: self.write.clone() })
+    }
+
+    fn alerts(&self) -> std::sync::Arc<dyn crate::AlertStore> {
+        std::sync::Arc::new(SqlAlertStore { read: self.read.clone(), write: self.write.clone() })
+    }
+
+    fn fleet(&self) -> std::sync::Arc<dyn crate::FleetStore> {
+        std::sync::Arc::new(SqlFleetStore { read: self.read.clone(), write: self.write.clone() })
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -147,11 +153,13 @@ where
     }
 
     async fn set_account_status(&self, id: AccountId, status: AccountStatus) -> Result<()> {
-        let changed: Option<(Uuid,)> = sqlx::query_as("UPDATE accounts SET status = $2 WHERE id = $1 RETURNING id")
-            .bind(*id.as_uuid())
-            .bind(status.as_str())
-            .fetch_optional(&self.write)
-            .await?;
+        // A reason belongs to one suspension (`OperatorStore::suspend_account` sets it).
+        let changed: Option<(Uuid,)> =
+            sqlx::query_as("UPDATE accounts SET status = $2, suspension_reason = NULL WHERE id = $1 RETURNING id")
+                .bind(*id.as_uuid())
+                .bind(status.as_str())
+                .fetch_optional(&self.write)
+                .await?;
         changed.map(drop).ok_or(StoreError::NotFound)
     }
 

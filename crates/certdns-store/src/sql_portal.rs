@@ -131,6 +131,8 @@ where
     for<'r> crate::sql_monitor::StatusRow: FromRow<'r, DB::Row>,
     for<'r> crate::sql_monitor::DueRow: FromRow<'r, DB::Row>,
     for<'r> crate::sql_monitor::ChangeRow: FromRow<'r, DB::Row>,
+    for<'r> (Uuid, String): FromRow<'r, DB::Row>,
+    for<'r> (Option<String>,): FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> (Uuid,): FromRow<'r, DB::Row>,
     for<'r> (Uuid, i64): FromRow<'r, DB::Row>,

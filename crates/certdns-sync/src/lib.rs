@@ -13,6 +13,8 @@
 //! there is harmless. It runs on demand (a failed publish), at start and
 //! periodically ([`TxtSync::spawn_periodic`]).
 
+pub mod heartbeat;
+pub mod propagation;
 mod reconcile;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +47,8 @@ pub struct TxtSync {
     furthest: Arc<Mutex<Option<Cursor>>>,
     /// Stops the reconciler when the last handle goes.
     stop: CancellationToken,
+    /// How long this process's writes took to reach every responder.
+    propagation: propagation::PropagationLog,
 }
 
 impl TxtSync {
@@ -69,12 +73,18 @@ impl TxtSync {
                 tracing::debug!(error = %e, "responders' reports not read yet");
             }
         });
-        Arc::new(Self { store, distribution, keep, pokes, furthest, stop })
+        Arc::new(Self { store, distribution, keep, pokes, furthest, stop, propagation: Default::default() })
     }
 
     /// The distribution changes go to (for readiness checks).
     pub fn distribution(&self) -> &Arc<dyn Distribution> {
         &self.distribution
+    }
+
+    /// The propagation times measured by this process's writers (the api role
+    /// records each `/update`'s; its heartbeat carries them to the status page).
+    pub fn propagation(&self) -> &propagation::PropagationLog {
+        &self.propagation
     }
 
     /// How many TXT values a name serves.

@@ -25,6 +25,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init_tracing(config.log_format, &config.log_level);
     let metrics = telemetry::init_metrics()?;
     let cancel = CancellationToken::new();
+    tokio::spawn(telemetry::upkeep(metrics.clone(), cancel.clone()));
 
     let portal_store = match config.needs_store() {
         true => Some(admin::open_store(&config).await?),
@@ -124,6 +125,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         if config.redis_url.is_none() {
             sync.reconcile_now().await.context("loading TXT values from the store")?;
         }
+        // The public status page reads this instance's heartbeat (alive, reaching
+        // the distribution, the propagation times of its writes).
+        let instance = certdns_sync::heartbeat::Instance::new("api", format!("{} {}", host_name(), http_addr));
+        let heartbeat = sync.spawn_heartbeat(instance, cancel.clone());
+        tasks.spawn(async move {
+            heartbeat.await.context("heartbeat")?;
+            anyhow::Ok("heartbeat")
+        });
         // Start-up and periodic reconciliation; failed publishes are repaired at once.
         let periodic = sync.spawn_periodic(certdns_sync::PERIODIC, cancel.clone());
         tasks.spawn(async move {
@@ -240,13 +249,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let addr = listener.local_addr()?;
             let names = ("portal", "portal");
             tasks.spawn(serve_http(listener, router, config.portal.limits, https.clone(), cancel.clone(), names));
-            if let Some(portal_store) = portal_store.as_ref().filter(|_| config.portal.monitor_interval_secs > 0) {
-                let monitor = start_monitor(&config, portal_store.clone(), portal_url.clone())?;
-                let cancel = cancel.clone();
+            if let Some(portal_store) = portal_store.as_ref() {
+                let workers = start_alerts(&config, portal_store.clone(), portal_url.clone())?;
+                let (watch, deliverer) = (workers.watch, workers.deliverer);
+                let c = cancel.clone();
                 tasks.spawn(async move {
-                    monitor.run(cancel).await;
-                    anyhow::Ok("delegation monitor")
+                    watch.run(c).await;
+                    anyhow::Ok("alert watch")
                 });
+                let c = cancel.clone();
+                tasks.spawn(async move {
+                    deliverer.run(c).await;
+                    anyhow::Ok("webhook deliveries")
+                });
+                if config.portal.monitor_interval_secs > 0 {
+                    let monitor = start_monitor(&config, portal_store.clone(), workers.notifier);
+                    let cancel = cancel.clone();
+                    tasks.spawn(async move {
+                        monitor.run(cancel).await;
+                        anyhow::Ok("delegation monitor")
+                    });
+                }
             }
             if let Some(reminders) = start_payment_reminders(&config, portal_store.as_ref(), portal_url.clone())? {
                 let cancel = cancel.clone();
@@ -321,6 +344,8 @@ async fn start_portal(
         portal_config.public_url = Some(format!("{}://{}", config.http_scheme(), listener.local_addr()?));
     }
     let base_url = portal_config.base_url();
+    // The API reference page shows what the API's /openapi.json serves.
+    let api_document = certdns_api::openapi::merged(Some(certdns_portal::account_api_document(&base_url)));
     let router = certdns_portal::router(certdns_portal::PortalDeps {
         store,
         sync,
@@ -330,6 +355,7 @@ async fn start_portal(
         data_dir: config.data_dir.clone(),
         credentials_key,
         billing: config.billing.clone(),
+        api_document: Some(api_document),
     })
     .await?;
     Ok((listener, router, base_url))
@@ -348,23 +374,32 @@ fn start_payment_reminders(
     Ok(certdns_portal::payment_reminders(&portal, store.core(), &config.data_dir, &config.billing)?)
 }
 
-/// The delegation monitor of the portal role: its checks through
-/// `portal.resolver`, its alerts through the portal's mailer.
-fn start_monitor(
+/// The portal role's alerting: mails, audit entries and webhooks (through
+/// `portal.smtp` and the portal's public URL for links).
+fn start_alerts(
     config: &Config,
     store: Arc<dyn certdns_store::PortalStore>,
     portal_url: Option<String>,
-) -> anyhow::Result<certdns_monitor::Monitor> {
+) -> anyhow::Result<certdns_portal::AlertWorkers> {
     let mut portal = config.portal.clone();
     portal.public_url = portal.public_url.or(portal_url);
-    let notifier = certdns_portal::alert_notifier(&portal, store.core(), &config.data_dir)?;
+    Ok(certdns_portal::alert_workers(&portal, store.core(), &config.data_dir)?)
+}
+
+/// The delegation monitor of the portal role: its checks through
+/// `portal.resolver`, its alerts through the portal's alerting.
+fn start_monitor(
+    config: &Config,
+    store: Arc<dyn certdns_store::PortalStore>,
+    notifier: Arc<dyn certdns_monitor::Notifier>,
+) -> certdns_monitor::Monitor {
     let monitor_config = certdns_monitor::MonitorConfig {
         resolver: config.portal.resolver,
         zone: config.zone.domain.trim_end_matches('.').to_owned(),
         interval_secs: config.portal.monitor_interval_secs,
         checks_per_second: config.portal.monitor_checks_per_second,
     };
-    Ok(certdns_monitor::Monitor::new(store, monitor_config, notifier))
+    certdns_monitor::Monitor::new(store, monitor_config, notifier)
 }
 
 /// Where this process listens, as bound (a configured port 0 is a real port here).
@@ -477,11 +512,13 @@ enum FirstStartShown {
 }
 
 /// How this responder names itself to writers: the host and its first DNS address.
+fn host_name() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
 fn responder_id(config: &Config) -> certdns_replication::ResponderId {
-    let uname = rustix::system::uname();
-    let host = uname.nodename().to_string_lossy().into_owned();
     let addr = config.dns.listen.first().map(ToString::to_string).unwrap_or_default();
-    certdns_replication::ResponderId::generate(format!("{host} {addr}"))
+    certdns_replication::ResponderId::generate(format!("{} {addr}", host_name()))
 }
 
 async fn shutdown_signal() {

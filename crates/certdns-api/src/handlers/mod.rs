@@ -136,6 +136,9 @@ async fn auth_failed(
     reason: &'static str,
 ) -> ApiError {
     metrics::counter!("certdns_api_auth_failures_total", "endpoint" => endpoint, "reason" => reason).increment(1);
+    if let (Some(user), Some(account)) = (user, account) {
+        state.signals.registration_failure(user, account);
+    }
     match state.limits.auth_failure(ip, user) {
         Ok(()) => ApiError::Forbidden,
         Err((which, wait)) => {
@@ -158,9 +161,10 @@ async fn auth_failed(
 /// Publishes a durable TXT write and waits (at most `propagation_wait_ms`) until
 /// every live responder serves it; whether they all did.
 async fn publish_and_confirm(state: &Arc<AppState>, written: certdns_core::TxtState) -> bool {
+    let published = std::time::Instant::now();
     let position = state.sync.publish_states(vec![written]).await;
     let wait = Duration::from_millis(state.config.propagation_wait_ms);
-    crate::update_batch::confirm(&state.sync, position.as_ref(), wait).await
+    crate::update_batch::confirm(&state.sync, position.as_ref(), wait, published).await
 }
 
 /// Liveness, as in acme-dns: `200` with an empty body, no storage check.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use certdns_core::Subdomain;
-use certdns_dns::EDNS_PAYLOAD;
+use certdns_dns::{DnsConfig, EDNS_PAYLOAD};
 use certdns_replication::{Follower, InProcess, Replica};
 use hickory_net::client::{Client, ClientHandle};
 use hickory_net::runtime::TokioRuntimeProvider;
@@ -417,4 +417,29 @@ async fn serves_ipv4_and_ipv6_addresses_together() {
     }
     cancel.cancel();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn threads_sharing_one_socket_and_sockets_sharing_a_port_answer_everything() {
+    let sub = Subdomain::generate();
+    // The default (one socket, a thread per core), more threads than sockets,
+    // and the earlier layout (a socket per thread).
+    for (sockets, threads) in [(1, 0), (1, 3), (2, 2), (3, 1)] {
+        let dns = DnsConfig { udp_sockets: sockets, udp_threads: threads, ..dns_config() };
+        let replica = Replica::with_states(&[]);
+        replica.apply(&upsert(sub, 1, &["a"]));
+        let r = Running::start(dns, zone_config(), replica).await;
+        let q = query(&format!("{sub}.{ZONE}."), RecordType::TXT);
+        // Many clients at once (each its own source port, so every socket of
+        // the reuse-port group gets some), every one answered.
+        let asks = (0..64).map(|_| {
+            let q = q.clone();
+            let at = r.udp;
+            tokio::spawn(async move { udp(at, &q).await })
+        });
+        for reply in futures_util::future::join_all(asks).await {
+            assert_eq!(txt_values(&reply.unwrap()), [value("a").as_str()], "{sockets} sockets, {threads} threads");
+        }
+        r.stop().await;
+    }
 }

@@ -1,6 +1,7 @@
-//! The UDP fast path against the hickory path: for every packet the fast path
+//! The fast path against the hickory path: for every packet the fast path
 //! takes, the same bytes out (or the same silence), over thousands of built and
-//! mutated questions, several zones, a replica still loading, and RRL.
+//! mutated questions, several zones, a replica still loading, and RRL; over UDP
+//! and over TCP (no size limit short of 65,535, never rate-limited).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -117,18 +118,26 @@ fn names(zone: &str, subs: &[Subdomain]) -> Vec<String> {
 /// Compares both paths on `packets`; returns the kinds of answer the fast path
 /// gave: (RCODE, TC, with answers).
 async fn compare(harnesses: (&PacketHarness, &PacketHarness), packets: &[Vec<u8>]) -> HashSet<(u8, bool, bool)> {
+    compare_over(Protocol::Udp, harnesses, packets).await
+}
+
+async fn compare_over(
+    protocol: Protocol,
+    harnesses: (&PacketHarness, &PacketHarness),
+    packets: &[Vec<u8>],
+) -> HashSet<(u8, bool, bool)> {
     let mut fast = HashSet::new();
     for p in packets {
-        let a = match harnesses.0.answer_fast(p) {
+        let a = match harnesses.0.answer_fast(p, protocol) {
             Some(answer) => {
                 let kind = answer.as_ref().map_or((99, false, false), |a| (a[3] & 0xf, a[2] & 2 != 0, a[7] > 0));
                 fast.insert(kind);
                 answer
             }
-            None => harnesses.0.answer_hickory(p, Protocol::Udp).await,
+            None => harnesses.0.answer_hickory(p, protocol).await,
         };
-        let b = harnesses.1.answer_hickory(p, Protocol::Udp).await;
-        assert_eq!(a, b, "fast path and hickory differ for packet {p:02x?}");
+        let b = harnesses.1.answer_hickory(p, protocol).await;
+        assert_eq!(a, b, "fast path and hickory differ over {protocol} for packet {p:02x?}");
     }
     fast
 }
@@ -172,6 +181,31 @@ async fn the_fast_path_sends_what_hickory_sends() {
     {
         assert!(kinds.contains(&kind), "the fast path never answered {kind:?}: {kinds:?}");
     }
+}
+
+#[tokio::test]
+async fn over_tcp_the_fast_path_sends_what_hickory_sends() {
+    let subs: Vec<Subdomain> = (0..5).map(|_| Subdomain::generate()).collect();
+    let mut rng = Rng(0xfa57_0000_0000_0004);
+    // RRL on: TCP is never limited, on either path.
+    let rrl = RrlConfig { enabled: true, responses_per_second: 1, burst: 1, slip: 2, ..RrlConfig::default() };
+    let mut kinds = HashSet::new();
+    for zone in zones() {
+        for loaded in [true, false] {
+            let r = replica(&subs, loaded);
+            let fast = PacketHarness::new(&zone, r.clone(), &rrl).unwrap();
+            let slow = PacketHarness::new(&zone, r, &rrl).unwrap();
+            let names = names(&zone.domain, &subs);
+            let packets: Vec<Vec<u8>> = (0..5_000).map(|_| packet(&mut rng, &names)).collect();
+            kinds.extend(compare_over(Protocol::Tcp, (&fast, &slow), &packets).await);
+        }
+    }
+    // TXT answers (30 values too: never truncated over TCP), NXDOMAIN, NODATA,
+    // REFUSED, SERVFAIL; never TC, never silent.
+    for kind in [(0, false, true), (3, false, false), (0, false, false), (5, false, false), (2, false, false)] {
+        assert!(kinds.contains(&kind), "the fast path never answered {kind:?}: {kinds:?}");
+    }
+    assert!(kinds.iter().all(|(rcode, tc, _)| !tc && *rcode != 99), "{kinds:?}");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! certdns-dns's integration tests, one binary: the answer table over real
-//! sockets, metrics, malformed packets, and a Redis outage under a responder.
+//! sockets, metrics, malformed packets, TCP connections and their limits, and a
+//! Redis outage under a responder.
 
 // A failed unwrap is a failed test here.
 #![allow(clippy::unwrap_used)]
@@ -10,3 +11,4 @@ mod metrics;
 mod resilience;
 mod robustness;
 mod support;
+mod tcp;

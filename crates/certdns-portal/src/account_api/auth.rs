@@ -104,11 +104,9 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             None => return Err(invalid_token()),
         };
         if account.status != AccountStatus::Active {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "account_suspended",
-                "This account is suspended; its tokens, keys and registrations are refused.",
-            ));
+            let (words, reason) = crate::suspension::words(state, account.id).await?;
+            let refused = ApiError::new(StatusCode::FORBIDDEN, "account_suspended", words);
+            return Err(refused.with_extra(serde_json::json!({ "reason": reason })));
         }
         if token.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY)
             && let Err(e) = state.store.touch_access_token(&token.id, now).await

@@ -24,12 +24,28 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/audit", get(audit_page)).route("/usage", get(usage_page))
 }
 
-struct AuditRow {
-    at: String,
-    kind: String,
-    description: String,
-    address: String,
-    detail: String,
+/// One audit event as the audit tables show it (the account's own log and the
+/// operator's account page).
+pub(super) struct AuditRow {
+    pub at: String,
+    pub kind: String,
+    pub description: String,
+    pub address: String,
+    pub detail: String,
+}
+
+/// `events` as table rows, times relative to `now`.
+pub(super) fn audit_rows(events: &[certdns_core::AuditEvent], now: time::OffsetDateTime) -> Vec<AuditRow> {
+    events
+        .iter()
+        .map(|e| AuditRow {
+            at: when_ago(e.at, now),
+            kind: e.kind.as_str().to_owned(),
+            description: describe(e.kind).to_owned(),
+            address: e.client_addr.map(|a| a.to_string()).unwrap_or_default(),
+            detail: detail_text(&e.detail),
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -90,6 +106,11 @@ fn describe(kind: AuditKind) -> &'static str {
         AuditKind::DelegationBroken => "CNAME broken (found by the monitor)",
         AuditKind::DelegationRestored => "CNAME correct again (found by the monitor)",
         AuditKind::RenewalOverdue => "Renewal overdue (no update when one was expected)",
+        AuditKind::AuthFailuresAlerted => "Burst of failed authentications on a registration or key (told)",
+        AuditKind::LicenseKeyGraceEnding => "Rotated key's old secret still in use as its grace ends (told)",
+        AuditKind::AlertSettingsChanged => "Alert e-mail settings changed",
+        AuditKind::WebhookCreated => "Webhook endpoint added",
+        AuditKind::WebhookDeleted => "Webhook endpoint removed",
         AuditKind::RegistrationsImported => "Registrations imported from acme-dns by the operator",
         AuditKind::BillingCheckoutCompleted => "Checkout completed (Stripe customer linked)",
         AuditKind::BillingPlanChanged => "Plan changed by the subscription",
@@ -128,16 +149,7 @@ async fn audit_page(State(state): Shared, User(user, ctx): User, Query(q): Query
     let events: Vec<_> = events.into_iter().take(AUDIT_PAGE as usize).collect();
     let next = if more { events.last().map(|e| e.id) } else { None };
     let now = certdns_core::now();
-    let rows = events
-        .iter()
-        .map(|e| AuditRow {
-            at: when_ago(e.at, now),
-            kind: e.kind.as_str().to_owned(),
-            description: describe(e.kind).to_owned(),
-            address: e.client_addr.map(|a| a.to_string()).unwrap_or_default(),
-            detail: detail_text(&e.detail),
-        })
-        .collect();
+    let rows = audit_rows(&events, now);
     let page = AuditPage { layout: Layout::of(&ctx), events: rows, next, first_page: q.before.is_none() };
     Ok(render(StatusCode::OK, &page))
 }

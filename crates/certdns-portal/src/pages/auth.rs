@@ -163,12 +163,7 @@ async fn login(State(state): Shared, Context(ctx): Context, Form(f): Form<Creden
     state.limits.sign_in_succeeded(ctx.peer, account.id);
     // Told only to whoever knows the password.
     if account.status != AccountStatus::Active {
-        return fail(
-            StatusCode::FORBIDDEN,
-            "This account is suspended by the operator of this service. Its keys and registrations are refused \
-             until it is reactivated; contact the operator to restore it."
-                .into(),
-        );
+        return fail(StatusCode::FORBIDDEN, crate::suspension::words(&state, account.id).await?.0);
     }
     let Some(version) = state.store.session_version(account.id).await? else {
         return fail(StatusCode::UNAUTHORIZED, "That e-mail and password do not match an account.".into());

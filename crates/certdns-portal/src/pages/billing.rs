@@ -392,3 +392,10 @@ async fn admin_set_plan(
         Err(e) => Err(e.into()),
     }
 }
+
+/// The name of the plan in force for `id`, when billing is on (the operator's
+/// account page).
+pub(super) async fn plan_in_force(state: &AppState, id: AccountId) -> Result<Option<String>, PageError> {
+    let Some(billing) = &state.billing else { return Ok(None) };
+    Ok(Some(account_billing(billing, state, id).await?.plan.name.clone()))
+}

@@ -24,6 +24,31 @@ pub(super) struct Badge {
     /// until two renewals have been seen.
     pub renewal: String,
     pub renewal_overdue: bool,
+    /// Something to look at beside the status ([`flag`]); empty when nothing.
+    pub flag: String,
+}
+
+/// A registration unused this long is worth a look (deleting it if nothing
+/// renews through it shrinks what a leaked credential can do).
+pub(super) const UNUSED_DAYS: i64 = 120;
+
+/// The renewal watchdog's two extra flags. A CNAME that broke but whose
+/// registration is still updated means a client renews a name that no longer
+/// delegates here (the CA asks elsewhere; those renewals fail). A registration
+/// with no update for [`UNUSED_DAYS`] is probably forgotten.
+pub(super) fn flag(reg: &Registration, status: Option<&DelegationStatus>, now: time::OffsetDateTime) -> String {
+    let broken = status.filter(|s| matches!(s.status.as_str(), "missing" | "elsewhere" | "shadowed"));
+    if let (Some(s), Some(last)) = (broken, reg.last_update_at)
+        && last.unix_timestamp() > s.changed_at
+    {
+        return "still updated after its CNAME broke: a client renews a name that no longer delegates here".into();
+    }
+    let last_use = reg.last_update_at.unwrap_or(reg.created_at);
+    let idle = (now - last_use).whole_days();
+    if idle >= UNUSED_DAYS {
+        return format!("unused for {idle} days: delete it if nothing renews through it any more");
+    }
+    String::new()
 }
 
 pub(super) struct Change {
@@ -73,6 +98,7 @@ pub(super) fn badge(reg: &Registration, statuses: &HashMap<RegistrationId, Deleg
             .unwrap_or_default(),
         renewal_overdue: status
             .is_some_and(|s| certdns_monitor::watchdog::is_overdue(&s.renewals, now.unix_timestamp())),
+        flag: flag(reg, status, now),
     })
 }
 
@@ -90,4 +116,57 @@ pub(super) fn changes(history: &[DelegationChange]) -> Vec<Change> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(created_days_ago: i64, updated_days_ago: Option<i64>, now: time::OffsetDateTime) -> Registration {
+        Registration {
+            id: RegistrationId::generate(),
+            account_id: certdns_core::AccountId::generate(),
+            license_key_id: None,
+            username: certdns_core::Username::generate(),
+            password_hash: certdns_core::SecretHash::of("x"),
+            subdomain: certdns_core::Subdomain::generate(),
+            allow_from: certdns_core::AllowFrom::default(),
+            subject: None,
+            domain: None,
+            acme_account_url: None,
+            password_sealed: None,
+            created_at: now - time::Duration::days(created_days_ago),
+            last_update_at: updated_days_ago.map(|d| now - time::Duration::days(d)),
+        }
+    }
+
+    fn status(code: &str, changed_days_ago: i64, now: time::OffsetDateTime) -> DelegationStatus {
+        DelegationStatus {
+            registration_id: RegistrationId::generate(),
+            account_id: certdns_core::AccountId::generate(),
+            domain: "www.example.com".into(),
+            status: code.into(),
+            detail: String::new(),
+            checked_at: 0,
+            changed_at: (now - time::Duration::days(changed_days_ago)).unix_timestamp(),
+            next_check_at: 0,
+            failures: 0,
+            notified: "none".into(),
+            renewals: Vec::new(),
+            overdue_notified: false,
+        }
+    }
+
+    #[test]
+    fn flags_updates_after_a_break_and_long_disuse() {
+        let now = certdns_core::now();
+        let fresh = reg(10, Some(1), now);
+        assert_eq!(flag(&fresh, Some(&status("correct", 5, now)), now), "");
+        assert!(flag(&fresh, Some(&status("missing", 5, now)), now).starts_with("still updated"), "updated after");
+        assert_eq!(flag(&fresh, Some(&status("missing", 0, now)), now), "", "broke after the last update");
+        assert_eq!(flag(&fresh, Some(&status("unknown", 5, now)), now), "", "a failing resolver proves nothing");
+        assert!(flag(&reg(400, Some(200), now), None, now).starts_with("unused for 200 days"));
+        assert!(flag(&reg(130, None, now), None, now).starts_with("unused for 130 days"), "never used");
+        assert_eq!(flag(&reg(30, None, now), None, now), "", "new ones get time");
+    }
 }

@@ -3,8 +3,9 @@
 //! ([`keys`]), registrations and their domains ([`registrations`]), adding a
 //! domain-bound registration ([`add_domain`]), the audit log and usage
 //! ([`activity`]), personal access tokens for the account API ([`tokens`]),
-//! plans and payment ([`billing`], only with billing on), and the operator's
-//! account list ([`admin`]). [`routes`]
+//! plans and payment ([`billing`], only with billing on), the operator's
+//! account list, search and account pages ([`admin`]), and the pages for
+//! everyone: landing page, docs and API reference ([`public`]), status ([`status`]). [`routes`]
 //! merges them. A secret made by a POST reaches the one page that shows it
 //! through [`reveal`]. Every tenant-scoped lookup goes through the logged-in
 //! account's id; ids from the URL are never trusted on their own.
@@ -14,21 +15,24 @@ mod acme_account;
 mod activity;
 mod add_domain;
 mod admin;
+mod admin_account;
+mod alerts;
 mod auth;
 mod billing;
 mod delegation;
 mod keys;
 mod onboarding;
+mod public;
 mod registrations;
 mod reveal;
+mod status;
 mod tokens;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::response::Response;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -44,7 +48,8 @@ type Page = Result<Response, PageError>;
 /// Every page (behind the session guard, which the caller adds).
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/", get(home))
+        .merge(public::routes())
+        .merge(status::routes())
         .merge(auth::routes())
         .merge(account::routes())
         .merge(keys::routes())
@@ -52,13 +57,10 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .merge(add_domain::routes())
         .merge(activity::routes())
         .merge(tokens::routes())
+        .merge(alerts::routes())
         .merge(admin::routes())
         .merge(billing::routes())
         .fallback(not_found)
-}
-
-async fn home(Context(ctx): Context) -> Response {
-    if ctx.user.is_some() { Redirect::to("/keys") } else { Redirect::to("/login") }.into_response()
 }
 
 async fn not_found(Context(ctx): Context) -> PageError {
@@ -110,6 +112,10 @@ fn notice_text(code: &str) -> Option<String> {
         "welcome" => {
             "Welcome! Create a license key to connect your ACME client. We sent you a link to confirm your e-mail address."
         }
+        "alert_settings_saved" => "Alert e-mail settings saved.",
+        "webhook_added" => "Webhook endpoint added. Send it a test event to check it receives and verifies them.",
+        "webhook_removed" => "Webhook endpoint removed. Nothing more is sent to it.",
+        "webhook_test_sent" => "Test event queued; it is sent within seconds. Reload to see the delivery below.",
         "verification_sent" => "We sent a new confirmation link. It works for 24 hours.",
         "password_changed" => "Password changed. Your other sessions were signed out.",
         "signed_out_everywhere" => "Signed out on every device. Sign in again here to continue.",

@@ -356,4 +356,10 @@ async fn bad_tokens_spend_a_budget_and_suspension_refuses(backend: Backend) {
     env.store.core().set_account_status(account, certdns_core::AccountStatus::Suspended).await.unwrap();
     let (status, body) = call(&env, "GET", "/keys", Some(&good), None).await;
     assert_eq!((status, body["error"].as_str()), (403, Some("account_suspended")));
+    assert_eq!(body["reason"], serde_json::Value::Null, "suspended from the CLI: no reason given");
+    // With the operator's reason, the 403 says it.
+    env.store.suspend_account(account, "Abuse report #7").await.unwrap();
+    let (status, body) = call(&env, "GET", "/keys", Some(&good), None).await;
+    assert_eq!((status, body["reason"].as_str()), (403, Some("Abuse report #7")));
+    assert!(body["message"].as_str().unwrap().contains("Reason: Abuse report #7."), "{body}");
 }

@@ -112,12 +112,16 @@ async fn operator_pages_and_suspension(backend: Backend) {
     assert_eq!(status, 200);
     assert!(page.contains("lena@example.com") && page.contains("ops@example.com"));
     let lena = env.store.core().account_by_email("lena@example.com").await.unwrap().unwrap();
-    assert!(page.contains(&format!("/admin/accounts/{}/suspend", lena.id)));
-    assert!(!page.contains(&format!("/admin/accounts/{operator_id}/suspend")), "no self-suspension button");
+    assert!(page.contains(&format!("/admin/accounts/{}\"", lena.id)), "each account links to its page");
+    let (_, own, _) = get(&ops, &format!("{}/admin/accounts/{operator_id}", env.portal)).await;
+    assert!(!own.contains("/suspend\""), "no self-suspension form");
+    let (_, lena_page, _) = get(&ops, &format!("{}/admin/accounts/{}", env.portal, lena.id)).await;
+    assert!(lena_page.contains(&format!("/admin/accounts/{}/suspend", lena.id)));
     let t = csrf(&page);
+    let reason = ("reason", "Unpaid invoice");
     let (status, _, location) =
-        post(&ops, &format!("{}/admin/accounts/{}/suspend", env.portal, lena.id), &[("csrf", &t)]).await;
-    assert_eq!((status, location.as_deref()), (303, Some("/admin/accounts?notice=suspended")));
+        post(&ops, &format!("{}/admin/accounts/{}/suspend", env.portal, lena.id), &[("csrf", &t), reason]).await;
+    assert_eq!((status, location), (303, Some(format!("/admin/accounts/{}?notice=suspended", lena.id))));
     // The API's key cache lives a few seconds; a fresh registration must be refused after it.
     let mut refused = false;
     for _ in 0..40 {
@@ -134,18 +138,18 @@ async fn operator_pages_and_suspension(backend: Backend) {
     assert_eq!((status, location.as_deref()), (303, Some("/login")));
     let (status, page) = try_login(&env, "lena@example.com", PASSWORD).await;
     assert_eq!(status, 403);
-    assert!(page.contains("This account is suspended"), "{page}");
+    assert!(page.contains("This account is suspended") && page.contains("Reason: Unpaid invoice."), "{page}");
     // A suspended operator loses the admin pages at once.
     let other_ops = create_operator(&env, "ops2@example.com").await;
     let ops2 = login(&env, "ops2@example.com", PASSWORD).await.unwrap();
     let (status, _, _) =
-        post(&ops, &format!("{}/admin/accounts/{other_ops}/suspend", env.portal), &[("csrf", &t)]).await;
+        post(&ops, &format!("{}/admin/accounts/{other_ops}/suspend", env.portal), &[("csrf", &t), reason]).await;
     assert_eq!(status, 303);
     let (status, _, location) = get(&ops2, &format!("{}/admin/accounts", env.portal)).await;
     assert_eq!((status, location.as_deref()), (303, Some("/login")));
     assert_eq!(try_login(&env, "ops2@example.com", PASSWORD).await.0, 403);
     let (status, _, _) =
-        post(&ops, &format!("{}/admin/accounts/{operator_id}/suspend", env.portal), &[("csrf", &t)]).await;
+        post(&ops, &format!("{}/admin/accounts/{operator_id}/suspend", env.portal), &[("csrf", &t), reason]).await;
     assert_eq!(status, 422);
     let (status, _, _) =
         post(&ops, &format!("{}/admin/accounts/{}/unsuspend", env.portal, lena.id), &[("csrf", &t)]).await;

@@ -50,7 +50,8 @@ async fn added_domain_shows_credentials_once_and_they_work(backend: Backend) {
     let fulldomain = format!("{sub}.{ZONE}");
     let text = unescaped(&page);
     // The acme-dns storage file, exactly as clients read it.
-    let start = text.find("<pre id=\"fmt-json\"><code>").unwrap() + "<pre id=\"fmt-json\"><code>".len();
+    let start = text.find("<pre tabindex=\"0\" id=\"fmt-json\"><code>").unwrap()
+        + "<pre tabindex=\"0\" id=\"fmt-json\"><code>".len();
     let json: serde_json::Value = serde_json::from_str(&text[start..start + text[start..].find("</code>").unwrap()])
         .expect("the storage file is JSON");
     let block = &text[start..start + text[start..].find("</code>").unwrap()];

@@ -150,8 +150,8 @@ async fn operators_override_a_plan_and_it_is_audited(backend: Backend) {
     let customer = env.store.core().account_by_email("ida@example.com").await.unwrap().unwrap().id;
     create_operator(&env, "ops@example.com").await;
     let ops = login(&env, "ops@example.com", crate::support::PASSWORD).await.unwrap();
-    let (_, accounts, _) = get(&ops, &format!("{}/admin/accounts", env.portal)).await;
-    assert!(accounts.contains(&format!("/admin/accounts/{customer}/plan")));
+    let (_, account, _) = get(&ops, &format!("{}/admin/accounts/{customer}", env.portal)).await;
+    assert!(account.contains(&format!("/admin/accounts/{customer}/plan")), "the account's page links its plan");
     let url = format!("{}/admin/accounts/{customer}/plan", env.portal);
     let (status, page, _) = get(&ops, &url).await;
     assert_eq!(status, 200, "{page}");

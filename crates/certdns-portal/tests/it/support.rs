@@ -31,7 +31,20 @@ pub struct Env {
     pub data_dir: tempfile::TempDir,
     /// `[billing]` as the portal and the API got it.
     pub billing: certdns_billing::BillingConfig,
+    /// The test API's identity in its heartbeats (`env.sync.beat(&env.api_instance)`
+    /// writes one at once).
+    pub api_instance: certdns_sync::heartbeat::Instance,
+    _heartbeat: AbortOnDrop,
     _db: TestDatabase,
+}
+
+/// Stops a task with the test (the heartbeat must not outlive its database).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Env {
@@ -79,6 +92,10 @@ pub async fn start_full(
 
     let api_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api_addr = api_listener.local_addr().unwrap();
+    // The portal's listener first: the API's document names it as the account API's server.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let account_api = certdns_portal::account_api_document(&format!("http://{addr}"));
     let api = certdns_api::router(certdns_api::ApiDeps {
         store: store.core(),
         sync: sync.clone(),
@@ -86,16 +103,17 @@ pub async fn start_full(
         zone_domain: ZONE.into(),
         public_url: "http://127.0.0.1".into(),
         usage: Some(store.clone()),
-        also_documented: None,
+        also_documented: Some(account_api.clone()),
         entitlements: certdns_billing::Entitlements::from_config(&billing).map(Arc::new),
     });
     tokio::spawn(async move {
         axum::serve(api_listener, api.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
     });
 
+    // The API instance's heartbeat, as the binary's api role writes it.
+    let api_instance = certdns_sync::heartbeat::Instance::new("api", format!("test-api {api_addr}"));
+    let heartbeat = sync.spawn_heartbeat(api_instance.clone(), Default::default());
     let data_dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let mut config = PortalConfig {
         listen: addr,
         public_url: Some(format!("http://{addr}")),
@@ -113,6 +131,7 @@ pub async fn start_full(
         data_dir: data_dir.path().to_owned(),
         credentials_key: Some(CREDENTIALS_KEY.into()),
         billing: billing.clone(),
+        api_document: Some(certdns_api::openapi::merged(Some(account_api))),
     })
     .await
     .unwrap();
@@ -129,6 +148,8 @@ pub async fn start_full(
         resolver,
         data_dir,
         billing,
+        api_instance,
+        _heartbeat: AbortOnDrop(heartbeat),
         _db: db,
     }
 }

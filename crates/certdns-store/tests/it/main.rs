@@ -7,10 +7,12 @@
 
 mod access_tokens;
 mod acme_state;
+mod alerts;
 mod billing;
 mod billing_usage;
 mod domains;
 mod fast_writes;
 mod moved_and_labelled;
+mod operator;
 mod portal_store;
 mod store;

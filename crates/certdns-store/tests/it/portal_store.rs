@@ -42,7 +42,7 @@ pub(crate) async fn account(store: &Arc<dyn PortalStore>, email: &str) -> Accoun
     a.id
 }
 
-async fn key(store: &Arc<dyn PortalStore>, account: AccountId) -> (KeyId, Secret) {
+pub(crate) async fn key(store: &Arc<dyn PortalStore>, account: AccountId) -> (KeyId, Secret) {
     let secret = Secret::generate();
     let k = LicenseKey {
         id: KeyId::generate(),
@@ -58,7 +58,11 @@ async fn key(store: &Arc<dyn PortalStore>, account: AccountId) -> (KeyId, Secret
     (k.id, secret)
 }
 
-async fn registration(store: &Arc<dyn PortalStore>, account: AccountId, key: Option<&KeyId>) -> Registration {
+pub(crate) async fn registration(
+    store: &Arc<dyn PortalStore>,
+    account: AccountId,
+    key: Option<&KeyId>,
+) -> Registration {
     let r = Registration {
         id: RegistrationId::generate(),
         account_id: account,

@@ -4,6 +4,7 @@
 // A failed unwrap is a failed test here.
 #![allow(clippy::unwrap_used)]
 
+mod alerts;
 mod billing;
 mod cli;
 mod domains;

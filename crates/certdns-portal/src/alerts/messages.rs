@@ -1,36 +1,17 @@
-//! Telling an account's owner what the delegation monitor found: one e-mail
-//! (through the portal's mailer) and one audit event per change.
+//! The words of each alert's mail: what happened, what it means for renewals,
+//! and what to do.
 
-use std::sync::Arc;
+use certdns_monitor::{Alert, AlertKind};
 
-use async_trait::async_trait;
-use certdns_core::{AuditKind, NewAuditEvent};
-use certdns_monitor::{Alert, AlertKind, Notifier};
-use certdns_store::Store;
-
-use crate::mail::Mailer;
-
-pub struct AlertMailer {
-    store: Arc<dyn Store>,
-    mailer: Mailer,
-    /// The portal's base URL, for the link to the registration.
-    base_url: String,
-}
-
-/// The notifier the binary hands the monitor, from the portal's configuration
-/// (the same SMTP relay or outbox as every other mail).
-pub fn alert_notifier(
-    config: &crate::PortalConfig,
-    store: Arc<dyn Store>,
-    data_dir: &std::path::Path,
-) -> Result<Arc<dyn Notifier>, crate::PortalError> {
-    let mailer =
-        Mailer::new(config.smtp.as_ref().map(|s| s.url.as_str()), &config.mail_from, data_dir.join("outbox.eml"))?;
-    Ok(Arc::new(AlertMailer { store, mailer, base_url: config.base_url() }))
+fn date(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).ok())
+        .unwrap_or_default()
 }
 
 /// Subject and body of the mail for `alert`.
-fn message(alert: &Alert, link: &str) -> (String, String) {
+pub(super) fn delegation(alert: &Alert, link: &str) -> (String, String) {
     let record = format!("{}. CNAME {}.", alert.cname_name, alert.target);
     match &alert.kind {
         AlertKind::Broken { status, detail } => {
@@ -83,38 +64,38 @@ fn message(alert: &Alert, link: &str) -> (String, String) {
     }
 }
 
-#[async_trait]
-impl Notifier for AlertMailer {
-    async fn alert(&self, alert: &Alert) {
-        let (kind, status) = match &alert.kind {
-            AlertKind::Broken { status, .. } => (AuditKind::DelegationBroken, status.as_str()),
-            AlertKind::Restored => (AuditKind::DelegationRestored, "correct"),
-            AlertKind::RenewalOverdue { .. } => (AuditKind::RenewalOverdue, "overdue"),
-        };
-        let subdomain = alert.target.split('.').next().unwrap_or_default();
-        let event = NewAuditEvent {
-            account_id: Some(alert.account),
-            kind,
-            client_addr: None,
-            detail: serde_json::json!({ "domain": alert.domain, "subdomain": subdomain, "status": status }),
-        };
-        if let Err(e) = self.store.append_audit(&event, certdns_core::now()).await {
-            tracing::warn!(error = %e, "cannot write the delegation audit event");
-        }
-        let owner = match self.store.account(alert.account).await {
-            Ok(Some(account)) => account,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, domain = %alert.domain, "cannot find whom to tell about a delegation");
-                return;
-            }
-        };
-        let link = format!("{}/registrations/{subdomain}", self.base_url.trim_end_matches('/'));
-        let (subject, body) = message(alert, &link);
-        if let Err(e) = self.mailer.send(owner.email.as_str(), &subject, body).await {
-            tracing::warn!(error = %e, domain = %alert.domain, "cannot mail a delegation alert");
-        }
-    }
+/// A burst of failed authentications on `what` (a registration or key, named
+/// for people).
+pub(super) fn auth_failures(what: &str, failures: u64, first_at: i64, last_at: i64, link: &str) -> (String, String) {
+    (
+        format!("certdns: {failures} failed authentications on {what}"),
+        format!(
+            "Between {first} and {last}, {failures} requests to the certdns API named {what} with the wrong \
+             secret (or from an address its allow-from list does not admit).\n\n\
+             If it is your ACME client, its stored credentials are out of date and its renewals are failing: \
+             compare them with the portal, or rotate and update the client.\n\
+             If it is not yours, someone is guessing: the API slows them down, and the secrets are too long to guess, \
+             but you may want to restrict the allow-from list.\n\n{link}\n\n\
+             We write once per burst; the next notice comes only after a quiet quarter of an hour.\n",
+            first = date(first_at),
+            last = date(last_at),
+        ),
+    )
+}
+
+/// A rotated key's old secret still in use as its grace period ends.
+pub(super) fn grace_ending(name: &str, key: &str, last_used_at: i64, until: i64, link: &str) -> (String, String) {
+    (
+        format!("certdns: the old secret of license key “{name}” stops working at {}", date(until)),
+        format!(
+            "The license key “{name}” ({key}) was rotated, and its previous secret was still used at {used}. \
+             It stops working at {ends}.\n\n\
+             Whatever still sends it — an ACME client's base URL, a hook script, a secret in a CI system — will \
+             fail to renew after that. Put the new secret there before {ends}.\n\n{link}\n",
+            used = date(last_used_at),
+            ends = date(until),
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -132,11 +113,16 @@ mod tests {
             kind,
         };
         let broken = alert(AlertKind::Broken { status: "shadowed".into(), detail: "TXT manual".into() });
-        let (subject, body) = message(&broken, "https://portal/registrations/abc");
+        let (subject, body) = delegation(&broken, "https://portal/registrations/abc");
         assert!(subject.contains("www.example.com") && subject.contains("broken"), "{subject}");
         assert!(body.contains("TXT record (TXT manual)"), "{body}");
         assert!(body.contains("_acme-challenge.www.example.com. CNAME abc.auth.example.net."), "{body}");
-        let (subject, _) = message(&alert(AlertKind::Restored), "x");
+        let (subject, _) = delegation(&alert(AlertKind::Restored), "x");
         assert!(subject.ends_with("correct again"), "{subject}");
+        let (subject, body) = auth_failures("registration abc (www.example.com)", 25, 0, 600, "L");
+        assert!(subject.contains("25 failed") && body.contains("1970-01-01 00:10 UTC") && body.contains('L'), "{body}");
+        let (subject, body) = grace_ending("web1", "k123", 0, 86_400, "L");
+        assert!(subject.contains("“web1”") && subject.contains("1970-01-02 00:00 UTC"), "{subject}");
+        assert!(body.contains("k123") && body.contains("before 1970-01-02"), "{body}");
     }
 }
