@@ -39,7 +39,7 @@ fn value(i: u64) -> TxtValue {
 
 fn upsert(subdomain: Subdomain, version: u64) -> Change {
     let values = (version.saturating_sub(1)..=version).rev().filter(|v| *v > 0).map(value).collect();
-    Change::Upsert(TxtState { subdomain, version, values })
+    Change::Upsert(TxtState::values(subdomain, version, values))
 }
 
 async fn snapshot_holds_the_newest_state(dist: Arc<dyn Distribution>) {
