@@ -32,6 +32,7 @@ mod limits;
 mod mail;
 mod pages;
 mod passwords;
+mod persist;
 mod session;
 mod state;
 mod templates;

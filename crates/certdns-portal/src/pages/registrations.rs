@@ -408,6 +408,7 @@ mod tests {
             domain: domain.and_then(|d| Domain::parse(d).ok()),
             password_sealed: None,
             acme_account_url: None,
+            kind: certdns_core::RegistrationKind::Challenge,
             created_at: certdns_core::now(),
             last_update_at: None,
         };

@@ -71,6 +71,7 @@ async fn registration(store: &Arc<dyn PortalStore>, account: AccountId, key: Opt
         domain: None,
         password_sealed: None,
         acme_account_url: None,
+        kind: certdns_core::RegistrationKind::Challenge,
         created_at: now(),
         last_update_at: None,
     };
