@@ -196,6 +196,6 @@ pub(crate) async fn replace(
 }
 
 /// The record a persist registration answers now.
-pub(crate) async fn current(state: &AppState, reg: &Registration) -> Result<Option<PersistRecord>, ActionError> {
+pub(crate) async fn current(state: &AppState, reg: &Registration) -> Result<Option<PersistRecord>, StoreError> {
     Ok(state.core.txt_state(reg.subdomain, 1).await?.and_then(|s| s.persist))
 }

@@ -164,7 +164,7 @@ async fn find(state: &AppState, caller: &Caller, sub: &str) -> Result<(Registrat
     let subdomain = sub.parse::<Subdomain>().map_err(|_| ApiError::not_found("persist record"))?;
     let reg = state.core.registration_by_subdomain(caller.account.id, subdomain).await?;
     let reg = reg.filter(|r| r.kind == RegistrationKind::Persist).ok_or_else(|| ApiError::not_found("persist record"))?;
-    let record = persist::current(state, &reg).await.map_err(|e| action_error(state, e))?;
+    let record = persist::current(state, &reg).await?;
     let record = record.ok_or_else(|| ApiError::not_found("persist record"))?;
     Ok((reg, record))
 }
@@ -190,7 +190,7 @@ pub(crate) async fn list(State(state): Shared, caller: Caller) -> Answer {
     regs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
     let mut persist_records = Vec::with_capacity(regs.len());
     for reg in &regs {
-        if let Some(record) = persist::current(&state, reg).await.map_err(|e| action_error(&state, e))? {
+        if let Some(record) = persist::current(&state, reg).await? {
             let status = statuses.iter().find(|s| s.registration_id == reg.id);
             persist_records.push(view(&state, reg, &record, status));
         }
