@@ -19,6 +19,7 @@ mod domains;
 mod fake_stripe;
 mod keys;
 mod monitoring;
+mod persist;
 mod registrations;
 mod stripe_events;
 mod support;
