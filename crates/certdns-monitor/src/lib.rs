@@ -166,7 +166,9 @@ impl Monitor {
             seen_update_at: due.last_update_at,
             // A persist record changes when its owner edits it, never per renewal.
             renewals: match (due.last_update_at, due.kind) {
-                (Some(t), RegistrationKind::Challenge) => watchdog::note_update(&due.status.renewals, t.unix_timestamp()),
+                (Some(t), RegistrationKind::Challenge) => {
+                    watchdog::note_update(&due.status.renewals, t.unix_timestamp())
+                }
                 _ => due.status.renewals.clone(),
             },
         };

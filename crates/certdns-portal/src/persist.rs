@@ -96,7 +96,12 @@ pub(crate) async fn holder(state: &AppState, who: Actor, domain: &Domain) -> Res
 
 /// The audit detail of a record (it is public in DNS; the trail of what it
 /// said is the point, draft §9.5).
-fn record_detail(reg: &Registration, record: &PersistRecord, previous: Option<&PersistRecord>, via: &str) -> serde_json::Value {
+fn record_detail(
+    reg: &Registration,
+    record: &PersistRecord,
+    previous: Option<&PersistRecord>,
+    via: &str,
+) -> serde_json::Value {
     serde_json::json!({
         "subdomain": reg.subdomain.to_string(),
         "domain": reg.domain.as_ref().map(Domain::as_str),
@@ -166,7 +171,9 @@ pub(crate) async fn create(
     if let Err(e) = state.core.append_audit(&created, now).await {
         tracing::warn!(error = %e, "cannot write audit event");
     }
-    state.audit(Some(who.account), AuditKind::PersistRecordSet, who.peer, record_detail(&reg, &record, None, who.via)).await;
+    state
+        .audit(Some(who.account), AuditKind::PersistRecordSet, who.peer, record_detail(&reg, &record, None, who.via))
+        .await;
     state.sync.publish_states(vec![txt]).await;
     Ok((reg, record))
 }

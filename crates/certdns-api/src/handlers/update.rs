@@ -6,7 +6,9 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use certdns_core::{AccountStatus, Registration, RegistrationKind, SecretHash, Subdomain, TxtState, TxtValue, Username};
+use certdns_core::{
+    AccountStatus, Registration, RegistrationKind, SecretHash, Subdomain, TxtState, TxtValue, Username,
+};
 use certdns_store::{AuthorizedWrite, StoreError};
 
 use super::{Incoming, Shared, auth_failed, authenticate_registration, publish_and_confirm, read_body};

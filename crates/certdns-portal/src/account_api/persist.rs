@@ -46,7 +46,9 @@ pub(crate) struct PersistView {
     /// `persistUntil` has passed: CAs no longer accept the record.
     pub expired: bool,
     /// The TXT value exactly as answered.
-    #[schema(example = "letsencrypt.org; accounturi=https://ca.example/account-hash/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw")]
+    #[schema(
+        example = "letsencrypt.org; accounturi=https://ca.example/account-hash/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw"
+    )]
     pub txt: String,
     /// The CNAME to create: `_validation-persist.<domain>` → `fulldomain`.
     pub cname: CnameRecord,
@@ -163,7 +165,8 @@ pub(crate) fn view(
 async fn find(state: &AppState, caller: &Caller, sub: &str) -> Result<(Registration, PersistRecord), ApiError> {
     let subdomain = sub.parse::<Subdomain>().map_err(|_| ApiError::not_found("persist record"))?;
     let reg = state.core.registration_by_subdomain(caller.account.id, subdomain).await?;
-    let reg = reg.filter(|r| r.kind == RegistrationKind::Persist).ok_or_else(|| ApiError::not_found("persist record"))?;
+    let reg =
+        reg.filter(|r| r.kind == RegistrationKind::Persist).ok_or_else(|| ApiError::not_found("persist record"))?;
     let record = persist::current(state, &reg).await?;
     let record = record.ok_or_else(|| ApiError::not_found("persist record"))?;
     Ok((reg, record))

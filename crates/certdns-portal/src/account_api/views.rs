@@ -122,7 +122,11 @@ impl RegistrationView {
                 (RegistrationKind::Challenge, None) => "dns-01",
             }
             .into(),
-            cname: r.challenge_name().map(|name| CnameRecord { name, r#type: "CNAME".into(), target: fulldomain.clone() }),
+            cname: r.challenge_name().map(|name| CnameRecord {
+                name,
+                r#type: "CNAME".into(),
+                target: fulldomain.clone(),
+            }),
             fulldomain,
             delegation,
         }

@@ -100,7 +100,9 @@ impl PersistForm {
         let persist_until = match self.persist_until.trim() {
             "" => None,
             text => Some(unix_of_date(text).ok_or_else(|| {
-                ActionError::Invalid("The expiry must be a date such as 2027-06-30 (the record ends at 00:00 UTC).".into())
+                ActionError::Invalid(
+                    "The expiry must be a date such as 2027-06-30 (the record ends at 00:00 UTC).".into(),
+                )
             })?),
         };
         Ok(RecordInput { issuer: self.issuer.clone(), account, wildcard: self.wildcard_on(), persist_until })
@@ -181,10 +183,23 @@ async fn rows(state: &AppState, account: certdns_core::AccountId) -> Result<Vec<
     Ok(rows)
 }
 
-async fn show_list(state: &AppState, ctx: &Ctx, form: PersistForm, error: Option<String>, exists: Option<String>, status: StatusCode, notice: Option<String>) -> Page {
+async fn show_list(
+    state: &AppState,
+    ctx: &Ctx,
+    form: PersistForm,
+    error: Option<String>,
+    exists: Option<String>,
+    status: StatusCode,
+    notice: Option<String>,
+) -> Page {
     let account = ctx.user.as_ref().map(|u| u.account.id).ok_or_else(|| PageError::not_found(ctx))?;
-    let page =
-        ListPage { layout: Layout::of(ctx).with_notice(notice), rows: rows(state, account).await?, form, error, exists };
+    let page = ListPage {
+        layout: Layout::of(ctx).with_notice(notice),
+        rows: rows(state, account).await?,
+        form,
+        error,
+        exists,
+    };
     Ok(render(status, &page))
 }
 
@@ -254,7 +269,8 @@ async fn show_record(
     row.reg.delegation = badge(reg, &statuses);
     let check = match (&q.check, reg.challenge_name()) {
         (Some(_), Some(name)) => {
-            let found = certdns_delegation::check_challenge_name(state.config.resolver, &name, &row.reg.fulldomain).await;
+            let found =
+                certdns_delegation::check_challenge_name(state.config.resolver, &name, &row.reg.fulldomain).await;
             Some(cname_advice::advise(&found, &name, &row.reg.fulldomain, state.config.resolver))
         }
         _ => None,
@@ -274,7 +290,12 @@ async fn record_page(
     show_record(&state, &ctx, &reg, &record, PersistForm::of(&record), None, q, StatusCode::OK).await
 }
 
-async fn save(State(state): Shared, User(user, ctx): User, Path(sub): Path<String>, Form(f): Form<PersistForm>) -> Page {
+async fn save(
+    State(state): Shared,
+    User(user, ctx): User,
+    Path(sub): Path<String>,
+    Form(f): Form<PersistForm>,
+) -> Page {
     let (reg, record) = find_persist(&state, &ctx, &user, &sub).await?;
     let who = Actor { account: user.account.id, peer: ctx.peer, via: "portal" };
     let saved = match f.input() {
