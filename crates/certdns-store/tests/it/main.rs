@@ -10,5 +10,6 @@ mod acme_state;
 mod billing;
 mod domains;
 mod moved_and_labelled;
+mod persist;
 mod portal_store;
 mod store;
