@@ -258,8 +258,7 @@ async fn show_record(
     ctx: &Ctx,
     reg: &Registration,
     record: &PersistRecord,
-    form: PersistForm,
-    error: Option<String>,
+    (form, error): (PersistForm, Option<String>),
     q: RecordQuery,
     status: StatusCode,
 ) -> Page {
@@ -287,7 +286,7 @@ async fn record_page(
     Query(q): Query<RecordQuery>,
 ) -> Page {
     let (reg, record) = find_persist(&state, &ctx, &user, &sub).await?;
-    show_record(&state, &ctx, &reg, &record, PersistForm::of(&record), None, q, StatusCode::OK).await
+    show_record(&state, &ctx, &reg, &record, (PersistForm::of(&record), None), q, StatusCode::OK).await
 }
 
 async fn save(
@@ -306,7 +305,7 @@ async fn save(
         Ok(_) => Ok(Redirect::to(&format!("/persist/{}?notice=persist_saved", reg.subdomain)).into_response()),
         Err(ActionError::Invalid(e)) => {
             let q = RecordQuery::default();
-            show_record(&state, &ctx, &reg, &record, f, Some(e), q, StatusCode::UNPROCESSABLE_ENTITY).await
+            show_record(&state, &ctx, &reg, &record, (f, Some(e)), q, StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(e) => Err(PageError::from_action(&ctx, e)),
     }
