@@ -9,6 +9,7 @@ mod auth;
 mod error;
 mod keys;
 mod persist;
+mod persist_schema;
 mod registrations;
 mod views;
 

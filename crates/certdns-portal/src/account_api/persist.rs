@@ -29,7 +29,6 @@ pub(crate) struct PersistView {
     /// `<subdomain>.<zone>`: where the CNAME points and the record is answered.
     pub fulldomain: String,
     /// The validated domain (A-labels).
-    #[schema(example = "example.com")]
     pub domain: String,
     pub domain_unicode: String,
     /// The CA's issuer domain name.
@@ -67,17 +66,17 @@ pub(crate) struct PersistList {
 /// The record's fields. Name the ACME account either by `accounturi` (the
 /// hashed URI) or by `account_url`, `jwk_thumbprint` and `account_hash_prefix`,
 /// from which it is computed; not both.
-#[derive(Deserialize, ToSchema)]
+/// (Its schema in the document is `persist_schema`'s, which says the two
+/// ways of naming the account.)
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PersistFields {
     /// The validated domain: required to create; fixed afterwards (the
     /// accounturi is computed over it), so a replacement may only repeat it.
     /// `*.example.com` needs `wildcard` (it is the record of `example.com`).
     #[serde(default)]
-    #[schema(example = "example.com")]
     pub domain: Option<String>,
     /// The CA's issuer domain name (its directory's `issuerDomainNames`).
-    #[schema(example = "letsencrypt.org")]
     pub issuer: String,
     /// `<accountHashPrefix>sha-256/<43 base64url characters>`.
     #[serde(default)]
@@ -97,9 +96,24 @@ pub(crate) struct PersistFields {
     pub any_domain: bool,
     #[serde(default)]
     pub wildcard: bool,
-    /// Unix seconds, in the future; `null` or absent: no expiry.
-    #[serde(default)]
+    /// Unix seconds, in the future; `null` or absent: no expiry. A JSON
+    /// integer written with a zero fraction (`1798761600.0`) is one too.
+    #[serde(default, deserialize_with = "whole_seconds")]
     pub persist_until: Option<i64>,
+}
+
+/// An integer, also when JSON writes it as `1798761600.0` (JSON Schema's
+/// `integer` admits that); anything else is refused.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        // Exact below 2^53, far beyond the year 9999 (about 2^38).
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        _ => Err(serde::de::Error::custom("persist_until must be a whole number of seconds")),
+    }
 }
 
 impl PersistFields {
@@ -212,7 +226,7 @@ pub(crate) async fn get_one(State(state): Shared, caller: Caller, Path(sub): Pat
 
 /// A dns-persist-01 record for a domain, answered at once; the answer names
 /// the CNAME to create.
-#[utoipa::path(post, path = "/api/v1/persist-records", tag = "account", request_body = PersistFields,
+#[utoipa::path(post, path = "/api/v1/persist-records", tag = "account", request_body = super::persist_schema::NewPersistRecord,
     responses((status = 201, body = PersistView), (status = 403, body = ErrorBody),
         (status = 409, description = "the account has a persist record for this domain (`persist_record_exists`)", body = ErrorBody),
         (status = 422, description = "a field is not valid; the message says which and why", body = ErrorBody)),
@@ -229,7 +243,7 @@ pub(crate) async fn create(State(state): Shared, caller: Caller, JsonBody(body):
 }
 
 /// Replaces the record (every field; the domain stays).
-#[utoipa::path(put, path = "/api/v1/persist-records/{subdomain}", tag = "account", request_body = PersistFields,
+#[utoipa::path(put, path = "/api/v1/persist-records/{subdomain}", tag = "account", request_body = super::persist_schema::PersistChange,
     params(("subdomain" = String, Path, format = "uuid")),
     responses((status = 200, body = PersistView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("access_token" = ["read-write"])))]
