@@ -33,7 +33,7 @@ fn variant(with_domain: bool, computed: bool) -> Schema {
         .property(
             "issuer",
             text(
-                format!("{NAME}"),
+                NAME.to_owned(),
                 "The CA's issuer domain name (its directory's issuerDomainNames).",
                 "letsencrypt.org",
             ),
@@ -55,7 +55,7 @@ fn variant(with_domain: bool, computed: bool) -> Schema {
         );
     if with_domain {
         let d = text(
-            format!("{NAME}"),
+            NAME.to_owned(),
             "The validated domain (for *.example.com: example.com with wildcard).",
             "example.com",
         );
