@@ -302,7 +302,7 @@ async fn a_persist_record_reaches_every_follower_whole_and_its_removal_too(dist:
     let cancel = CancellationToken::new();
     let replicas: Vec<Arc<Replica>> = (0..2).map(|_| Replica::new()).collect();
     for (i, replica) in replicas.iter().enumerate() {
-        let follower = Follower::new(dist.clone(), replica.clone(), ResponderId::generate(&format!("persist-{i}")));
+        let follower = Follower::new(dist.clone(), replica.clone(), ResponderId::generate(format!("persist-{i}")));
         tokio::spawn(follower.run(cancel.clone()));
     }
     let s = Subdomain::generate();
