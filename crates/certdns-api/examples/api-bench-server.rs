@@ -95,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
             domain: None,
             password_sealed: None,
             acme_account_url: None,
+            kind: certdns_core::RegistrationKind::Challenge,
             created_at: now(),
             last_update_at: None,
         };

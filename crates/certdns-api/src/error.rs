@@ -69,6 +69,9 @@ pub enum ApiError {
     AccountMismatch,
     /// The account's plan or an overdue payment refuses this (see certdns-billing).
     Billing(certdns_billing::Refusal),
+    /// `/update` for a persist registration, whose dns-persist-01 record only
+    /// the portal and the account API change (403).
+    PersistRecordNotUpdatable,
 }
 
 impl ApiError {
@@ -95,7 +98,7 @@ impl ApiError {
             | ApiError::DomainBoundElsewhere { .. }
             | ApiError::CredentialsNotKept { .. } => StatusCode::CONFLICT,
             ApiError::BadDomain { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Billing(_) => StatusCode::FORBIDDEN,
+            ApiError::Billing(_) | ApiError::PersistRecordNotUpdatable => StatusCode::FORBIDDEN,
         }
     }
 
@@ -127,6 +130,7 @@ impl ApiError {
             ApiError::CredentialsNotKept { .. } => "credentials_not_kept",
             ApiError::AccountMismatch => "account_mismatch",
             ApiError::Billing(refusal) => refusal.code(),
+            ApiError::PersistRecordNotUpdatable => "persist_record_not_updatable",
         }
     }
 
@@ -160,6 +164,9 @@ impl ApiError {
             ApiError::AccountMismatch => {
                 "the credentials do not verify or belong to a registration of another license key".into()
             }
+            ApiError::PersistRecordNotUpdatable => "this registration holds a dns-persist-01 record, which only the \
+                portal (Persist records) or the account API (/api/v1/persist-records) change; /update never writes it"
+                .into(),
             _ => return None,
         })
     }

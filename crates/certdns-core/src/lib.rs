@@ -8,6 +8,7 @@ pub mod access_token;
 pub mod account_label;
 pub mod allow_from;
 pub mod domain;
+pub mod hashed_uri;
 pub mod ids;
 pub mod model;
 pub mod password;
@@ -22,12 +23,13 @@ pub use access_token::{AccessToken, TokenId, TokenScope};
 pub use account_label::{AcmeAccountUrl, InvalidAccountUrl};
 pub use allow_from::{AllowFrom, InvalidCidr};
 pub use domain::{Domain, DomainError};
+pub use hashed_uri::{HashedAccountUri, InvalidAccountUri};
 pub use ids::{AccountId, InvalidId, KeyId, RegistrationId, Subdomain, Username};
 pub use model::{
     Account, AccountRole, AccountStatus, AuditEvent, AuditKind, Email, InvalidEmail, LicenseKey, NewAuditEvent,
-    Registration, TxtState,
+    Registration, RegistrationKind, TxtState, challenge_name,
 };
-pub use persist_record::{InvalidPersistRecord, PersistRecord};
+pub use persist_record::{InvalidPersistRecord, PERSIST_LABEL, PersistRecord};
 pub use sealed::{CredentialSealer, SealError};
 pub use secret::{Secret, SecretHash, SecretMatch};
 pub use txt::{InvalidTxt, TxtValue};

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{
-    AccountId, AcmeAccountUrl, AllowFrom, Domain, KeyId, RegistrationId, SecretHash, Subdomain, TxtValue, Username,
+    AccountId, AcmeAccountUrl, AllowFrom, Domain, KeyId, PersistRecord, RegistrationId, SecretHash, Subdomain,
+    TxtValue, Username,
 };
 
 /// A normalised e-mail address (trimmed, lower-case), the login of an account.
@@ -100,6 +101,14 @@ text_enum!(
 );
 
 text_enum!(
+    /// What a registration answers. `challenge`: the values its client sends to
+    /// `/update` (dns-01, or dns-account-01 with an ACME account URL).
+    /// `persist`: one dns-persist-01 record the customer manages in the portal
+    /// or the account API; `/update` never writes it.
+    RegistrationKind { Challenge = "challenge", Persist = "persist" }
+);
+
+text_enum!(
     /// Security-relevant events kept in the audit log.
     AuditKind {
         AccountCreated = "account.created",
@@ -141,6 +150,7 @@ text_enum!(
         BillingPaymentSucceeded = "billing.payment_succeeded",
         BillingPaymentFailed = "billing.payment_failed",
         BillingPaymentWarningSent = "billing.payment_warning_sent",
+        PersistRecordSet = "persist_record.set",
     }
 );
 
@@ -221,6 +231,9 @@ pub struct Registration {
     /// asks `_<label>._acme-challenge.<domain>` (see [`crate::AcmeAccountUrl`]).
     /// `None`: dns-01 (`_acme-challenge.<domain>`).
     pub acme_account_url: Option<AcmeAccountUrl>,
+    /// `challenge` (acme-dns `/update` values) or `persist` (a dns-persist-01
+    /// record, at `_validation-persist.<domain>`; the domain is then set).
+    pub kind: RegistrationKind,
     /// The password sealed with the server's credentials key (see
     /// [`crate::CredentialSealer`]), kept only where a key with storage access
     /// may give it back.
@@ -235,21 +248,44 @@ impl Registration {
     /// `_<label>._acme-challenge.<domain>` (dns-account-01). `None` without a domain.
     pub fn challenge_name(&self) -> Option<String> {
         let domain = self.domain.as_ref()?;
-        Some(match &self.acme_account_url {
-            Some(url) => url.challenge_name(domain),
-            None => domain.challenge_name(),
-        })
+        Some(challenge_name(self.kind, domain, self.acme_account_url.as_ref()))
+    }
+}
+
+/// The one rule for the name the CA asks (and the customer's CNAME sits at):
+/// `_validation-persist.<domain>` for a persist registration, else
+/// `_<label>._acme-challenge.<domain>` with an ACME account (dns-account-01),
+/// else `_acme-challenge.<domain>`.
+pub fn challenge_name(kind: RegistrationKind, domain: &Domain, acme_account: Option<&AcmeAccountUrl>) -> String {
+    match (kind, acme_account) {
+        (RegistrationKind::Persist, _) => PersistRecord::validation_name(domain),
+        (RegistrationKind::Challenge, Some(url)) => url.challenge_name(domain),
+        (RegistrationKind::Challenge, None) => domain.challenge_name(),
     }
 }
 
 /// What a subdomain currently answers: its values, newest first, and the version
 /// of the write that produced them. Versions grow by one per write to the
 /// subdomain; a consumer that sees an older version than it holds ignores it.
+///
+/// A persist registration answers its one record (`persist`) and never
+/// `values`; a challenge registration the reverse. The record is the one TXT
+/// value longer than [`TxtValue::LEN`]: every stage that packs values at a
+/// fixed size (the store's `txt_recent`, the replica, the responders) carries
+/// it apart from them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxtState {
     pub subdomain: Subdomain,
     pub version: u64,
     pub values: Vec<TxtValue>,
+    pub persist: Option<PersistRecord>,
+}
+
+impl TxtState {
+    /// A challenge registration's state (no persist record).
+    pub fn values(subdomain: Subdomain, version: u64, values: Vec<TxtValue>) -> Self {
+        Self { subdomain, version, values, persist: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,111 +1,135 @@
-//! dns-persist-01 (draft-ietf-acme-dns-persist-02): the long-lived TXT record at
+//! dns-persist-01 (draft-ietf-acme-dns-persist-02, the CA/B Forum's method
+//! 3.2.2.4.22 from ballot SC-088): the long-lived TXT record at
 //! `_validation-persist.<domain>` that authorises one CA (its issuer domain
 //! name) to issue for one ACME account, optionally for the domain's subdomains
 //! and wildcards (`policy=wildcard`) and until a time (`persistUntil`).
 //!
 //! The record is CAA's issue-value syntax (RFC 8659 §4.2):
-//! `<issuer-domain-name>; accounturi=<hashed URI>[; policy=wildcard][; persistUntil=<unix>]`.
-//! The accounturi is a *hashed* URI since draft -02:
-//! `<accountHashPrefix>sha-256/<base64url(SHA-256(len(domain) || domain || key || account URL))>`,
-//! `key` being the 43-character base64url JWK thumbprint of the account key. A
-//! DNS operator can compute it from those shareable values (the draft's §4.5);
-//! no private key is involved.
+//! `<issuer-domain-name>; accounturi=<hashed URI>[; policy=wildcard][; persistUntil=<unix>]`,
+//! the accounturi a [`HashedAccountUri`]. certdns publishes exactly what it
+//! can explain to the customer, so [`PersistRecord::parse`] reads back only
+//! that canonical form (a CA, by contrast, ignores unknown parameters).
 //!
-//! Groundwork only: the value type and its checks. Serving it needs a
-//! registration kind whose value is longer than a dns-01 `TxtValue`.
+//! Length: the draft bounds no total (RDATA may reach 65,535 octets, in
+//! character-strings of 255); the issuer is at most 253 octets and the digest
+//! 86, the CA's prefix is the open end. [`PersistRecord::MAX_LEN`] keeps a
+//! record inside one EDNS answer of 1,232 octets; over 255 octets the
+//! responders split it into several character-strings (RFC 1035 §3.3.14).
 
 use std::fmt;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
-
-use crate::Domain;
+use crate::hashed_uri::{InvalidAccountUri, is_value_char};
+use crate::{Domain, HashedAccountUri};
 
 /// The label in front of the validated name.
 pub const PERSIST_LABEL: &str = "_validation-persist";
+
+/// The latest `persistUntil` taken: 9999-12-31T23:59:59Z.
+pub const MAX_PERSIST_UNTIL: i64 = 253_402_300_799;
 
 /// One `_validation-persist` record, valid by construction.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PersistRecord {
     issuer: String,
-    account_uri: String,
+    account_uri: HashedAccountUri,
     wildcard: bool,
     persist_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidPersistRecord {
-    #[error(
-        "the issuer domain name must be a lower-case domain name without a final dot (the CA's, e.g. letsencrypt.org)"
-    )]
-    Issuer,
-    #[error(
-        "the accounturi must be a URI of printable characters without spaces or ';' (the hashed URI your client computes)"
-    )]
-    AccountUri,
-    #[error("persistUntil must be a whole number of seconds since 1970 (a Unix time)")]
+    #[error("the issuer domain name must be the CA's domain name (such as letsencrypt.org), without a wildcard: {0}")]
+    Issuer(String),
+    #[error("{0}")]
+    AccountUri(#[from] InvalidAccountUri),
+    #[error("persistUntil must be a whole number of seconds since 1970 (a Unix time) up to the year 9999")]
     PersistUntil,
     #[error("the record needs an accounturi parameter")]
     MissingAccountUri,
+    #[error("the parameter {0} appears twice")]
+    Duplicate(String),
+    #[error("the parameter {0:?} is not one certdns publishes (accounturi, policy, persistUntil)")]
+    UnknownParameter(String),
+    #[error("policy may only be wildcard")]
+    Policy,
+    #[error("not in the issue-value syntax: <issuer>; accounturi=<uri>[; policy=wildcard][; persistUntil=<time>]")]
+    Syntax,
     #[error("the record is longer than {max} characters", max = PersistRecord::MAX_LEN)]
     TooLong,
 }
 
 impl PersistRecord {
-    /// Several TXT strings' worth, and still far inside one UDP answer.
+    /// Fits one EDNS answer (1,232 octets) with the owner name and headers.
     pub const MAX_LEN: usize = 1024;
 
+    /// A record from the customer's fields. The issuer is normalised as the
+    /// draft's §9.2 says (case folded, IDNs as A-labels, no final dot).
     pub fn new(
         issuer: &str,
-        account_uri: &str,
+        account_uri: HashedAccountUri,
         wildcard: bool,
         persist_until: Option<i64>,
     ) -> Result<Self, InvalidPersistRecord> {
-        let issuer = issuer.trim();
-        let domain = Domain::parse(issuer).map_err(|_| InvalidPersistRecord::Issuer)?;
-        // Already the A-label form the draft asks for: no case folding, no dot, no `*.`.
-        if domain.as_str() != issuer {
-            return Err(InvalidPersistRecord::Issuer);
+        if issuer.contains('*') {
+            return Err(InvalidPersistRecord::Issuer("a wildcard is not a domain name".into()));
         }
-        let account_uri = account_uri.trim();
-        let printable = account_uri.bytes().all(|b| b.is_ascii_graphic() && b != b';');
-        if account_uri.is_empty() || !printable || !account_uri.contains(':') {
-            return Err(InvalidPersistRecord::AccountUri);
-        }
-        if persist_until.is_some_and(|t| t < 0) {
+        let issuer = Domain::parse(issuer).map_err(|e| InvalidPersistRecord::Issuer(e.to_string()))?;
+        if persist_until.is_some_and(|t| !(0..=MAX_PERSIST_UNTIL).contains(&t)) {
             return Err(InvalidPersistRecord::PersistUntil);
         }
-        let record = Self { issuer: issuer.to_owned(), account_uri: account_uri.to_owned(), wildcard, persist_until };
+        let record = Self { issuer: issuer.as_str().to_owned(), account_uri, wildcard, persist_until };
         if record.to_txt().len() > Self::MAX_LEN {
             return Err(InvalidPersistRecord::TooLong);
         }
         Ok(record)
     }
 
-    /// Reads a record's TXT value (parameters in any order and case of the
-    /// policy value; unknown parameters are refused here, since certdns only
-    /// publishes what it can explain to the customer).
+    /// Reads back a record as [`to_txt`](Self::to_txt) writes it (whitespace
+    /// around `;` and `=` as RFC 8659 allows; parameters in any order; no
+    /// parameter twice, none unknown; the issuer already normalised).
     pub fn parse(txt: &str) -> Result<Self, InvalidPersistRecord> {
         let mut parts = txt.split(';');
-        let issuer = parts.next().unwrap_or_default();
-        let (mut account_uri, mut wildcard, mut until) = (None, false, None);
+        let issuer = parts.next().unwrap_or_default().trim_matches(is_wsp);
+        let (mut account_uri, mut wildcard, mut until) = (None, None, None);
         for part in parts {
-            let (tag, value) = part.trim().split_once('=').ok_or(InvalidPersistRecord::AccountUri)?;
-            match tag {
-                "accounturi" => account_uri = Some(value),
-                "policy" => wildcard = value.eq_ignore_ascii_case("wildcard"),
-                "persistUntil" => {
-                    until = Some(value.parse::<i64>().map_err(|_| InvalidPersistRecord::PersistUntil)?);
-                }
-                _ => return Err(InvalidPersistRecord::AccountUri),
+            let (tag, value) = part.split_once('=').ok_or(InvalidPersistRecord::Syntax)?;
+            let (tag, value) = (tag.trim_matches(is_wsp), value.trim_matches(is_wsp));
+            if value.is_empty() || !value.bytes().all(is_value_char) {
+                return Err(InvalidPersistRecord::Syntax);
+            }
+            let slot = match tag {
+                "accounturi" => &mut account_uri,
+                "policy" => &mut wildcard,
+                "persistUntil" => &mut until,
+                other => return Err(InvalidPersistRecord::UnknownParameter(other.to_owned())),
+            };
+            if slot.replace(value).is_some() {
+                return Err(InvalidPersistRecord::Duplicate(tag.to_owned()));
             }
         }
-        let account_uri = account_uri.ok_or(InvalidPersistRecord::MissingAccountUri)?;
-        Self::new(issuer, account_uri, wildcard, until)
+        let account_uri = HashedAccountUri::parse(account_uri.ok_or(InvalidPersistRecord::MissingAccountUri)?)?;
+        let wildcard = match wildcard {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("wildcard") => true,
+            Some(_) => return Err(InvalidPersistRecord::Policy),
+        };
+        // Base-10 digits only: `+5` or `0x10` would parse elsewhere but are not the draft's integer.
+        let until = match until {
+            Some(t) if t.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(t.parse::<i64>().map_err(|_| InvalidPersistRecord::PersistUntil)?)
+            }
+            Some(_) => return Err(InvalidPersistRecord::PersistUntil),
+            None => None,
+        };
+        let record = Self::new(issuer, account_uri, wildcard, until)?;
+        if record.issuer != issuer {
+            return Err(InvalidPersistRecord::Issuer("not in its normalised form".into()));
+        }
+        Ok(record)
     }
 
-    /// The TXT value as published.
+    /// The TXT value as published (one string; a responder splits it into
+    /// character-strings of 255 octets).
     pub fn to_txt(&self) -> String {
         let mut txt = format!("{}; accounturi={}", self.issuer, self.account_uri);
         if self.wildcard {
@@ -121,7 +145,7 @@ impl PersistRecord {
         &self.issuer
     }
 
-    pub fn account_uri(&self) -> &str {
+    pub fn account_uri(&self) -> &HashedAccountUri {
         &self.account_uri
     }
 
@@ -133,10 +157,19 @@ impl PersistRecord {
         self.persist_until
     }
 
+    /// Whether the record no longer authorises anything at `now` (Unix seconds).
+    pub fn expired_at(&self, now: i64) -> bool {
+        self.persist_until.is_some_and(|t| t < now)
+    }
+
     /// Where the record lives for `domain`: `_validation-persist.<domain>`.
     pub fn validation_name(domain: &Domain) -> String {
         format!("{PERSIST_LABEL}.{}", domain.as_str())
     }
+}
+
+fn is_wsp(c: char) -> bool {
+    c == ' ' || c == '\t'
 }
 
 impl fmt::Debug for PersistRecord {
@@ -145,77 +178,79 @@ impl fmt::Debug for PersistRecord {
     }
 }
 
-/// The hashed accounturi (draft -02 §4.1) from the values a DNS operator is
-/// given: the CA's `accountHashPrefix`, the domain (`None`: the `*` opt-out,
-/// reusable across domains), the account key's JWK thumbprint (43 characters of
-/// base64url) and the ACME account URL.
-pub fn hashed_account_uri(prefix: &str, domain: Option<&Domain>, thumbprint: &str, account_url: &str) -> String {
-    let name = domain.map_or("*", Domain::as_str);
-    let mut hash = Sha256::new();
-    // A domain name is at most 253 octets, so its length fits the one octet.
-    hash.update([u8::try_from(name.len()).unwrap_or(u8::MAX)]);
-    hash.update(name.as_bytes());
-    hash.update(thumbprint.as_bytes());
-    hash.update(account_url.as_bytes());
-    format!("{prefix}sha-256/{}", URL_SAFE_NO_PAD.encode(hash.finalize()))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
-    const THUMBPRINT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
-    const PREFIX: &str = "https://ca.example/account-hash/";
+    const URI: &str = "https://ca.example/account-hash/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw";
 
-    /// The draft's §10.2 test vectors, with and without the domain.
-    #[test]
-    fn hashed_account_uri_matches_the_drafts_vectors() {
-        let example = Domain::parse("example.com").unwrap();
-        let uri = hashed_account_uri(PREFIX, Some(&example), THUMBPRINT, "https://ca.example/acct/123");
-        assert_eq!(uri, "https://ca.example/account-hash/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw");
-        let any = hashed_account_uri(PREFIX, None, THUMBPRINT, "https://ca.example/acct/123");
-        assert_eq!(any, "https://ca.example/account-hash/sha-256/NpDnSwUthQK8zCgFdefYxAdAVPnygMLbs9US6oO-5ug");
+    fn uri() -> HashedAccountUri {
+        HashedAccountUri::parse(URI).unwrap()
     }
 
     /// The draft's §10 records, written and read back exactly.
     #[test]
     fn records_are_written_in_the_drafts_syntax() {
-        let uri = "https://ca.example/account-hash/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw";
-        let basic = PersistRecord::new("authority.example", uri, false, None).unwrap();
-        assert_eq!(basic.to_txt(), format!("authority.example; accounturi={uri}"));
-        let full = PersistRecord::new("authority.example", uri, true, Some(1_721_952_000)).unwrap();
-        let txt = format!("authority.example; accounturi={uri}; policy=wildcard; persistUntil=1721952000");
+        let basic = PersistRecord::new("authority.example", uri(), false, None).unwrap();
+        assert_eq!(basic.to_txt(), format!("authority.example; accounturi={URI}"));
+        let full = PersistRecord::new("authority.example", uri(), true, Some(1_721_952_000)).unwrap();
+        let txt = format!("authority.example; accounturi={URI}; policy=wildcard; persistUntil=1721952000");
         assert_eq!(full.to_txt(), txt);
         assert_eq!(PersistRecord::parse(&txt).unwrap(), full);
         assert_eq!(PersistRecord::parse(&txt.replace("wildcard", "WILDCARD")).unwrap(), full);
+        let spaced = format!("authority.example ;accounturi = {URI};persistUntil=1721952000 ;policy=wildcard");
+        assert_eq!(PersistRecord::parse(&spaced).unwrap(), full);
         assert_eq!(
             PersistRecord::validation_name(&Domain::parse("example.org").unwrap()),
             "_validation-persist.example.org"
         );
+        assert!(full.expired_at(1_721_952_001) && !full.expired_at(1_721_952_000) && !basic.expired_at(i64::MAX));
+    }
+
+    #[test]
+    fn issuers_are_normalised_as_the_draft_says() {
+        let r = PersistRecord::new(" LetsEncrypt.ORG. ", uri(), false, None).unwrap();
+        assert_eq!(r.issuer(), "letsencrypt.org");
+        let idn = PersistRecord::new("bücher.example", uri(), false, None).unwrap();
+        assert_eq!(idn.issuer(), "xn--bcher-kva.example");
+        // Stored values are read back only in that form.
+        let upper = format!("Authority.Example; accounturi={URI}");
+        assert!(matches!(PersistRecord::parse(&upper), Err(InvalidPersistRecord::Issuer(_))));
     }
 
     #[test]
     fn bad_records_are_refused_with_the_reason() {
-        let uri = "https://ca.example/account-hash/sha-256/x";
-        assert_eq!(PersistRecord::new("Authority.Example", uri, false, None), Err(InvalidPersistRecord::Issuer));
-        assert_eq!(PersistRecord::new("authority.example.", uri, false, None), Err(InvalidPersistRecord::Issuer));
+        let issuer = |i: &str| PersistRecord::new(i, uri(), false, None).unwrap_err();
+        assert!(matches!(issuer("*.authority.example"), InvalidPersistRecord::Issuer(_)));
+        assert!(matches!(issuer("authority"), InvalidPersistRecord::Issuer(_)));
+        assert!(matches!(issuer("auth_ority.example"), InvalidPersistRecord::Issuer(_)));
+        assert_eq!(PersistRecord::new("a.example", uri(), false, Some(-1)), Err(InvalidPersistRecord::PersistUntil));
+        let too_late = Some(MAX_PERSIST_UNTIL + 1);
+        assert_eq!(PersistRecord::new("a.example", uri(), false, too_late), Err(InvalidPersistRecord::PersistUntil));
+        let parse = |t: &str| PersistRecord::parse(t).unwrap_err();
+        assert_eq!(parse("authority.example"), InvalidPersistRecord::MissingAccountUri);
         assert_eq!(
-            PersistRecord::new("authority.example", "a b:c", false, None),
-            Err(InvalidPersistRecord::AccountUri)
+            parse(&format!("a.example; accounturi={URI}; persistUntil=soon")),
+            InvalidPersistRecord::PersistUntil
         );
+        assert_eq!(parse(&format!("a.example; accounturi={URI}; persistUntil=+5")), InvalidPersistRecord::PersistUntil);
         assert_eq!(
-            PersistRecord::new("authority.example", "x:y;z", false, None),
-            Err(InvalidPersistRecord::AccountUri)
+            parse(&format!("a.example; accounturi={URI}; accounturi={URI}")),
+            InvalidPersistRecord::Duplicate("accounturi".into())
         );
+        assert_eq!(parse(&format!("a.example; accounturi={URI}; policy=all")), InvalidPersistRecord::Policy);
         assert_eq!(
-            PersistRecord::new("authority.example", uri, false, Some(-1)),
-            Err(InvalidPersistRecord::PersistUntil)
+            parse(&format!("a.example; accounturi={URI}; note=x")),
+            InvalidPersistRecord::UnknownParameter("note".into())
         );
-        assert_eq!(PersistRecord::parse("authority.example"), Err(InvalidPersistRecord::MissingAccountUri));
-        let bad_time = format!("authority.example; accounturi={uri}; persistUntil=soon");
-        assert_eq!(PersistRecord::parse(&bad_time), Err(InvalidPersistRecord::PersistUntil));
-        let long = format!("https://ca.example/{}", "a".repeat(1100));
-        assert_eq!(PersistRecord::new("authority.example", &long, false, None), Err(InvalidPersistRecord::TooLong));
+        assert_eq!(parse(&format!("a.example; accounturi={URI}; policy")), InvalidPersistRecord::Syntax);
+        assert_eq!(
+            parse("a.example; accounturi=https://ca.example/acct/1"),
+            InvalidPersistRecord::AccountUri(InvalidAccountUri::NotHashed)
+        );
+        let long_prefix = format!("https://ca.example/{}/sha-256/{}", "p".repeat(1000), &URI[URI.len() - 43..]);
+        let long = HashedAccountUri::parse(&long_prefix).unwrap();
+        assert_eq!(PersistRecord::new("a.example", long, false, None), Err(InvalidPersistRecord::TooLong));
     }
 }

@@ -48,7 +48,7 @@ fn value(i: u64, slot: u64) -> TxtValue {
 }
 
 fn state(i: u64) -> TxtState {
-    TxtState { subdomain: subdomain(i), version: 1, values: vec![value(i, 1), value(i, 2)] }
+    TxtState::values(subdomain(i), 1, vec![value(i, 1), value(i, 2)])
 }
 
 fn zone_config() -> ZoneConfig {

@@ -24,7 +24,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::listen::Protocol;
-use crate::responder::{CLASSIC_UDP_LIMIT, EDNS_PAYLOAD, HEADER_LEN, OPT_LEN, Responder, TXT_FIXED_LEN};
+use crate::responder::{
+    CLASSIC_UDP_LIMIT, EDNS_PAYLOAD, HEADER_LEN, OPT_LEN, RR_FIXED_LEN, Responder, character_strings, txt_rdata_len,
+};
 use crate::rrl::Verdict;
 use crate::zone::Zone;
 
@@ -323,9 +325,11 @@ impl Responder {
     ) -> ResponseCode {
         let wire = self.wire();
         let answers = values.clone().map_or(0, Iterator::count);
+        let rdata: usize = values.clone().map_or(0, |v| v.map(txt_rdata_len).sum());
         let size = HEADER_LEN
             + q.section.len()
-            + answers * (q.name_len + TXT_FIXED_LEN)
+            + answers * (q.name_len + RR_FIXED_LEN)
+            + rdata
             + if shape.soa { wire.soa.len() } else { 0 }
             + if q.edns.is_some() { OPT_LEN } else { 0 };
         let truncated = shape.slip || size > limit;
@@ -357,9 +361,12 @@ impl Responder {
                 out.extend(TYPE_TXT.to_be_bytes());
                 out.extend(CLASS_IN.to_be_bytes());
                 out.extend(wire.txt_ttl.to_be_bytes());
-                out.extend((value.len() as u16 + 1).to_be_bytes());
-                out.push(value.len() as u8);
-                out.extend_from_slice(value);
+                // At most `PersistRecord::MAX_LEN` plus its length octets: fits the u16.
+                out.extend((txt_rdata_len(value) as u16).to_be_bytes());
+                for string in character_strings(value) {
+                    out.push(string.len() as u8);
+                    out.extend_from_slice(string);
+                }
             }
         }
         if soa {

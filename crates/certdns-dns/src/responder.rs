@@ -32,9 +32,24 @@ pub(crate) const CLASSIC_UDP_LIMIT: usize = 512;
 pub(crate) const HEADER_LEN: usize = 12;
 /// An OPT record without options: root name, type, class, TTL, RDLENGTH.
 pub(crate) const OPT_LEN: usize = 11;
-/// Per TXT answer besides the owner name: type, class, TTL, RDLENGTH, one
-/// length-prefixed character-string.
-pub(crate) const TXT_FIXED_LEN: usize = 10 + 1 + certdns_core::TxtValue::LEN;
+/// Per answer record besides the owner name and the RDATA: type, class, TTL,
+/// RDLENGTH.
+pub(crate) const RR_FIXED_LEN: usize = 10;
+/// The longest character-string (RFC 1035 §3.3).
+const MAX_CHARACTER_STRING: usize = 255;
+
+/// A TXT value as RDATA: one character-string per 255 octets (RFC 1035
+/// §3.3.14). A challenge value is one string of 43; a dns-persist-01 record may
+/// be longer than one string, and the CA reads the strings concatenated.
+pub(crate) fn character_strings(value: &[u8]) -> std::slice::Chunks<'_, u8> {
+    value.chunks(MAX_CHARACTER_STRING)
+}
+
+/// The RDATA length of `value` written as [`character_strings`]: each string's
+/// length octet and its bytes.
+pub(crate) fn txt_rdata_len(value: &[u8]) -> usize {
+    value.len() + value.len().div_ceil(MAX_CHARACTER_STRING)
+}
 
 #[derive(Clone)]
 pub(crate) struct Responder {
@@ -142,10 +157,13 @@ impl Responder {
                     TxtLookup::NotLoaded => Reply::bare(ResponseCode::ServFail),
                     TxtLookup::Values(values) => {
                         // The owner echoes the question's exact case (0x20).
+                        let len = values.map(|v| wire_name_len(name) + RR_FIXED_LEN + txt_rdata_len(v)).sum();
                         let records: Vec<Record> = values
-                            .map(|v| Record::from_rdata(name.clone(), ttl, RData::TXT(TXT::from_bytes(vec![v]))))
+                            .map(|v| {
+                                let strings = character_strings(v).collect();
+                                Record::from_rdata(name.clone(), ttl, RData::TXT(TXT::from_bytes(strings)))
+                            })
                             .collect();
-                        let len = records.len() * (wire_name_len(name) + TXT_FIXED_LEN);
                         Reply::records(Cow::Owned(records), len)
                     }
                 })

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use certdns_core::{AccountId, RegistrationId};
-use certdns_core::{AcmeAccountUrl, Domain};
+use certdns_core::{AcmeAccountUrl, Domain, RegistrationKind};
 use certdns_delegation::{CnameStatus, check_challenge_name};
 use certdns_store::{CheckRecord, DelegationStore, DueCheck};
 use tokio_util::sync::CancellationToken;
@@ -69,16 +69,20 @@ pub trait Notifier: Send + Sync {
     async fn alert(&self, alert: &Alert);
 }
 
-/// The name the CA asks for this registration (`Registration::challenge_name`'s
-/// rule): `_acme-challenge.<domain>`, or with an ACME account dns-account-01's
-/// `_<label>._acme-challenge.<domain>`.
+/// The name the CA asks for this registration (`certdns_core::challenge_name`,
+/// the rule `Registration::challenge_name` keeps): `_acme-challenge.<domain>`,
+/// with an ACME account dns-account-01's `_<label>._acme-challenge.<domain>`,
+/// for a persist registration `_validation-persist.<domain>`.
 fn challenge_name(due: &DueCheck) -> String {
-    let plain = || format!("_acme-challenge.{}", due.domain.trim_start_matches("*."));
-    let Ok(domain) = Domain::parse(&due.domain) else { return plain() };
-    match due.acme_account_url.as_deref().map(AcmeAccountUrl::parse) {
-        Some(Ok(url)) => url.challenge_name(&domain),
-        _ => domain.challenge_name(),
-    }
+    let Ok(domain) = Domain::parse(&due.domain) else {
+        let label = match due.kind {
+            RegistrationKind::Persist => certdns_core::PERSIST_LABEL,
+            RegistrationKind::Challenge => certdns_core::domain::CHALLENGE_LABEL,
+        };
+        return format!("{label}.{}", due.domain.trim_start_matches("*."));
+    };
+    let url = due.acme_account_url.as_deref().and_then(|u| AcmeAccountUrl::parse(u).ok());
+    certdns_core::challenge_name(due.kind, &domain, url.as_ref())
 }
 
 /// What one round did (for tests and the log).
@@ -160,9 +164,12 @@ impl Monitor {
             next_check_at: now + i64::try_from(delay).unwrap_or(i64::MAX / 2),
             failures,
             seen_update_at: due.last_update_at,
-            renewals: match due.last_update_at {
-                Some(t) => watchdog::note_update(&due.status.renewals, t.unix_timestamp()),
-                None => due.status.renewals.clone(),
+            // A persist record changes when its owner edits it, never per renewal.
+            renewals: match (due.last_update_at, due.kind) {
+                (Some(t), RegistrationKind::Challenge) => {
+                    watchdog::note_update(&due.status.renewals, t.unix_timestamp())
+                }
+                _ => due.status.renewals.clone(),
             },
         };
         let renewed = record.renewals.last() != due.status.renewals.last();

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use certdns_core::{
     AccountId, AllowFrom, AuditKind, Domain, DomainError, KeyId, LicenseKey, NewAuditEvent, Registration,
-    RegistrationId, Secret, Subdomain, Username,
+    RegistrationId, RegistrationKind, Secret, Subdomain, Username,
 };
 use certdns_store::StoreError;
 use time::OffsetDateTime;
@@ -36,6 +36,9 @@ pub(crate) enum ActionError {
     /// The domain is held by another registration of the account.
     #[error("the domain is bound to another registration")]
     DomainTaken(Box<Registration>),
+    /// The account has a persist registration for the domain already.
+    #[error("the domain has a persist record already")]
+    PersistExists(Box<Registration>),
     /// [`certdns_core::secret::MAX_IN_GRACE`] earlier secrets are still in grace.
     #[error("too many secrets in grace")]
     TooManyRotations { next_ends: OffsetDateTime },
@@ -56,6 +59,10 @@ impl From<StoreError> for ActionError {
 /// account are bound already.
 pub(crate) const SAME_ACME_ACCOUNT: &str =
     "Another registration of this account already answers for this domain and the same ACME account.";
+
+/// Why a persist registration keeps its domain.
+pub(crate) const PERSIST_DOMAIN_FIXED: &str = "A dns-persist-01 record's domain is fixed: its accounturi is computed \
+     over that domain. Delete the record and create one for the other domain.";
 
 /// A refused domain, as the customer reads it.
 pub(crate) fn domain_error_text(e: &DomainError) -> String {
@@ -173,6 +180,7 @@ pub(crate) async fn add_domain(
         domain: Some(domain.clone()),
         password_sealed,
         acme_account_url: None,
+        kind: certdns_core::RegistrationKind::Challenge,
         created_at: certdns_core::now(),
         last_update_at: None,
     };
@@ -223,6 +231,9 @@ pub(crate) async fn set_domain(
 ) -> Result<DomainChange, ActionError> {
     if reg.domain.as_ref() == domain {
         return Ok(DomainChange::Unchanged);
+    }
+    if reg.kind == RegistrationKind::Persist {
+        return Err(ActionError::Invalid(PERSIST_DOMAIN_FIXED.into()));
     }
     // dns-account-01 registrations share a domain with the dns-01 one; the
     // store refuses only the same ACME account twice.

@@ -35,6 +35,7 @@ mod mail;
 mod pages;
 mod passwords;
 mod payment_reminders;
+mod persist;
 mod session;
 mod state;
 mod status;

@@ -14,27 +14,40 @@ use certdns_core::{Subdomain, TxtState, TxtValue};
 
 use crate::Change;
 
-/// What a replica holds for one subdomain. Values are stored back to back (each
-/// exactly [`TxtValue::LEN`] bytes) in one allocation to keep a million entries in
-/// a few hundred bytes each.
+/// What a replica holds for one subdomain. Challenge values are stored back to
+/// back (each exactly [`TxtValue::LEN`] bytes) in one allocation to keep a
+/// million entries in a few hundred bytes each; a persist registration's record
+/// (any length up to `PersistRecord::MAX_LEN`) is held as its own kind, never
+/// cut into 43-byte pieces.
 struct Entry {
     version: u64,
-    /// `None` marks a removed subdomain (a tombstone), kept so that an older,
-    /// late-arriving upsert cannot bring it back.
-    txt: Option<Box<[u8]>>,
+    txt: Held,
+}
+
+enum Held {
+    /// A removed subdomain (a tombstone), kept so that an older, late-arriving
+    /// upsert cannot bring it back.
+    Removed,
+    /// Challenge values, newest first, packed.
+    Values(Box<[u8]>),
+    /// One dns-persist-01 record, its TXT text.
+    Record(Box<[u8]>),
 }
 
 impl Entry {
     fn from_change(change: &Change) -> Self {
         match change {
-            Change::Upsert(state) => Entry { version: state.version, txt: Some(pack(&state.values)) },
-            Change::Remove { version, .. } => Entry { version: *version, txt: None },
+            Change::Upsert(state) => Entry { version: state.version, txt: pack(state) },
+            Change::Remove { version, .. } => Entry { version: *version, txt: Held::Removed },
         }
     }
 }
 
-fn pack(values: &[TxtValue]) -> Box<[u8]> {
-    values.iter().flat_map(|v| v.as_str().bytes()).collect()
+fn pack(state: &TxtState) -> Held {
+    match &state.persist {
+        Some(record) => Held::Record(record.to_txt().into_bytes().into_boxed_slice()),
+        None => Held::Values(state.values.iter().flat_map(|v| v.as_str().bytes()).collect()),
+    }
 }
 
 /// Subdomains are random UUIDs chosen by us, so folding the two halves is a
@@ -84,25 +97,32 @@ pub enum TxtLookup<'a> {
     Values(TxtValues<'a>),
 }
 
-/// Iterator over a subdomain's values as byte strings, newest first.
+/// Iterator over a subdomain's values as byte strings, newest first: 43-byte
+/// challenge values, or the one persist record of any length. A responder
+/// writes each as one TXT record of 255-byte character-strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TxtValues<'a>(&'a [u8]);
+pub struct TxtValues<'a> {
+    rest: &'a [u8],
+    /// Fixed-size challenge values (else one record, whole).
+    fixed: bool,
+}
 
 impl<'a> Iterator for TxtValues<'a> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
-        if self.0.len() < TxtValue::LEN {
+        let take = if self.fixed { TxtValue::LEN } else { self.rest.len() };
+        if take == 0 || self.rest.len() < take {
             return None;
         }
-        let (head, rest) = self.0.split_at(TxtValue::LEN);
-        self.0 = rest;
+        let (head, rest) = self.rest.split_at(take);
+        self.rest = rest;
         Some(head)
     }
 }
 
 impl TxtValues<'_> {
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.rest.is_empty()
     }
 }
 
@@ -135,9 +155,10 @@ impl Replica {
         let map = self.map.load();
         let pinned = map.pin();
         match pinned.get(&subdomain.as_u128()) {
-            Some(Entry { txt: Some(txt), .. }) => f(TxtLookup::Values(TxtValues(txt))),
+            Some(Entry { txt: Held::Values(txt), .. }) => f(TxtLookup::Values(TxtValues { rest: txt, fixed: true })),
+            Some(Entry { txt: Held::Record(txt), .. }) => f(TxtLookup::Values(TxtValues { rest: txt, fixed: false })),
             // A tombstone is known to be gone, loaded or not.
-            Some(Entry { txt: None, .. }) => f(TxtLookup::Unknown),
+            Some(Entry { txt: Held::Removed, .. }) => f(TxtLookup::Unknown),
             None if self.is_loaded() => f(TxtLookup::Unknown),
             None => f(TxtLookup::NotLoaded),
         }
@@ -175,7 +196,7 @@ impl Replica {
 
     /// Replaces the whole content with a snapshot.
     pub fn reset(&self, states: &[TxtState]) {
-        self.reset_from(states.len(), states.iter().map(|s| (s.subdomain, s.version, pack(&s.values))));
+        self.reset_from(states.len(), states.iter().map(|s| (s.subdomain, s.version, pack(s))));
     }
 
     /// Like [`reset`](Self::reset), freeing each state as soon as it is copied in.
@@ -183,15 +204,15 @@ impl Replica {
     /// snapshot load: the snapshot's small allocations are reused by the replica's
     /// instead of staying behind as heap holes.
     pub fn reset_owned(&self, states: Vec<TxtState>) {
-        self.reset_from(states.len(), states.into_iter().map(|s| (s.subdomain, s.version, pack(&s.values))));
+        self.reset_from(states.len(), states.into_iter().map(|s| (s.subdomain, s.version, pack(&s))));
     }
 
-    fn reset_from(&self, len: usize, entries: impl Iterator<Item = (Subdomain, u64, Box<[u8]>)>) {
+    fn reset_from(&self, len: usize, entries: impl Iterator<Item = (Subdomain, u64, Held)>) {
         let map = Map::with_capacity_and_hasher(len, UuidHash);
         {
             let pinned = map.pin();
             for (subdomain, version, txt) in entries {
-                pinned.insert(subdomain.as_u128(), Entry { version, txt: Some(txt) });
+                pinned.insert(subdomain.as_u128(), Entry { version, txt });
             }
         }
         self.map.store(Arc::new(map));
@@ -227,7 +248,7 @@ mod tests {
     }
 
     fn upsert(subdomain: Subdomain, version: u64, values: &[char]) -> Change {
-        Change::Upsert(TxtState { subdomain, version, values: values.iter().map(|c| value(*c)).collect() })
+        Change::Upsert(TxtState::values(subdomain, version, values.iter().map(|c| value(*c)).collect()))
     }
 
     #[test]
@@ -262,10 +283,27 @@ mod tests {
         r.lookup(s, |l| assert!(matches!(l, TxtLookup::Values(v) if v.is_empty())));
         // Before a complete snapshot, a name not held is not known to be absent.
         r.lookup(Subdomain::generate(), |l| assert_eq!(l, TxtLookup::NotLoaded));
-        let r = Replica::with_states(&[TxtState { subdomain: s, version: 0, values: vec![] }]);
+        let r = Replica::with_states(&[TxtState::values(s, 0, vec![])]);
         r.lookup(s, |l| assert!(matches!(l, TxtLookup::Values(v) if v.is_empty())));
         r.lookup(Subdomain::generate(), |l| assert_eq!(l, TxtLookup::Unknown));
         assert!(r.is_loaded());
+    }
+
+    #[test]
+    fn a_persist_record_is_one_value_of_its_own_length() {
+        let r = Replica::default();
+        let s = Subdomain::generate();
+        let text = format!(
+            "{}example; accounturi=https://ca.example/h/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw",
+            format!("{}.", "i".repeat(60)).repeat(3)
+        );
+        let record = certdns_core::PersistRecord::parse(&text).unwrap();
+        assert!(text.len() > 255, "longer than one character-string");
+        r.apply(&Change::Upsert(TxtState { subdomain: s, version: 1, values: vec![], persist: Some(record) }));
+        assert_eq!(r.values(s).unwrap(), [text]);
+        // Updated back to a state without a record, it answers nothing.
+        r.apply(&upsert(s, 2, &[]));
+        r.lookup(s, |l| assert!(matches!(l, TxtLookup::Values(v) if v.is_empty())));
     }
 
     #[test]
@@ -274,7 +312,7 @@ mod tests {
         let gone = Subdomain::generate();
         r.apply(&upsert(gone, 5, &['z']));
         let kept = Subdomain::generate();
-        r.reset(&[TxtState { subdomain: kept, version: 1, values: vec![value('k')] }]);
+        r.reset(&[TxtState::values(kept, 1, vec![value('k')])]);
         assert_eq!(r.values(gone), None);
         assert_eq!(r.values(kept).unwrap(), ["k".repeat(43)]);
         assert_eq!(r.len(), 1);

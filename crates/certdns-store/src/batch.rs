@@ -155,6 +155,7 @@ fn match_rows(round: &[(usize, &AuthorizedWrite)], returned: Vec<ReturnedRow>) -
                 subdomain: r.subdomain,
                 txt_version: r.txt_version,
                 txt_recent: r.txt_recent,
+                persist_record: None,
             });
             (*position, row)
         })
@@ -173,8 +174,10 @@ fn is_lock_conflict(e: &sqlx::Error) -> bool {
 /// An account with an unpaid invoice takes the checked path, where the billing
 /// rules decide (they are about time and warnings, and such accounts are few);
 /// so does a registration at the write's daily cap (`below_daily_cap`), where its
-/// own plan's limit decides.
+/// own plan's limit decides. A persist registration is never written here: its
+/// record is the customer's, set in the portal or the account API only.
 const AUTHORIZED: &str = "registrations.username = v.username AND registrations.password_hash = v.hash \
+     AND registrations.kind = 'challenge' \
      AND registrations.subdomain = v.sub AND registrations.allow_from = '[]' \
      AND (v.account IS NULL OR registrations.account_id = v.account) \
      AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = registrations.account_id AND a.status = 'active') \

@@ -32,11 +32,12 @@ mod sql_monitor;
 mod sql_operator;
 mod sql_portal;
 mod txt_write;
+mod sql_txt;
 
 use async_trait::async_trait;
 use certdns_core::{
     Account, AccountId, AccountStatus, AcmeAccountUrl, AuditEvent, Domain, KeyId, LicenseKey, NewAuditEvent,
-    Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
+    PersistRecord, Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -153,8 +154,9 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
         self.create_registration(registration).await?;
         self.append_audit(event, at).await
     }
-    /// Inserts a registration moved here from another server together with its
-    /// current TXT state, in one statement: both or nothing.
+    /// Inserts a registration together with its current TXT state, in one
+    /// statement: both or nothing. Used for a registration moved here from
+    /// another server, and for a persist registration made with its record.
     /// [`StoreError::Conflict`] if the username or subdomain is taken.
     async fn import_registration(&self, registration: &Registration, txt: &TxtState) -> Result<()>;
     /// Replaces a registration's password hash, only while it is still `from`
@@ -223,7 +225,8 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
 
     // --- TXT values -----------------------------------------------------------
 
-    /// Records a new TXT value and keeps only the `keep` most recent, atomically:
+    /// Records a new TXT value and keeps only the `keep` most recent, atomically
+    /// (challenge registrations only: [`StoreError::NotFound`] for a persist one):
     /// concurrent writers to one registration are serialised and each gets its own
     /// version, and no reader ever sees a half-applied write. Returns the new state.
     async fn put_txt(
@@ -257,6 +260,17 @@ pub trait Store: AcmeStateStore + Send + Sync + 'static {
         keep: usize,
         at: OffsetDateTime,
     ) -> Result<Option<TxtState>>;
+
+    /// Replaces the record of `account`'s persist registration `id` as a new
+    /// version and returns the new state. [`StoreError::NotFound`] if `account`
+    /// has no such persist registration (a challenge registration included).
+    async fn set_persist_record(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        record: &PersistRecord,
+        at: OffsetDateTime,
+    ) -> Result<TxtState>;
 
     /// The `/update` fast path, for a batch of writes in one statement: records
     /// each write's value on the registration with its username and subdomain only

@@ -41,6 +41,9 @@ pub struct DueCheck {
     pub domain: String,
     /// Its ACME account URL (dns-account-01: the CA asks the label's name).
     pub acme_account_url: Option<String>,
+    /// A persist registration's CNAME sits at `_validation-persist.<domain>`,
+    /// and its updates are record changes, not renewals.
+    pub kind: certdns_core::RegistrationKind,
     pub last_update_at: Option<OffsetDateTime>,
 }
 

@@ -2,8 +2,8 @@
 //! (a value that does not parse is `StoreError::Corrupt`, never a panic).
 
 use certdns_core::{
-    Account, AccountId, AcmeAccountUrl, AllowFrom, AuditEvent, Domain, Email, KeyId, LicenseKey, Registration,
-    RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
+    Account, AccountId, AcmeAccountUrl, AllowFrom, AuditEvent, Domain, Email, KeyId, LicenseKey, PersistRecord,
+    Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use std::net::IpAddr;
 
@@ -48,6 +48,7 @@ pub(crate) struct RegistrationRow {
     domain: Option<String>,
     password_sealed: Option<String>,
     acme_account_url: Option<String>,
+    kind: String,
     created_at: OffsetDateTime,
     last_update_at: Option<OffsetDateTime>,
 }
@@ -60,12 +61,16 @@ pub(crate) struct RegistrationStatusRow {
 }
 
 /// A registration's TXT state as stored: `txt_recent` holds its most recent
-/// values, newest first, separated by single spaces.
+/// values, newest first, separated by single spaces; `persist_record` a
+/// persist registration's record. The statements of the `/update` paths touch
+/// challenge registrations only and leave the record out (it is `NULL` there).
 #[derive(FromRow)]
 pub(crate) struct TxtRow {
     pub(crate) subdomain: Uuid,
     pub(crate) txt_version: i64,
     pub(crate) txt_recent: String,
+    #[sqlx(default)]
+    pub(crate) persist_record: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -135,6 +140,7 @@ impl TryFrom<RegistrationRow> for Registration {
                 .map(|u| AcmeAccountUrl::parse(&u))
                 .transpose()
                 .map_err(|e| corrupt("registrations.acme_account_url", e))?,
+            kind: r.kind.parse().map_err(|e| corrupt("registrations.kind", e))?,
             created_at: r.created_at,
             last_update_at: r.last_update_at,
         })
@@ -209,6 +215,11 @@ impl TxtRow {
                 .take(keep)
                 .map(|v| TxtValue::parse(v).map_err(|e| corrupt("registrations.txt_recent", e)))
                 .collect::<Result<_>>()?,
+            persist: self
+                .persist_record
+                .map(|p| PersistRecord::parse(&p))
+                .transpose()
+                .map_err(|e| corrupt("registrations.persist_record", e))?,
         })
     }
 }
@@ -220,4 +231,4 @@ pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64> {
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, email, role, status, password_hash, created_at";
 pub(crate) const KEY_COLUMNS: &str =
     "id, account_id, name, secret_hash, created_at, last_used_at, revoked_at, storage_access";
-pub(crate) const REGISTRATION_COLUMNS: &str = "id, account_id, license_key_id, username, password_hash, subdomain, allow_from, subject, domain, password_sealed, acme_account_url, created_at, last_update_at";
+pub(crate) const REGISTRATION_COLUMNS: &str = "id, account_id, license_key_id, username, password_hash, subdomain, allow_from, subject, domain, password_sealed, acme_account_url, kind, created_at, last_update_at";

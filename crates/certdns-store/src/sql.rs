@@ -8,10 +8,10 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use certdns_core::{
     Account, AccountId, AccountStatus, AcmeAccountUrl, AuditEvent, Domain, Email, KeyId, LicenseKey, NewAuditEvent,
-    Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
+    PersistRecord, Registration, RegistrationId, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
 use sqlx::migrate::Migrate;
-use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -232,12 +232,11 @@ where
     }
 
     async fn create_registration(&self, r: &Registration) -> Result<()> {
-        self.insert_registration(r, 0, "").await
+        self.insert_registration(r, &TxtState::values(r.subdomain, 0, Vec::new())).await
     }
 
     async fn import_registration(&self, r: &Registration, txt: &TxtState) -> Result<()> {
-        let recent: Vec<&str> = txt.values.iter().map(TxtValue::as_str).collect();
-        self.insert_registration(r, to_i64(txt.version, "txt_version")?, &recent.join(" ")).await
+        self.insert_registration(r, txt).await
     }
 
     async fn create_registration_audited(&self, r: &Registration, e: &NewAuditEvent, at: OffsetDateTime) -> Result<()> {
@@ -247,8 +246,8 @@ where
         }
         sqlx::query(
             "WITH r AS (INSERT INTO registrations (id, account_id, license_key_id, username, password_hash, subdomain, \
-             allow_from, subject, txt_version, created_at, last_update_at, domain, password_sealed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $16, $17) RETURNING id) \
+             allow_from, subject, txt_version, created_at, last_update_at, domain, password_sealed, kind) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $16, $17, $18) RETURNING id) \
              INSERT INTO audit_log (at, account_id, kind, client_addr, detail) \
              SELECT $11, $12, $13, $14, $15 FROM r",
         )
@@ -269,6 +268,7 @@ where
         .bind(e.detail.to_string().as_str())
         .bind(r.domain.as_ref().map(Domain::as_str))
         .bind(r.password_sealed.as_deref())
+        .bind(r.kind.as_str())
         .execute(&self.write)
         .await
         .map_err(conflict_as(REGISTRATION_CONFLICT))?;
@@ -285,7 +285,7 @@ where
     async fn registration_for_update(&self, username: Username) -> Result<Option<(Registration, AccountStatus)>> {
         let row: Option<RegistrationStatusRow> = sqlx::query_as(
             "SELECT r.id, r.account_id, r.license_key_id, r.username, r.password_hash, r.subdomain, r.allow_from, \
-             r.subject, r.domain, r.password_sealed, r.acme_account_url, r.created_at, r.last_update_at, \
+             r.subject, r.domain, r.password_sealed, r.acme_account_url, r.kind, r.created_at, r.last_update_at, \
              a.status AS account_status \
              FROM registrations r JOIN accounts a ON a.id = r.account_id WHERE r.username = $1",
         )
@@ -374,31 +374,17 @@ where
         keep: usize,
         at: OffsetDateTime,
     ) -> Result<Option<TxtState>> {
-        // Read and write in one transaction holding the row: `FOR UPDATE` on
-        // Postgres; on SQLite the single write connection already serialises.
-        // No SQL string surgery that would differ between the backends.
-        let lock = if self.backend == Backend::Postgres { " FOR UPDATE" } else { "" };
-        let select = format!("SELECT txt_version, txt_recent FROM registrations WHERE id = $1{lock}");
-        let mut tx = self.write.begin().await?;
-        let row: Option<(i64, String)> =
-            sqlx::query_as(AssertSqlSafe(select)).bind(*registration.as_uuid()).fetch_optional(&mut *tx).await?;
-        let (_, recent) = row.ok_or(StoreError::NotFound)?;
-        let held: Vec<&str> = recent.split(' ').filter(|v| !v.is_empty()).collect();
-        let kept: Vec<&str> = held.iter().copied().filter(|v| *v != value.as_str()).collect();
-        if kept.len() == held.len() {
-            return Ok(None);
-        }
-        let row: TxtRow = sqlx::query_as(
-            "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2, txt_recent = $3 \
-             WHERE id = $1 RETURNING subdomain, txt_version, txt_recent",
-        )
-        .bind(*registration.as_uuid())
-        .bind(at)
-        .bind(kept.join(" ").as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        row.into_state(keep).map(Some)
+        self.withdraw_txt(registration, value, keep, at).await
+    }
+
+    async fn set_persist_record(
+        &self,
+        account: AccountId,
+        id: RegistrationId,
+        record: &PersistRecord,
+        at: OffsetDateTime,
+    ) -> Result<TxtState> {
+        self.write_persist_record(account, id, record, at).await
     }
 
     async fn set_registration_domain(
@@ -413,7 +399,8 @@ where
             // Only the holder of the same challenge name: the same ACME account, or none.
             sqlx::query(
                 "UPDATE registrations SET domain = NULL WHERE account_id = $1 AND domain = $2 AND id <> $3 \
-                 AND acme_account_url IS NOT DISTINCT FROM (SELECT acme_account_url FROM registrations WHERE id = $3)",
+                 AND acme_account_url IS NOT DISTINCT FROM (SELECT acme_account_url FROM registrations WHERE id = $3) \
+                 AND kind = (SELECT kind FROM registrations WHERE id = $3)",
             )
             .bind(*account.as_uuid())
             .bind(d.as_str())
@@ -437,7 +424,7 @@ where
     async fn registration_by_domain(&self, account: AccountId, domain: &Domain) -> Result<Option<Registration>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND domain = $2 \
-             AND acme_account_url IS NULL"
+             AND acme_account_url IS NULL AND kind = 'challenge'"
         ));
         let row: Option<RegistrationRow> =
             sqlx::query_as(sql).bind(*account.as_uuid()).bind(domain.as_str()).fetch_optional(&self.read).await?;
@@ -450,7 +437,7 @@ where
         let placeholders: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE account_id = $1 AND acme_account_url IS NULL \
-             AND domain IN ({})",
+             AND kind = 'challenge' AND domain IN ({})",
             placeholders.join(", ")
         ));
         let mut query = sqlx::query_as::<_, RegistrationRow>(sql).bind(*account.as_uuid());
@@ -507,7 +494,8 @@ where
         url: Option<&AcmeAccountUrl>,
     ) -> Result<()> {
         let done: Option<(Uuid,)> = sqlx::query_as(
-            "UPDATE registrations SET acme_account_url = $3 WHERE id = $1 AND account_id = $2 RETURNING id",
+            "UPDATE registrations SET acme_account_url = $3 WHERE id = $1 AND account_id = $2 AND kind = 'challenge' \
+             RETURNING id",
         )
         .bind(*id.as_uuid())
         .bind(*account.as_uuid())
@@ -549,17 +537,18 @@ where
     }
 
     async fn txt_state(&self, subdomain: Subdomain, keep: usize) -> Result<Option<TxtState>> {
-        let row: Option<TxtRow> =
-            sqlx::query_as("SELECT subdomain, txt_version, txt_recent FROM registrations WHERE subdomain = $1")
-                .bind(*subdomain.as_uuid())
-                .fetch_optional(&self.read)
-                .await?;
+        let row: Option<TxtRow> = sqlx::query_as(
+            "SELECT subdomain, txt_version, txt_recent, persist_record FROM registrations WHERE subdomain = $1",
+        )
+        .bind(*subdomain.as_uuid())
+        .fetch_optional(&self.read)
+        .await?;
         row.map(|r| r.into_state(keep)).transpose()
     }
 
     async fn txt_states_page(&self, after: Option<Subdomain>, limit: u32, keep: usize) -> Result<Vec<TxtState>> {
         let rows: Vec<TxtRow> = sqlx::query_as(
-            "SELECT subdomain, txt_version, txt_recent FROM registrations \
+            "SELECT subdomain, txt_version, txt_recent, persist_record FROM registrations \
              WHERE $1 IS NULL OR subdomain > $1 ORDER BY subdomain LIMIT $2",
         )
         .bind(after.map(|s| *s.as_uuid()))

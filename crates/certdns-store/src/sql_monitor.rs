@@ -34,6 +34,7 @@ pub(crate) struct DueRow {
     subdomain: Uuid,
     current_domain: String,
     acme_account_url: Option<String>,
+    kind: String,
     last_update_at: Option<OffsetDateTime>,
 }
 
@@ -100,7 +101,8 @@ where
 
     async fn claim_due_delegations(&self, now: i64, lease: i64, limit: u32) -> Result<Vec<DueCheck>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {STATUS_COLUMNS}, r.subdomain, r.domain AS current_domain, r.acme_account_url, r.last_update_at \
+            "SELECT {STATUS_COLUMNS}, r.subdomain, r.domain AS current_domain, r.acme_account_url, r.kind, \
+             r.last_update_at \
              FROM delegation_status s JOIN registrations r ON r.id = s.registration_id \
              WHERE r.domain IS NOT NULL AND (s.next_check_at <= $1 OR s.domain <> r.domain \
                OR (r.last_update_at IS NOT NULL AND (s.seen_update_at IS NULL OR s.seen_update_at <> r.last_update_at))) \
@@ -125,6 +127,7 @@ where
                     subdomain: Subdomain::from_uuid(row.subdomain),
                     domain: row.current_domain,
                     acme_account_url: row.acme_account_url,
+                    kind: row.kind.parse().map_err(|e| crate::rows::corrupt("registrations.kind", e))?,
                     last_update_at: row.last_update_at,
                     status: row.status.try_into()?,
                 });

@@ -1,6 +1,7 @@
 //! The checked TXT write: one statement that writes the value, keeps the newest
 //! `keep`, and counts the update of the day — only while the registration is
-//! under its daily limit.
+//! under its daily limit, and only of a challenge registration (no path of
+//! `/update` can ever write a persist registration's record).
 
 use std::sync::LazyLock;
 
@@ -39,7 +40,7 @@ where
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "UPDATE registrations SET txt_version = txt_version + 1, last_update_at = $2, txt_recent = {}, {} \
-             WHERE id = $1 AND {} RETURNING subdomain, txt_version, txt_recent",
+             WHERE id = $1 AND kind = 'challenge' AND {} RETURNING subdomain, txt_version, txt_recent",
             prepend_recent("$3", "CAST($4 AS INTEGER)"),
             count_update("$5"),
             below_daily_cap("$5", "$6"),
@@ -60,7 +61,7 @@ where
     }
     // Nothing written: no such registration, or its limit is reached.
     let counted: Option<(i64, i64)> =
-        sqlx::query_as("SELECT updates_day, updates_today FROM registrations WHERE id = $1")
+        sqlx::query_as("SELECT updates_day, updates_today FROM registrations WHERE id = $1 AND kind = 'challenge'")
             .bind(*registration.as_uuid())
             .fetch_optional(pool)
             .await?;

@@ -141,7 +141,7 @@ impl TxtSync {
 
     /// A registration was created: its name answers NODATA (not NXDOMAIN) at once.
     pub async fn registration_created(&self, subdomain: Subdomain) {
-        self.publish(&[Change::Upsert(TxtState { subdomain, version: 0, values: Vec::new() })]).await;
+        self.publish(&[Change::Upsert(TxtState::values(subdomain, 0, Vec::new()))]).await;
     }
 
     /// Deletes registration `id` of `account` and stops the DNS answering for it.

@@ -117,6 +117,7 @@ impl StoreBackedAcme {
             domain: Some(domain.clone()),
             password_sealed: None,
             acme_account_url: None,
+            kind: certdns_core::RegistrationKind::Challenge,
             created_at: certdns_core::now(),
             last_update_at: None,
         };

@@ -130,6 +130,7 @@ pub async fn register(State(state): Shared, req: Request) -> Result<Response, Ap
         domain,
         password_sealed,
         acme_account_url: None,
+        kind: certdns_core::RegistrationKind::Challenge,
         created_at: certdns_core::now(),
         last_update_at: None,
     };

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use certdns_core::{AccountStatus, Registration, SecretHash, Subdomain, TxtState, TxtValue, Username};
-use certdns_store::AuthorizedWrite;
+use certdns_core::{
+    AccountStatus, Registration, RegistrationKind, SecretHash, Subdomain, TxtState, TxtValue, Username,
+};
+use certdns_store::{AuthorizedWrite, StoreError};
 
 use super::{Incoming, Shared, auth_failed, authenticate_registration, plan_write, publish_and_confirm, read_body};
 use crate::auth::{self, KeyCheck};
@@ -37,7 +39,7 @@ fn valid_label(s: &str) -> bool {
         (status = 200, description = "Stored and published", body = crate::openapi::UpdateResponse),
         (status = 400, description = "`bad_txt` or `bad_subdomain`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`forbidden`: credentials, allow-from or subdomain ownership", body = crate::openapi::ErrorBody),
-        (status = 403, description = "`license_key_revoked` or `account_suspended`; with billing on, `updates_per_day_limit_reached` (the plan's updates per name and UTC day, in `message`; nothing stored) or `payment_overdue_updates_stopped`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`license_key_revoked` or `account_suspended`; `persist_record_not_updatable` for a dns-persist-01 registration (its record changes in the portal or the account API only); with billing on, `updates_per_day_limit_reached` (the plan's updates per name and UTC day, in `message`; nothing stored) or `payment_overdue_updates_stopped`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 429, description = "`rate_limited` (too many failed authentications), with `Retry-After`", body = crate::openapi::ErrorBody),
         (status = 500, description = "`db_error`", body = crate::openapi::ErrorBody),
@@ -58,6 +60,11 @@ pub async fn update(State(state): Shared, req: Request) -> Result<Response, ApiE
     check_optional_license(state, &incoming, &reg, "update").await?;
     if status != AccountStatus::Active {
         return Err(ApiError::AccountSuspended);
+    }
+    // The fast path's statement never matches one; said here, after the
+    // credentials verified, so nobody learns a registration's kind without them.
+    if reg.kind == RegistrationKind::Persist {
+        return Err(ApiError::PersistRecordNotUpdatable);
     }
     // Renewals stop only long after a failed payment (see certdns_billing::Standing).
     let limits = plan_write::update_limits(state, &reg).await?;

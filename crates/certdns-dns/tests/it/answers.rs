@@ -342,6 +342,41 @@ async fn big_answers_truncate_over_udp_and_arrive_whole_over_tcp() {
     r.stop().await;
 }
 
+/// A dns-persist-01 record is one TXT record with the record's exact text: one
+/// character-string when short, 255-octet strings when longer (the CA reads
+/// them concatenated), over UDP with EDNS and over TCP; without EDNS a long one
+/// truncates and comes whole over TCP.
+#[tokio::test]
+async fn persist_records_are_served_whole_in_character_strings() {
+    let r = Running::default().await;
+    for issuer_len in [20, 600] {
+        let sub = Subdomain::generate();
+        let record = persist_record(issuer_len);
+        let text = record.to_txt();
+        r.replica.apply(&upsert_persist(sub, 1, &record));
+        let qname = format!("{sub}.{ZONE}.");
+        let q = with_edns(query(&qname, RecordType::TXT), 1232, 0);
+        for reply in [udp(r.udp, &q).await, tcp(r.tcp, &q).await] {
+            assert_authoritative(&reply, ResponseCode::NoError);
+            assert!(!reply.metadata.truncation);
+            assert_eq!(reply.answers.len(), 1, "one record, not one per string");
+            let RData::TXT(txt) = &reply.answers[0].data else { panic!("a TXT answer") };
+            let strings: Vec<&[u8]> = txt.txt_data.iter().map(|s| &s[..]).collect();
+            assert_eq!(strings.len(), text.len().div_ceil(255));
+            assert!(strings.iter().all(|s| s.len() <= 255) && strings[0].len() == text.len().min(255));
+            assert_eq!(strings.concat(), text.as_bytes());
+        }
+        if text.len() > 255 {
+            assert!(udp(r.udp, &query(&qname, RecordType::TXT)).await.metadata.truncation);
+            assert_eq!(tcp(r.tcp, &query(&qname, RecordType::TXT)).await.answers.len(), 1);
+        }
+        // Removed: the name is gone.
+        r.replica.apply(&certdns_replication::Change::Remove { subdomain: sub, version: 2 });
+        assert_authoritative(&udp(r.udp, &q).await, ResponseCode::NXDomain);
+    }
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn rate_limiting_drops_and_slips_when_enabled() {
     let mut dns = dns_config();

@@ -144,11 +144,13 @@ async fn compare_over(
 
 fn replica(subs: &[Subdomain], loaded: bool) -> Arc<Replica> {
     let values = |n: usize| (0..n).map(|i| value(&format!("v{i}"))).collect();
-    let states: Vec<TxtState> = subs
-        .iter()
-        .zip([2, 1, 0, 12, 30])
-        .map(|(s, n)| TxtState { subdomain: *s, version: 1, values: values(n) })
-        .collect();
+    let mut states: Vec<TxtState> =
+        subs.iter().zip([2, 1, 0, 12, 30]).map(|(s, n)| TxtState::values(*s, 1, values(n))).collect();
+    // dns-persist-01 records: one character-string, and several (over 255 octets).
+    for (s, len) in subs.iter().skip(5).zip([20, 600]) {
+        let record = persist_record(len);
+        states.push(TxtState { subdomain: *s, version: 1, values: Vec::new(), persist: Some(record) });
+    }
     if loaded {
         Replica::with_states(&states)
     } else {
@@ -162,7 +164,7 @@ fn replica(subs: &[Subdomain], loaded: bool) -> Arc<Replica> {
 
 #[tokio::test]
 async fn the_fast_path_sends_what_hickory_sends() {
-    let subs: Vec<Subdomain> = (0..5).map(|_| Subdomain::generate()).collect();
+    let subs: Vec<Subdomain> = (0..7).map(|_| Subdomain::generate()).collect();
     let mut rng = Rng(0xfa57_0000_0000_0001);
     let mut kinds = HashSet::new();
     for zone in zones() {
@@ -210,7 +212,7 @@ async fn over_tcp_the_fast_path_sends_what_hickory_sends() {
 
 #[tokio::test]
 async fn any_byte_in_a_label_matches_too() {
-    let subs: Vec<Subdomain> = (0..5).map(|_| Subdomain::generate()).collect();
+    let subs: Vec<Subdomain> = (0..7).map(|_| Subdomain::generate()).collect();
     let zone = zone_config();
     let r = replica(&subs, true);
     let fast = PacketHarness::new(&zone, r.clone(), &RrlConfig::default()).unwrap();
@@ -244,7 +246,7 @@ async fn any_byte_in_a_label_matches_too() {
 
 #[tokio::test]
 async fn rate_limited_answers_match_too() {
-    let subs: Vec<Subdomain> = (0..5).map(|_| Subdomain::generate()).collect();
+    let subs: Vec<Subdomain> = (0..7).map(|_| Subdomain::generate()).collect();
     let rrl = RrlConfig { enabled: true, responses_per_second: 1, burst: 5, slip: 2, ..RrlConfig::default() };
     let zone = zone_config();
     let r = replica(&subs, true);

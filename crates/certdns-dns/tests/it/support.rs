@@ -79,7 +79,20 @@ pub fn value(tag: &str) -> TxtValue {
 }
 
 pub fn upsert(subdomain: Subdomain, version: u64, values: &[&str]) -> Change {
-    Change::Upsert(TxtState { subdomain, version, values: values.iter().map(|t| value(t)).collect() })
+    Change::Upsert(TxtState::values(subdomain, version, values.iter().map(|t| value(t)).collect()))
+}
+
+/// A dns-persist-01 record with a CA prefix of `prefix_len` characters, so a
+/// test can make it shorter or longer than one 255-octet character-string.
+pub fn persist_record(prefix_len: usize) -> certdns_core::PersistRecord {
+    let uri =
+        format!("https://ca.example/{}/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw", "p".repeat(prefix_len));
+    let uri = certdns_core::HashedAccountUri::parse(&uri).unwrap();
+    certdns_core::PersistRecord::new("authority.example", uri, true, Some(1_900_000_000)).unwrap()
+}
+
+pub fn upsert_persist(subdomain: Subdomain, version: u64, record: &certdns_core::PersistRecord) -> Change {
+    Change::Upsert(TxtState { subdomain, version, values: Vec::new(), persist: Some(record.clone()) })
 }
 
 pub fn name(s: &str) -> Name {

@@ -81,6 +81,7 @@ async fn registration(env: &Env, domain: &str) -> Registration {
         domain: Some(Domain::parse(domain).unwrap()),
         password_sealed: None,
         acme_account_url: None,
+        kind: certdns_core::RegistrationKind::Challenge,
         created_at: now(),
         last_update_at: None,
     };

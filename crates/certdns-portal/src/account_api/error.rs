@@ -53,6 +53,15 @@ impl ApiError {
             .with_extra(serde_json::json!({
                 "held_by": { "subdomain": other.subdomain.to_string(), "fulldomain": format!("{}.{zone}", other.subdomain) }
             })),
+            ActionError::PersistExists(other) => Self::new(
+                StatusCode::CONFLICT,
+                "persist_record_exists",
+                "This account has a dns-persist-01 record for that domain already; change it with PUT, or delete it \
+                 first.",
+            )
+            .with_extra(serde_json::json!({
+                "held_by": { "subdomain": other.subdomain.to_string(), "fulldomain": format!("{}.{zone}", other.subdomain) }
+            })),
             ActionError::TooManyRotations { next_ends } => Self::new(
                 StatusCode::CONFLICT,
                 "too_many_rotations",

@@ -8,6 +8,8 @@
 mod auth;
 mod error;
 mod keys;
+mod persist;
+mod persist_schema;
 mod registrations;
 mod views;
 
@@ -39,6 +41,11 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/registrations/{subdomain}/domain", put(registrations::set_domain))
         .route("/api/v1/registrations/{subdomain}/credentials", get(registrations::credentials))
         .route("/api/v1/registrations/{subdomain}/check", post(registrations::check))
+        .route("/api/v1/persist-records", get(persist::list).post(persist::create))
+        .route(
+            "/api/v1/persist-records/{subdomain}",
+            get(persist::get_one).put(persist::replace).delete(persist::delete),
+        )
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/api/v1/keys/{id}/revoke", post(keys::revoke))
@@ -158,7 +165,7 @@ impl utoipa::Modify for CommonResponses {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "certdns account API", description = "Registrations, license keys and the audit log of one account, for automation. On the portal's listener. See docs/account-api.md."),
+    info(title = "certdns account API", description = "Registrations, dns-persist-01 records, license keys and the audit log of one account, for automation. On the portal's listener. See docs/account-api.md and docs/dns-persist-01.md."),
     paths(
         registrations::list,
         registrations::create,
@@ -167,6 +174,11 @@ impl utoipa::Modify for CommonResponses {
         registrations::set_domain,
         registrations::credentials,
         registrations::check,
+        persist::list,
+        persist::create,
+        persist::get_one,
+        persist::replace,
+        persist::delete,
         keys::list,
         keys::create,
         keys::rotate,

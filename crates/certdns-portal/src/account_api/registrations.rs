@@ -165,7 +165,8 @@ pub(crate) async fn credentials(State(state): Shared, caller: Caller, Path(sub):
     .into_response())
 }
 
-/// Asks the portal's resolver whether `_acme-challenge.<domain>` points here.
+/// Asks the portal's resolver whether the registration's CNAME name
+/// (`_acme-challenge.<domain>`, dns-account-01's or `_validation-persist.<domain>`) points here.
 #[utoipa::path(post, path = "/api/v1/registrations/{subdomain}/check", tag = "account",
     params(("subdomain" = String, Path, format = "uuid")),
     responses((status = 200, body = CnameCheck), (status = 404, body = super::views::ErrorBody),
@@ -181,8 +182,9 @@ pub(crate) async fn check(State(state): Shared, caller: Caller, Path(sub): Path<
         ));
     };
     let fulldomain = state.fulldomain(reg.subdomain);
-    let status = certdns_delegation::check_cname(state.config.resolver, domain.as_str(), &fulldomain).await;
-    let name = domain.challenge_name();
+    // The name the CA asks: dns-01's, dns-account-01's label name or `_validation-persist`.
+    let name = reg.challenge_name().unwrap_or_else(|| domain.challenge_name());
+    let status = certdns_delegation::check_challenge_name(state.config.resolver, &name, &fulldomain).await;
     let advice = crate::cname_advice::advise(&status, &name, &fulldomain, state.config.resolver);
     Ok(Json(CnameCheck {
         status: advice.code,

@@ -1,7 +1,7 @@
 //! The account API's bodies: what it answers (and, through `ToSchema`, what
 //! its OpenAPI document says it answers). Times are RFC 3339 in UTC.
 
-use certdns_core::{AuditEvent, Domain, LicenseKey, Registration};
+use certdns_core::{AuditEvent, Domain, LicenseKey, Registration, RegistrationKind};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -15,7 +15,8 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
 /// The record the customer creates in their zone.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct CnameRecord {
-    /// `_acme-challenge.<domain>`
+    /// `_acme-challenge.<domain>`, dns-account-01's
+    /// `_<label>._acme-challenge.<domain>` or `_validation-persist.<domain>`
     #[schema(example = "_acme-challenge.www.example.com")]
     pub name: String,
     #[schema(example = "CNAME")]
@@ -41,9 +42,15 @@ pub(crate) struct RegistrationView {
     pub key_id: Option<String>,
     /// Networks `/update` is accepted from (empty: any).
     pub allowfrom: Vec<String>,
-    /// `no_domain` (set one to get its CNAME), `awaiting_first_update`, `in_use`.
+    /// `no_domain` (set one to get its CNAME), `awaiting_first_update`,
+    /// `in_use`; `persist` for a dns-persist-01 record (see
+    /// `/api/v1/persist-records`).
     #[schema(example = "in_use")]
     pub status: String,
+    /// `dns-01`, `dns-account-01` (an ACME account's own label) or
+    /// `dns-persist-01` (a record managed under `/api/v1/persist-records`).
+    #[schema(example = "dns-01")]
+    pub kind: String,
     pub created_at: String,
     pub last_update_at: Option<String>,
     /// The password is kept sealed (made under a key with storage access), so
@@ -67,13 +74,10 @@ pub(crate) struct DelegationView {
     pub changed_at: Option<String>,
 }
 
-fn unix(secs: i64) -> Option<String> {
-    (secs > 0).then(|| OffsetDateTime::from_unix_timestamp(secs).ok().map(rfc3339)).flatten()
-}
-
-impl RegistrationView {
-    pub fn of(state: &AppState, r: &Registration, status: Option<&certdns_store::DelegationStatus>) -> Self {
-        let delegation = r.domain.as_ref().map(|d| match status.filter(|s| s.domain == d.as_str()) {
+impl DelegationView {
+    /// The monitor's last finding about `domain` (`pending` before any).
+    pub fn of(status: Option<&certdns_store::DelegationStatus>, domain: &Domain) -> Self {
+        match status.filter(|s| s.domain == domain.as_str()) {
             Some(s) => DelegationView {
                 status: s.status.clone(),
                 detail: s.detail.clone(),
@@ -83,9 +87,20 @@ impl RegistrationView {
             None => {
                 DelegationView { status: "pending".into(), detail: String::new(), checked_at: None, changed_at: None }
             }
-        });
+        }
+    }
+}
+
+fn unix(secs: i64) -> Option<String> {
+    (secs > 0).then(|| OffsetDateTime::from_unix_timestamp(secs).ok().map(rfc3339)).flatten()
+}
+
+impl RegistrationView {
+    pub fn of(state: &AppState, r: &Registration, status: Option<&certdns_store::DelegationStatus>) -> Self {
+        let delegation = r.domain.as_ref().map(|d| DelegationView::of(status, d));
         let fulldomain = state.fulldomain(r.subdomain);
         let status = match (&r.domain, r.last_update_at) {
+            _ if r.kind == RegistrationKind::Persist => "persist",
             (None, _) => "no_domain",
             (Some(_), None) => "awaiting_first_update",
             (Some(_), Some(_)) => "in_use",
@@ -101,8 +116,14 @@ impl RegistrationView {
             created_at: rfc3339(r.created_at),
             last_update_at: r.last_update_at.map(rfc3339),
             credentials_kept: r.password_sealed.is_some(),
-            cname: r.domain.as_ref().map(|d| CnameRecord {
-                name: d.challenge_name(),
+            kind: match (r.kind, &r.acme_account_url) {
+                (RegistrationKind::Persist, _) => "dns-persist-01",
+                (RegistrationKind::Challenge, Some(_)) => "dns-account-01",
+                (RegistrationKind::Challenge, None) => "dns-01",
+            }
+            .into(),
+            cname: r.challenge_name().map(|name| CnameRecord {
+                name,
                 r#type: "CNAME".into(),
                 target: fulldomain.clone(),
             }),

@@ -119,6 +119,7 @@ fn describe(kind: AuditKind) -> &'static str {
         AuditKind::BillingPaymentSucceeded => "Payment received",
         AuditKind::BillingPaymentFailed => "Payment failed",
         AuditKind::BillingPaymentWarningSent => "Payment warning e-mailed",
+        AuditKind::PersistRecordSet => "dns-persist-01 record set",
     }
 }
 

@@ -37,6 +37,10 @@ pub(super) const UNUSED_DAYS: i64 = 120;
 /// delegates here (the CA asks elsewhere; those renewals fail). A registration
 /// with no update for [`UNUSED_DAYS`] is probably forgotten.
 pub(super) fn flag(reg: &Registration, status: Option<&DelegationStatus>, now: time::OffsetDateTime) -> String {
+    // A dns-persist-01 record is set once and never updated: neither applies.
+    if reg.kind == certdns_core::RegistrationKind::Persist {
+        return String::new();
+    }
     let broken = status.filter(|s| matches!(s.status.as_str(), "missing" | "elsewhere" | "shadowed"));
     if let (Some(s), Some(last)) = (broken, reg.last_update_at)
         && last.unix_timestamp() > s.changed_at
@@ -135,6 +139,7 @@ mod tests {
             domain: None,
             acme_account_url: None,
             password_sealed: None,
+            kind: certdns_core::RegistrationKind::Challenge,
             created_at: now - time::Duration::days(created_days_ago),
             last_update_at: updated_days_ago.map(|d| now - time::Duration::days(d)),
         }
@@ -168,5 +173,7 @@ mod tests {
         assert!(flag(&reg(400, Some(200), now), None, now).starts_with("unused for 200 days"));
         assert!(flag(&reg(130, None, now), None, now).starts_with("unused for 130 days"), "never used");
         assert_eq!(flag(&reg(30, None, now), None, now), "", "new ones get time");
+        let persist = Registration { kind: certdns_core::RegistrationKind::Persist, ..reg(400, None, now) };
+        assert_eq!(flag(&persist, None, now), "", "a persist record is never updated");
     }
 }

@@ -23,6 +23,7 @@ mod delegation;
 mod keys;
 mod onboarding;
 mod public;
+mod persist;
 mod registrations;
 mod reveal;
 mod status;
@@ -55,6 +56,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .merge(keys::routes())
         .merge(registrations::routes())
         .merge(add_domain::routes())
+        .merge(persist::routes())
         .merge(activity::routes())
         .merge(tokens::routes())
         .merge(alerts::routes())
@@ -148,6 +150,11 @@ fn notice_text(code: &str) -> Option<String> {
         }
         "no_customer" => "There are no invoices or payment methods yet: choose a plan first.",
         "plan_set" => "Plan saved. It applies at once, and is in the account's audit log.",
+        "persist_created" => "Record created and answered now. Create the CNAME below in your zone.",
+        "persist_saved" => "Record saved. Our DNS answers the new one now.",
+        "persist_deleted" => {
+            "Record removed: our DNS no longer answers it, so CAs stop accepting it. Remove the CNAME from your zone too."
+        }
         _ => return None,
     };
     Some(text.to_owned())

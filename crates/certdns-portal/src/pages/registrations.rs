@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use certdns_core::domain::CHALLENGE_LABEL;
-use certdns_core::{AcmeAccountUrl, Domain, LicenseKey, Registration, Subdomain};
+use certdns_core::{AcmeAccountUrl, Domain, LicenseKey, PERSIST_LABEL, Registration, RegistrationKind, Subdomain};
 use serde::Deserialize;
 
 use super::delegation::{Badge, Change, badge, changes};
@@ -82,6 +82,8 @@ struct RegistrationsPage {
     total: usize,
     /// Whether the account has an active key to add a domain with.
     can_add: bool,
+    /// How many dns-persist-01 records the account has (listed elsewhere).
+    persist_records: usize,
 }
 
 /// A domain the user asked for that another registration of the account holds.
@@ -131,12 +133,12 @@ struct RegistrationQuery {
 /// relative to it: `www.example.co.uk` → (`example.co.uk`, `_acme-challenge.www`).
 /// A zone delegated further down (`shop.example.com` as a zone of its own) is
 /// the customer's to know; the page says which zone the relative name assumes.
-fn cname_in_zone(domain: &str) -> Option<(String, String)> {
+fn cname_in_zone(domain: &str, label: &str) -> Option<(String, String)> {
     let base = domain.trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase();
     let zone = psl::domain_str(&base)?.to_owned();
     let relative = match base.strip_suffix(&zone).map(|rest| rest.trim_end_matches('.')) {
-        Some("") => CHALLENGE_LABEL.to_owned(),
-        Some(rest) => format!("{CHALLENGE_LABEL}.{rest}"),
+        Some("") => label.to_owned(),
+        Some(rest) => format!("{label}.{rest}"),
         None => return None,
     };
     Some((zone, relative))
@@ -152,8 +154,9 @@ pub(super) fn title_of(r: &Registration) -> String {
 }
 
 pub(super) fn reg_row(state: &AppState, r: &Registration) -> RegRow {
+    let label = if r.kind == RegistrationKind::Persist { PERSIST_LABEL } else { CHALLENGE_LABEL };
     let (cname_zone, mut cname_relative) =
-        r.domain.as_ref().and_then(|d| cname_in_zone(d.as_str())).unwrap_or_default();
+        r.domain.as_ref().and_then(|d| cname_in_zone(d.as_str(), label)).unwrap_or_default();
     let account_label = r.acme_account_url.as_ref().map(AcmeAccountUrl::label).unwrap_or_default();
     if !account_label.is_empty() && !cname_relative.is_empty() {
         cname_relative = format!("{account_label}.{cname_relative}");
@@ -178,11 +181,14 @@ pub(super) fn reg_row(state: &AppState, r: &Registration) -> RegRow {
 
 async fn registrations_page(State(state): Shared, User(user, ctx): User, Query(q): Query<NoticeQuery>) -> Page {
     let id = user.account.id;
-    let (regs, keys, statuses) = tokio::try_join!(
+    let (mut regs, keys, statuses) = tokio::try_join!(
         state.core.list_registrations(id),
         state.core.list_license_keys(id),
         state.store.delegation_statuses(id)
     )?;
+    // dns-persist-01 records have a page of their own (`pages::persist`).
+    let persist_records = regs.iter().filter(|r| r.kind == RegistrationKind::Persist).count();
+    regs.retain(|r| r.kind == RegistrationKind::Challenge);
     let statuses: HashMap<_, _> = statuses.into_iter().map(|s| (s.registration_id, s)).collect();
     let reg_row = |state: &AppState, r: &Registration| RegRow { delegation: badge(r, &statuses), ..reg_row(state, r) };
     let mut groups: Vec<RegGroup> = Vec::new();
@@ -207,6 +213,7 @@ async fn registrations_page(State(state): Shared, User(user, ctx): User, Query(q
         groups,
         total: regs.len(),
         can_add: keys.iter().any(LicenseKey::is_active),
+        persist_records,
     };
     Ok(render(StatusCode::OK, &page))
 }
@@ -229,6 +236,9 @@ async fn registration_page(
     Query(q): Query<RegistrationQuery>,
 ) -> Page {
     let reg = find(&state, &ctx, user.account.id, &sub).await?;
+    if reg.kind == RegistrationKind::Persist {
+        return Ok(Redirect::to(&format!("/persist/{}", reg.subdomain)).into_response());
+    }
     let form = DomainForm::current(&reg);
     show_registration(&state, &ctx, &reg, q, form, StatusCode::OK).await
 }
@@ -408,6 +418,7 @@ mod tests {
             domain: domain.and_then(|d| Domain::parse(d).ok()),
             password_sealed: None,
             acme_account_url: None,
+            kind: certdns_core::RegistrationKind::Challenge,
             created_at: certdns_core::now(),
             last_update_at: None,
         };
@@ -427,7 +438,7 @@ mod tests {
 
     #[test]
     fn names_relative_to_the_zone() {
-        let rel = |s: &str| cname_in_zone(s);
+        let rel = |s: &str| cname_in_zone(s, CHALLENGE_LABEL);
         let pair = |z: &str, r: &str| Some((z.to_owned(), r.to_owned()));
         assert_eq!(rel("www.example.com"), pair("example.com", "_acme-challenge.www"));
         assert_eq!(rel("*.example.com"), pair("example.com", "_acme-challenge"));
@@ -435,6 +446,7 @@ mod tests {
         assert_eq!(rel("a.b.example.co.uk"), pair("example.co.uk", "_acme-challenge.a.b"));
         assert_eq!(rel(""), None);
         assert_eq!(rel("co.uk"), None, "a public suffix is nobody's zone");
+        assert_eq!(cname_in_zone("www.example.com", PERSIST_LABEL), pair("example.com", "_validation-persist.www"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ certdns_testkit::both_backends!(tokio(flavor = "multi_thread", worker_threads = 
 );
 
 /// Creates a token in the portal; returns its text from the one page that shows it.
-async fn portal_token(env: &Env, c: &reqwest::Client, name: &str, scope: &str) -> String {
+pub(crate) async fn portal_token(env: &Env, c: &reqwest::Client, name: &str, scope: &str) -> String {
     let (status, page, _) = get(c, &format!("{}/tokens", env.portal)).await;
     assert_eq!(status, 200);
     let t = csrf(&page);
@@ -38,7 +38,13 @@ async fn portal_token(env: &Env, c: &reqwest::Client, name: &str, scope: &str) -
 }
 
 /// One account API call: status and JSON body (`Value::Null` if none).
-async fn call(env: &Env, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(
+    env: &Env,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let c = reqwest::Client::new();
     let url = format!("{}/api/v1{path}", env.portal);
     let mut req = c.request(method.parse().unwrap(), url);

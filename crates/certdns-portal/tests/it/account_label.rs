@@ -25,7 +25,7 @@ const CDN: &str = "https://ca.example/acme/acct/cdn";
 const ORIGIN: &str = "https://ca.example/acme/acct/origin";
 
 /// A certdns DNS responder following the test's distribution, as `serve --role dns` runs it.
-async fn start_responder(env: &Env, cancel: &CancellationToken) -> SocketAddr {
+pub(crate) async fn start_responder(env: &Env, cancel: &CancellationToken) -> SocketAddr {
     let replica = Replica::new();
     let follower = Follower::new(env.distribution.clone(), replica.clone(), ResponderId::generate("test"));
     tokio::spawn(follower.run(cancel.clone()));
@@ -38,7 +38,7 @@ async fn start_responder(env: &Env, cancel: &CancellationToken) -> SocketAddr {
 }
 
 /// TXT at `name`, asked of `resolver` as a CA would (UDP, recursion desired).
-async fn txt_through(resolver: SocketAddr, name: &str) -> Vec<String> {
+pub(crate) async fn txt_through(resolver: SocketAddr, name: &str) -> Vec<String> {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut query = Message::query();
     query.metadata.recursion_desired = true;
@@ -58,7 +58,7 @@ async fn txt_through(resolver: SocketAddr, name: &str) -> Vec<String> {
         .collect()
 }
 
-async fn post_form(
+pub(crate) async fn post_form(
     env: &Env,
     c: &reqwest::Client,
     path: &str,

@@ -22,6 +22,7 @@ mod keys;
 mod monitoring;
 mod operator;
 mod public_pages;
+mod persist;
 mod registrations;
 mod status_page;
 mod stripe_events;

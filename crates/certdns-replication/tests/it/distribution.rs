@@ -19,6 +19,7 @@ certdns_testkit::both_backends!(setup = open_distribution;
     followers_converge_and_keep_the_newest,
     publishes_return_ordered_positions,
     writers_wait_until_every_live_follower_applied,
+    a_persist_record_reaches_every_follower_whole_and_its_removal_too,
 );
 
 /// The in-process backend, or a real Redis under a key prefix of the test's own.
@@ -39,7 +40,7 @@ fn value(i: u64) -> TxtValue {
 
 fn upsert(subdomain: Subdomain, version: u64) -> Change {
     let values = (version.saturating_sub(1)..=version).rev().filter(|v| *v > 0).map(value).collect();
-    Change::Upsert(TxtState { subdomain, version, values })
+    Change::Upsert(TxtState::values(subdomain, version, values))
 }
 
 async fn snapshot_holds_the_newest_state(dist: Arc<dyn Distribution>) {
@@ -284,4 +285,47 @@ async fn wait_until(mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "condition not reached within 10 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A dns-persist-01 record (longer than one character-string, spaces and `;`
+/// inside) travels whole through the backend to two followers' replicas, is
+/// replaced there by a newer one, and its removal stops it being answered.
+async fn a_persist_record_reaches_every_follower_whole_and_its_removal_too(dist: Arc<dyn Distribution>) {
+    let record = |issuer: &str| {
+        let uri = format!("https://ca.example/{}/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw", "p".repeat(300));
+        let uri = certdns_core::HashedAccountUri::parse(&uri).unwrap();
+        certdns_core::PersistRecord::new(issuer, uri, true, Some(32_472_144_000)).unwrap()
+    };
+    let persist = |s: Subdomain, version: u64, issuer: &str| {
+        Change::Upsert(TxtState { subdomain: s, version, values: vec![], persist: Some(record(issuer)) })
+    };
+    let cancel = CancellationToken::new();
+    let replicas: Vec<Arc<Replica>> = (0..2).map(|_| Replica::new()).collect();
+    for (i, replica) in replicas.iter().enumerate() {
+        let follower = Follower::new(dist.clone(), replica.clone(), ResponderId::generate(format!("persist-{i}")));
+        tokio::spawn(follower.run(cancel.clone()));
+    }
+    let s = Subdomain::generate();
+    let until = |want: Option<Vec<String>>| {
+        let replicas = replicas.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while replicas.iter().any(|r| r.values(s) != want) {
+                assert!(Instant::now() < deadline, "replicas never held {want:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    dist.publish(&[persist(s, 1, "letsencrypt.org")]).await.unwrap();
+    until(Some(vec![record("letsencrypt.org").to_txt()])).await;
+    let snap = dist.snapshot().await.unwrap();
+    assert_eq!(
+        snap.states.iter().find(|st| st.subdomain == s).and_then(|st| st.persist.clone()),
+        Some(record("letsencrypt.org"))
+    );
+    dist.publish(&[persist(s, 2, "pki.goog")]).await.unwrap();
+    until(Some(vec![record("pki.goog").to_txt()])).await;
+    dist.publish(&[Change::Remove { subdomain: s, version: 3 }]).await.unwrap();
+    until(None).await;
+    cancel.cancel();
 }

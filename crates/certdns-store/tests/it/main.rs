@@ -14,5 +14,6 @@ mod domains;
 mod fast_writes;
 mod moved_and_labelled;
 mod operator;
+mod persist;
 mod portal_store;
 mod store;

@@ -20,7 +20,7 @@ async fn an_imported_registration_lands_whole_and_its_hash_is_swapped_once(store
     let password = Secret::generate();
     let mut r = registration(a.id, None);
     r.password_hash = SecretHash::imported(&bcrypt::hash(password.expose(), 4).unwrap()).unwrap();
-    let state = TxtState { subdomain: r.subdomain, version: 2, values: vec![txt(2), txt(1)] };
+    let state = TxtState::values(r.subdomain, 2, vec![txt(2), txt(1)]);
     store.import_registration(&r, &state).await.unwrap();
     assert_eq!(store.txt_state(r.subdomain, 2).await.unwrap(), Some(state.clone()));
     let stored = store.registration_by_username(r.username).await.unwrap().unwrap();

@@ -75,6 +75,7 @@ pub(crate) async fn registration(
         domain: None,
         password_sealed: None,
         acme_account_url: None,
+        kind: certdns_core::RegistrationKind::Challenge,
         created_at: now(),
         last_update_at: None,
     };

@@ -83,6 +83,7 @@ pub(crate) fn registration(account: AccountId, key: Option<KeyId>) -> Registrati
         domain: None,
         password_sealed: None,
         acme_account_url: None,
+        kind: certdns_core::RegistrationKind::Challenge,
         created_at: now(),
         last_update_at: None,
     }

@@ -69,6 +69,7 @@ impl Setup {
             domain: None,
             password_sealed: None,
             acme_account_url: None,
+            kind: certdns_core::RegistrationKind::Challenge,
             created_at: now(),
             last_update_at: None,
         };
@@ -151,7 +152,7 @@ async fn reconcile_seeds_an_empty_distribution_and_removes_strays(s: Setup) {
     let state = s.write(&reg, 7).await;
     let empty: Arc<dyn Distribution> = Arc::new(InProcess::new());
     let stray = Subdomain::generate();
-    empty.publish(&[Change::Upsert(TxtState { subdomain: stray, version: 3, values: Vec::new() })]).await.unwrap();
+    empty.publish(&[Change::Upsert(TxtState::values(stray, 3, Vec::new()))]).await.unwrap();
     let fresh = TxtSync::new(s.store.core(), empty.clone(), 2);
     let report = fresh.reconcile_now().await.unwrap();
     assert_eq!((report.checked, report.upserted, report.removed), (1, 1, 1));

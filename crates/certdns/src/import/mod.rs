@@ -148,11 +148,12 @@ async fn import_one(
         domain: None,
         password_sealed: None,
         acme_account_url: None,
+        kind: certdns_core::RegistrationKind::Challenge,
         created_at: now(),
         last_update_at: c.last_update,
     };
     // A version per value written, so a reader sees them as newer than "created".
-    let state = TxtState { subdomain: c.subdomain, version: c.values.len() as u64, values: c.values.clone() };
+    let state = TxtState::values(c.subdomain, c.values.len() as u64, c.values.clone());
     match store.import_registration(&registration, &state).await {
         Ok(()) => Ok(Outcome::Imported(state)),
         // Taken between the check and the insert.
