@@ -3,14 +3,13 @@
 //! `/update` can ever write a persist registration) and a persist
 //! registration's record (only `kind = 'persist'` rows of the caller's account).
 
-use std::sync::LazyLock;
 
 use certdns_core::{AccountId, PersistRecord, RegistrationId, TxtState, TxtValue};
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::rows::{TxtRow, prepend_recent, recent_len};
+use crate::rows::TxtRow;
 use crate::{Backend, Result, SqlStore, StoreError};
 
 // The row types are the store's own; these methods are crate-private anyway.

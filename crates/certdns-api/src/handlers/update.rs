@@ -9,7 +9,7 @@ use axum::response::Response;
 use certdns_core::{
     AccountStatus, Registration, RegistrationKind, SecretHash, Subdomain, TxtState, TxtValue, Username,
 };
-use certdns_store::{AuthorizedWrite, StoreError};
+use certdns_store::AuthorizedWrite;
 
 use super::{Incoming, Shared, auth_failed, authenticate_registration, plan_write, publish_and_confirm, read_body};
 use crate::auth::{self, KeyCheck};

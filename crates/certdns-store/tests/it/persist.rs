@@ -78,6 +78,7 @@ async fn a_persist_record_is_kept_apart_from_update(store: Arc<dyn Store>) {
         subdomain: p.subdomain,
         account: None,
         value: txt(7),
+        daily_cap: None,
     };
     assert_eq!(store.put_txts_if_authorized(&[write], 2, certdns_core::now()).await.unwrap(), vec![None]);
     assert!(matches!(store.put_txt(p.id, &txt(7), 2, certdns_core::now()).await, Err(StoreError::NotFound)));
