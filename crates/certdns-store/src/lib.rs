@@ -31,8 +31,8 @@ mod sql_import;
 mod sql_monitor;
 mod sql_operator;
 mod sql_portal;
-mod txt_write;
 mod sql_txt;
+mod txt_write;
 
 use async_trait::async_trait;
 use certdns_core::{

@@ -3,7 +3,6 @@
 //! `/update` can ever write a persist registration) and a persist
 //! registration's record (only `kind = 'persist'` rows of the caller's account).
 
-
 use certdns_core::{AccountId, PersistRecord, RegistrationId, TxtState, TxtValue};
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Type};
 use time::OffsetDateTime;
