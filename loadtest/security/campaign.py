@@ -725,9 +725,9 @@ def cmd_lockout(args):
     observed = f"11 forgot-password requests from 11 addresses answered {sorted(set(statuses))}; reset mails written: {sent}"
     record(
         "e2",
-        all(s == 200 for s in statuses) and sent <= 3,
+        all(s == 303 for s in statuses) and sent <= 3,
         "mail bombing through forgot-password (11 requests, 11 addresses)",
-        "the same answer (200) each time; at most 3 reset mails per account per hour",
+        "the same answer (303 to the same page) each time; at most 3 reset mails per account per hour",
         observed,
     )
 

@@ -31,13 +31,16 @@ const RESET_HOURS: i64 = 1;
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/signup", get(signup_page).post(signup))
+        .route("/signup/sent", get(signup_sent))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/logout/everywhere", post(logout_everywhere))
         .route("/verify-email", get(verify_email))
         .route("/verify-email/resend", post(resend_verification))
         .route("/forgot-password", get(forgot_page).post(forgot))
+        .route("/forgot-password/sent", get(forgot_sent))
         .route("/reset-password", get(reset_page).post(reset))
+        .route("/reset-password/done", get(reset_done))
 }
 
 #[derive(Template)]
@@ -268,16 +271,18 @@ async fn signup(State(state): Shared, Context(ctx): Context, Form(f): Form<Crede
         Err(StoreError::Conflict(_)) => notify_existing_account(&state, account.email.as_str()).await,
         Err(e) => return Err(e.into()),
     }
-    Ok(check_your_inbox(&ctx, account.email.as_str()))
+    // Post/Redirect/Get: a reload of the next page repeats nothing.
+    Ok(Redirect::to("/signup/sent").into_response())
 }
 
-/// The page after sign-up, whatever happened.
-fn check_your_inbox(ctx: &Ctx, email: &str) -> Response {
+/// The page after sign-up, whatever happened (the address is not in the URL:
+/// it would land in logs and the history).
+async fn signup_sent(Context(ctx): Context) -> Response {
     let text = format!(
-        "We sent a message to {email}. Open the link in it within {TOKEN_HOURS} hours to confirm your address and \
-         sign in. Nothing there? Check the spam folder, or sign in if you already have an account."
+        "We sent a message to the address you gave. Open the link in it within {TOKEN_HOURS} hours to confirm your \
+         address and sign in. Nothing there? Check the spam folder, or sign in if you already have an account."
     );
-    message(ctx, StatusCode::OK, "Check your inbox", &text, Some(("/login", "Sign in")))
+    message(&ctx, StatusCode::OK, "Check your inbox", &text, Some(("/login", "Sign in")))
 }
 
 /// Someone tried to sign up with an address that has an account.
@@ -374,7 +379,11 @@ async fn forgot(State(state): Shared, Context(ctx): Context, Form(f): Form<Forgo
     {
         send_reset_link(&state, &ctx, &account).await;
     }
-    Ok(render(StatusCode::OK, &ForgotPage { layout: Layout::of(&ctx), sent: true }))
+    Ok(Redirect::to("/forgot-password/sent").into_response())
+}
+
+async fn forgot_sent(Context(ctx): Context) -> Response {
+    render(StatusCode::OK, &ForgotPage { layout: Layout::of(&ctx), sent: true })
 }
 
 /// Mails `account` a one-hour password reset link.
@@ -455,12 +464,16 @@ async fn reset(State(state): Shared, Context(ctx): Context, Form(f): Form<ResetF
     // The link came by mail, so the address works.
     let _ = state.store.mark_email_verified(account, now).await;
     state.audit(Some(account), AuditKind::PasswordChanged, ctx.peer, serde_json::json!({ "via": "reset" })).await;
-    let done = message(
+    let done = Redirect::to("/reset-password/done").into_response();
+    Ok(with_cookie(done, session::logout_cookie(&state)))
+}
+
+async fn reset_done(Context(ctx): Context) -> Response {
+    message(
         &ctx,
         StatusCode::OK,
         "Password changed",
         "Your new password is set. Every other session was signed out.",
         Some(("/login", "Sign in")),
-    );
-    Ok(with_cookie(done, session::logout_cookie(&state)))
+    )
 }

@@ -145,12 +145,13 @@ async fn bad_input_gets_helpful_errors(backend: Backend) {
             let form = [("csrf", t.as_str()), ("email", email), ("password", PASSWORD), ("password_confirm", PASSWORD)];
             let r = again.post(&url).form(&form).send().await.unwrap();
             let session = r.headers().get_all("set-cookie").iter().any(|v| v.to_str().unwrap().contains("session"));
-            (r.status().as_u16(), session, r.text().await.unwrap())
+            let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+            (r.status().as_u16(), session, format!("{location} {}", r.text().await.unwrap()))
         }
     };
     let (status, session, taken) = sign_up("BOB@example.com").await;
     let (fresh_status, _, fresh) = sign_up("newcomer@example.com").await;
-    assert_eq!((status, session, fresh_status), (200, false, 200));
+    assert_eq!((status, session, fresh_status), (303, false, 303));
     assert_eq!(taken.replace("bob@example.com", "X"), fresh.replace("newcomer@example.com", "X"), "indistinguishable");
     assert!(env.outbox().contains("Subject: Sign-up attempt for your certdns account"));
     // Empty key name.
@@ -228,7 +229,7 @@ async fn reset_and_verification_links_by_mail(backend: Backend) {
     let t = csrf(&page);
     let form =
         [("csrf", t.as_str()), ("email", "ivy@example.com"), ("password", PASSWORD), ("password_confirm", PASSWORD)];
-    assert_eq!(post(&anon, &format!("{}/signup", env.portal), &form).await.0, 200);
+    assert_eq!(post(&anon, &format!("{}/signup", env.portal), &form).await.0, 303);
     let c = login(&env, "ivy@example.com", PASSWORD).await.unwrap();
     let outbox = env.outbox();
     assert!(outbox.contains("To: ivy@example.com"), "{outbox}");
@@ -253,15 +254,17 @@ async fn reset_and_verification_links_by_mail(backend: Backend) {
 
     let (_, page, _) = get(&anon, &format!("{}/forgot-password", env.portal)).await;
     let t = csrf(&page);
-    let (status, page, _) =
+    let (status, _, location) =
         post(&anon, &format!("{}/forgot-password", env.portal), &[("csrf", &t), ("email", "ivy@example.com")]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/forgot-password/sent")));
+    let (status, page, _) = get(&anon, &format!("{}/forgot-password/sent", env.portal)).await;
     assert_eq!(status, 200);
     assert!(page.contains("If an account uses that address"));
     // Unknown address: same answer, no mail.
     let before = env.outbox().len();
-    let (_, page2, _) =
+    let (status2, _, location2) =
         post(&anon, &format!("{}/forgot-password", env.portal), &[("csrf", &t), ("email", "nobody@example.com")]).await;
-    assert!(page2.contains("If an account uses that address"));
+    assert_eq!((status2, location2.as_deref()), (303, Some("/forgot-password/sent")));
     assert_eq!(env.outbox().len(), before);
 
     let reset = link_in(&env.outbox(), "/reset-password?token=");
@@ -271,9 +274,10 @@ async fn reset_and_verification_links_by_mail(backend: Backend) {
     let t = csrf(&page);
     let new = "reset passphrase works";
     let url = format!("{}/reset-password", env.portal);
-    let (status, page, _) =
+    let (status, page, location) =
         post(&anon, &url, &[("csrf", &t), ("token", &token), ("password", new), ("password_confirm", new)]).await;
-    assert_eq!(status, 200, "{page}");
+    assert_eq!((status, location.as_deref()), (303, Some("/reset-password/done")), "{page}");
+    let (_, page, _) = get(&anon, &format!("{}/reset-password/done", env.portal)).await;
     assert!(page.contains("Password changed"));
     let (status, _, _) = get(&c, &format!("{}/keys", env.portal)).await;
     assert_eq!(status, 303, "sessions are revoked by a reset");
@@ -329,8 +333,8 @@ async fn login_attempts_are_limited(backend: Backend) {
             .unwrap();
         statuses.push(r.status().as_u16());
     }
-    assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
-    assert_eq!(statuses[5..].iter().filter(|s| **s == 200).count(), 5, "another address has its own budget");
+    assert_eq!(&statuses[..5], &[303; 5], "{statuses:?}");
+    assert_eq!(statuses[5..].iter().filter(|s| **s == 303).count(), 5, "another address has its own budget");
     assert_eq!(env.outbox().matches("/reset-password?token=").count() - before, 3, "three mails an hour");
     assert_eq!(owner_signs_in(&env).await, 303, "still not locked out");
 }

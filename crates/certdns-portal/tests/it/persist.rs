@@ -26,9 +26,9 @@ certdns_testkit::both_backends!(tokio(flavor = "multi_thread", worker_threads = 
 );
 
 /// draft-ietf-acme-dns-persist-02 §10.2: its inputs and hashed URI.
-const THUMBPRINT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
-const ACCOUNT_URL: &str = "https://ca.example/acct/123";
-const PREFIX: &str = "https://ca.example/account-hash/";
+pub(crate) const THUMBPRINT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+pub(crate) const ACCOUNT_URL: &str = "https://ca.example/acct/123";
+pub(crate) const PREFIX: &str = "https://ca.example/account-hash/";
 const HASHED: &str = "https://ca.example/account-hash/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw";
 
 /// Waits until `name`, asked of `resolver`, answers exactly `want`.

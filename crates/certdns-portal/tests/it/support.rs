@@ -194,9 +194,12 @@ pub async fn signup(env: &Env, email: &str) -> reqwest::Client {
         &[("csrf", &token), ("email", email), ("password", PASSWORD), ("password_confirm", PASSWORD)],
     )
     .await;
-    assert_eq!(status, 200, "signup failed: {body}");
-    assert!(body.contains("Check your inbox"), "{body}");
-    assert_eq!(location, None, "no session before the address is confirmed");
+    assert_eq!((status, location.as_deref()), (303, Some("/signup/sent")), "signup failed: {body}");
+    // Post/Redirect/Get: the page after it is a plain GET (a reload repeats nothing).
+    let (status, body, _) = get(&c, &format!("{}/signup/sent", env.portal)).await;
+    assert!(status == 200 && body.contains("Check your inbox"), "{body}");
+    let (status, _, location) = get(&c, &format!("{}/keys", env.portal)).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/login")), "no session before the address is confirmed");
     // The confirmation link finishes the sign-up and signs in.
     let link = link_in(&env.outbox(), "/verify-email?token=");
     let (status, _, location) = get(&c, &format!("{}{link}", env.portal)).await;

@@ -110,7 +110,7 @@ async fn files_are_private_to_the_user() {
 
     // A reset mail for the operator lands in the outbox.
     let login = format!("operator@{ZONE}");
-    assert_eq!(submit_portal_form(&server.portal_url(), "/forgot-password", &[("email", &login)]).await, 200);
+    assert_eq!(submit_portal_form(&server.portal_url(), "/forgot-password", &[("email", &login)]).await, 303);
     for file in ["certdns.sqlite3", "certdns.sqlite3-wal", "certdns.sqlite3-shm", "outbox.eml"] {
         let path = data.join(file);
         assert!(path.exists(), "{file}");

@@ -36,9 +36,9 @@ async fn logs_carry_no_secrets_and_metrics_count_api_requests() {
         ("password", "a long new password"),
         ("password_confirm", "a long new password"),
     ];
-    assert_eq!(submit_portal_form(&portal, "/signup", &signup).await, 200);
+    assert_eq!(submit_portal_form(&portal, "/signup", &signup).await, 303);
     let operator = format!("operator@{ZONE}");
-    assert_eq!(submit_portal_form(&portal, "/forgot-password", &[("email", &operator)]).await, 200);
+    assert_eq!(submit_portal_form(&portal, "/forgot-password", &[("email", &operator)]).await, 303);
 
     let metrics = reqwest::get(format!("{}/metrics", server.ops_url())).await.unwrap().text().await.unwrap();
     for series in [

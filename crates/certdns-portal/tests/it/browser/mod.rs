@@ -11,6 +11,7 @@
 
 mod alerts;
 mod harness;
+mod persist;
 mod public;
 
 use certdns_testkit::Backend;
