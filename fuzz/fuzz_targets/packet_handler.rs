@@ -30,7 +30,8 @@ fn setup() -> &'static Setup {
         };
         // A fixed subdomain, so the fuzzer can find it: 00000000-0000-0000-0000-000000000001.a.example
         let values = (0..3).map(|i| TxtValue::parse(&format!("{i:0>43}")).expect("valid")).collect();
-        let replica = Replica::with_states(&[TxtState { subdomain: Subdomain::from_u128(1), version: 1, values }]);
+        let replica =
+            Replica::with_states(&[TxtState { subdomain: Subdomain::from_u128(1), version: 1, values, persist: None }]);
         let harness = PacketHarness::new(&zone, replica, &RrlConfig::default()).expect("zone compiles");
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         Setup { runtime, harness }
