@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 mod private_postgres;
 pub mod resolver;
+pub mod webhook;
 pub use private_postgres::PrivatePostgres;
 
 pub const POSTGRES_ENV: &str = "CERTDNS_TEST_POSTGRES_URL";

@@ -3,14 +3,12 @@
 //! and private addresses are refused unless allowed. Both store backends.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use certdns_core::{Account, AccountId, AccountRole, AccountStatus, Email};
 use certdns_store::{AlertStore, DeliveryState, NewDelivery, WebhookEndpoint};
+use certdns_testkit::webhook::Receiver;
 use certdns_testkit::{Backend, TestDatabase};
 use certdns_webhooks::{Deliverer, DeliveryConfig, signature};
 use uuid::Uuid;
@@ -22,32 +20,6 @@ certdns_testkit::both_backends!(
 );
 
 const SECRET: &str = "whsec_test_secret";
-
-/// What the receiver saw, and the statuses it answers with (then 200).
-#[derive(Default)]
-struct Receiver {
-    seen: Mutex<Vec<(HeaderMap, Bytes)>>,
-    answers: Mutex<Vec<u16>>,
-    stall: bool,
-}
-
-async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    r.seen.lock().unwrap().push((headers, body));
-    if r.stall {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-    }
-    let next = { r.answers.lock().unwrap().pop() };
-    StatusCode::from_u16(next.unwrap_or(200)).unwrap()
-}
-
-async fn receiver(answers: Vec<u16>, stall: bool) -> (Arc<Receiver>, u16) {
-    let r = Arc::new(Receiver { answers: Mutex::new(answers), stall, ..Default::default() });
-    let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(r.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (r, port)
-}
 
 async fn queue(backend: Backend, url: &str) -> (Arc<dyn AlertStore>, AccountId, Uuid, TestDatabase) {
     let db = TestDatabase::new(backend).await;
@@ -90,8 +62,8 @@ fn worker(alerts: &Arc<dyn AlertStore>, allow_private: bool, timeout: Duration) 
 }
 
 async fn failures_are_retried_until_delivered_and_every_attempt_is_signed(backend: Backend) {
-    let (receiver, port) = receiver(vec![503, 500], false).await;
-    let (alerts, account, id, _db) = queue(backend, &format!("http://127.0.0.1:{port}/hook")).await;
+    let receiver = Receiver::answering(vec![503, 500], false).await;
+    let (alerts, account, id, _db) = queue(backend, &receiver.url()).await;
     let worker = worker(&alerts, true, Duration::from_secs(5));
     let first = worker.round(1_000).await.unwrap();
     assert_eq!((first.retrying, first.delivered), (1, 0));
@@ -103,7 +75,7 @@ async fn failures_are_retried_until_delivered_and_every_attempt_is_signed(backen
         (log[0].id, log[0].state, log[0].attempts, log[0].last_status),
         (id, DeliveryState::Delivered, 3, Some(200))
     );
-    let seen = receiver.seen.lock().unwrap();
+    let seen = receiver.seen();
     assert_eq!(seen.len(), 3);
     for ((headers, body), at) in seen.iter().zip([1_000, 1_040, 1_180]) {
         let header = headers.get(signature::HEADER).unwrap().to_str().unwrap();
@@ -119,7 +91,8 @@ async fn failures_are_retried_until_delivered_and_every_attempt_is_signed(backen
 }
 
 async fn private_targets_are_refused_unless_allowed(backend: Backend) {
-    let (receiver, port) = receiver(vec![], false).await;
+    let receiver = Receiver::start().await;
+    let port = receiver.port();
     for url in [format!("https://127.0.0.1:{port}/hook"), format!("https://localhost:{port}/hook")] {
         let (alerts, account, _, _db) = queue(backend, &url).await;
         let worker = worker(&alerts, false, Duration::from_secs(5));
@@ -132,12 +105,12 @@ async fn private_targets_are_refused_unless_allowed(backend: Backend) {
             log[0].last_error
         );
     }
-    assert!(receiver.seen.lock().unwrap().is_empty(), "nothing reached the private address");
+    assert!(receiver.seen().is_empty(), "nothing reached the private address");
 }
 
 async fn a_receiver_that_never_answers_times_out_and_is_retried(backend: Backend) {
-    let (receiver, port) = receiver(vec![], true).await;
-    let (alerts, account, _, _db) = queue(backend, &format!("http://127.0.0.1:{port}/hook")).await;
+    let receiver = Receiver::answering(vec![], true).await;
+    let (alerts, account, _, _db) = queue(backend, &receiver.url()).await;
     let worker = worker(&alerts, true, Duration::from_secs(1));
     let started = std::time::Instant::now();
     assert_eq!(worker.round(1_000).await.unwrap().retrying, 1);
@@ -145,5 +118,5 @@ async fn a_receiver_that_never_answers_times_out_and_is_retried(backend: Backend
     let log = alerts.deliveries(account, 10).await.unwrap();
     assert_eq!((log[0].state, log[0].last_error.as_str()), (DeliveryState::Pending, "no answer within 1 s"));
     assert!(log[0].next_attempt_at > 1_000);
-    assert_eq!(receiver.seen.lock().unwrap().len(), 1);
+    assert_eq!(receiver.seen().len(), 1);
 }

@@ -3,13 +3,10 @@
 //! event delivered to a real receiver, the delivery log), audit entries, and
 //! tenancy (another account sees and touches none of it).
 
-use std::sync::{Arc, Mutex};
-
-use axum::body::Bytes;
-use axum::http::HeaderMap;
 use certdns_core::AuditKind;
 use certdns_monitor::{Alert, AlertKind};
 use certdns_testkit::Backend;
+use certdns_testkit::webhook::Receiver;
 use certdns_webhooks::{Deliverer, DeliveryConfig, signature};
 
 use crate::domains::{account_id, events_of, unescaped};
@@ -18,24 +15,6 @@ use crate::support::*;
 certdns_testkit::both_backends!(tokio(flavor = "multi_thread", worker_threads = 2);
     settings_endpoints_test_events_and_the_log,
 );
-
-type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
-
-async fn receiver() -> (Seen, String) {
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: Bytes| async move {
-            s.lock().unwrap().push((headers, body));
-            "ok"
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (seen, url)
-}
 
 async fn alerts_csrf(env: &Env, c: &reqwest::Client) -> (String, String) {
     let (status, page, _) = get(c, &format!("{}/alerts", env.portal)).await;
@@ -84,8 +63,8 @@ async fn settings_endpoints_test_events_and_the_log(backend: Backend) {
     assert!(status == 422 && page.contains("at least one event"), "{page}");
     assert!(env.store.core().alerts().webhooks(ada).await.unwrap().is_empty(), "nothing stored");
 
-    let (seen, url) = receiver().await;
-    let url: &'static str = Box::leak(url.into_boxed_str());
+    let receiver = Receiver::start().await;
+    let url: &'static str = Box::leak(receiver.url().into_boxed_str());
     let (status, _, location) = add(url, &["delegation.broken"]).await;
     assert_eq!((status, location.as_deref()), (303, Some("/alerts?notice=webhook_added")));
     let endpoints = env.store.core().alerts().webhooks(ada).await.unwrap();
@@ -107,7 +86,7 @@ async fn settings_endpoints_test_events_and_the_log(backend: Backend) {
     let now = certdns_core::now().unix_timestamp();
     assert_eq!(deliverer.round(now).await.unwrap().delivered, 1);
     {
-        let seen = seen.lock().unwrap();
+        let seen = receiver.seen();
         let (headers, body) = &seen[0];
         let header = headers.get(signature::HEADER).unwrap().to_str().unwrap();
         assert_eq!(signature::verify(&endpoint.secret, header, body, now, 300), Ok(()));
@@ -133,8 +112,8 @@ async fn settings_endpoints_test_events_and_the_log(backend: Backend) {
     notifier.alert(&alert(AlertKind::Broken { status: "missing".into(), detail: String::new() })).await;
     assert!(env.outbox().contains("is broken"));
     assert_eq!(deliverer.round(certdns_core::now().unix_timestamp()).await.unwrap().delivered, 1);
-    assert_eq!(seen.lock().unwrap().len(), 2, "only the subscribed type was sent");
-    let broken: serde_json::Value = serde_json::from_slice(&seen.lock().unwrap()[1].1).unwrap();
+    assert_eq!(receiver.seen().len(), 2, "only the subscribed type was sent");
+    let broken: serde_json::Value = serde_json::from_slice(&receiver.seen()[1].1).unwrap();
     assert_eq!(broken["type"], "delegation.broken");
     assert_eq!(broken["data"]["cname"]["name"], "_acme-challenge.www.example.com");
 

@@ -4,40 +4,18 @@
 //! resolver on loopback), and `auth.failures` when a client keeps sending a
 //! wrong password — each signed, each once per change, and mailed too.
 
-use std::sync::{Arc, Mutex};
-
-use axum::body::Bytes;
-use axum::http::HeaderMap;
 use certdns_testkit::resolver::{Zone, cname, spawn_dns};
+use certdns_testkit::webhook::Receiver;
 use certdns_webhooks::signature;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
 use crate::support::*;
 
-type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
-
-async fn receiver() -> (Seen, String) {
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: Bytes| async move {
-            s.lock().unwrap().push((headers, body));
-            "ok"
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (seen, url)
-}
-
 /// The events received so far, each checked against the signing secret.
-fn received(seen: &Seen, secret: &str) -> Vec<Value> {
+fn received(seen: &Receiver, secret: &str) -> Vec<Value> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    seen.lock()
-        .unwrap()
+    seen.seen()
         .iter()
         .map(|(headers, body)| {
             let header = headers.get(signature::HEADER).expect("signed").to_str().unwrap();
@@ -81,7 +59,7 @@ async fn a_webhook_receives_signed_alerts_once_per_change() {
         base.replace(&format!("@{}", base.rsplit('@').next().unwrap()), &format!("@{}", &server.http_url()[7..]));
 
     // The customer's endpoint, as the Alerts page stores it.
-    let (seen, url) = receiver().await;
+    let seen = Receiver::start().await;
     let store =
         certdns_store::open(&format!("sqlite://{}", dir.path().join("certdns.sqlite3").display())).await.unwrap();
     let owner = store.account_by_email("owner@example.com").await.unwrap().unwrap();
@@ -90,7 +68,7 @@ async fn a_webhook_receives_signed_alerts_once_per_change() {
     let endpoint = certdns_store::WebhookEndpoint {
         id: uuid::Uuid::new_v4(),
         account_id: owner.id,
-        url,
+        url: seen.url(),
         secret: secret.clone(),
         events: all.iter().map(|s| (*s).to_owned()).collect(),
         created_at: 0,
