@@ -28,6 +28,7 @@ mod caa;
 mod chart;
 mod cname_advice;
 pub mod config;
+mod dates;
 mod docs;
 mod error;
 mod limits;

@@ -99,7 +99,7 @@ impl Deliverer {
                 () = cancel.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let now = unix_now();
+            let now = certdns_core::now().unix_timestamp();
             if let Err(e) = self.round(now).await {
                 tracing::warn!(error = %e, "webhook delivery round failed; retrying");
             }
@@ -193,10 +193,6 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
         text.truncate(cut);
     }
     text
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

@@ -3,12 +3,7 @@
 
 use certdns_monitor::{Alert, AlertKind};
 
-fn date(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).ok())
-        .unwrap_or_default()
-}
+use crate::dates::when_unix as date;
 
 /// Subject and body of the mail for `alert`.
 pub(super) fn delegation(alert: &Alert, link: &str) -> (String, String) {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use certdns_core::{AccountId, AuditKind, NewAuditEvent};
 use certdns_monitor::{Alert, AlertKind, Notifier};
-use certdns_store::{NewDelivery, Store};
+use certdns_store::{NewDelivery, Store, WebhookEndpoint};
 
 use crate::mail::Mailer;
 
@@ -90,8 +90,34 @@ pub struct Dispatcher {
     base_url: String,
 }
 
+/// One event's deliveries: its body, made once, for every endpoint that asked
+/// for `kind` (a `test` event goes to the endpoints it is given).
+pub fn deliveries(
+    endpoints: &[WebhookEndpoint],
+    kind: EventType,
+    account: AccountId,
+    data: &serde_json::Value,
+    created: i64,
+) -> Vec<NewDelivery> {
+    let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+    let body = payload(&event_id, kind, account, created, data);
+    endpoints
+        .iter()
+        .filter(|e| kind == EventType::Test || e.events.iter().any(|t| t == kind.as_str()))
+        .map(|e| NewDelivery {
+            id: uuid::Uuid::new_v4(),
+            endpoint_id: e.id,
+            account_id: account,
+            event_id: event_id.clone(),
+            event_type: kind.as_str().to_owned(),
+            payload: body.clone(),
+            created_at: created,
+        })
+        .collect()
+}
+
 /// The exact body of a webhook delivery.
-pub fn payload(event_id: &str, kind: EventType, account: AccountId, created: i64, data: &serde_json::Value) -> String {
+fn payload(event_id: &str, kind: EventType, account: AccountId, created: i64, data: &serde_json::Value) -> String {
     serde_json::json!({
         "id": event_id,
         "type": kind.as_str(),
@@ -145,22 +171,7 @@ impl Dispatcher {
                 return;
             }
         };
-        let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
-        let created = now.unix_timestamp();
-        let body = payload(&event_id, event.kind, event.account, created, &event.data);
-        let deliveries: Vec<NewDelivery> = endpoints
-            .iter()
-            .filter(|e| e.events.iter().any(|t| t == event.kind.as_str()))
-            .map(|e| NewDelivery {
-                id: uuid::Uuid::new_v4(),
-                endpoint_id: e.id,
-                account_id: event.account,
-                event_id: event_id.clone(),
-                event_type: event.kind.as_str().to_owned(),
-                payload: body.clone(),
-                created_at: created,
-            })
-            .collect();
+        let deliveries = deliveries(&endpoints, event.kind, event.account, &event.data, now.unix_timestamp());
         if !deliveries.is_empty()
             && let Err(e) = alerts.enqueue_deliveries(&deliveries).await
         {

@@ -13,10 +13,10 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use certdns_core::AuditKind;
 use certdns_store::{DeliveryState, WebhookEndpoint};
-use time::OffsetDateTime;
 
-use super::{NoticeQuery, Page, Shared, when, when_ago};
-use crate::alerts::{EventType, payload};
+use super::{NoticeQuery, Page, Shared};
+use crate::alerts::{EventType, deliveries};
+use crate::dates::{at_unix, when_ago, when_unix};
 use crate::error::PageError;
 use crate::session::{Ctx, CurrentUser, User};
 use crate::state::AppState;
@@ -74,17 +74,13 @@ struct AlertsPage {
     full: bool,
 }
 
-fn time_of(t: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 fn endpoint_row(e: &WebhookEndpoint) -> EndpointRow {
     EndpointRow {
         id: e.id.to_string(),
         url: e.url.clone(),
         events: e.events.iter().filter_map(|t| EventType::parse(t)).map(|t| t.as_str()).collect(),
         secret: e.secret.clone(),
-        created: when(time_of(e.created_at)),
+        created: when_unix(e.created_at),
     }
 }
 
@@ -115,7 +111,7 @@ async fn page(state: &AppState, user: &CurrentUser, ctx: &Ctx, outcome: Outcome)
         .await?
         .into_iter()
         .map(|d| DeliveryRow {
-            at: when_ago(time_of(d.created_at), now),
+            at: at_unix(d.created_at).map(|t| when_ago(t, now)).unwrap_or_default(),
             event: d.event_type.clone(),
             url: endpoints.iter().find(|e| e.id == d.endpoint_id).map(|e| e.url.clone()).unwrap_or_default(),
             state: match d.state {
@@ -129,7 +125,7 @@ async fn page(state: &AppState, user: &CurrentUser, ctx: &Ctx, outcome: Outcome)
                 (Some(s), true) => format!("HTTP {s}"),
                 (None, true) => "not tried yet".into(),
             },
-            next: if d.state == DeliveryState::Pending { when(time_of(d.next_attempt_at)) } else { String::new() },
+            next: if d.state == DeliveryState::Pending { when_unix(d.next_attempt_at) } else { String::new() },
         })
         .collect();
     let choosable =
@@ -211,19 +207,10 @@ async fn owned(state: &AppState, user: &CurrentUser, ctx: &Ctx, id: &str) -> Res
 
 async fn send_test(State(state): Shared, User(user, ctx): User, Path(id): Path<String>) -> Page {
     let endpoint = owned(&state, &user, &ctx, &id).await?;
-    let now = certdns_core::now().unix_timestamp();
-    let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
     let data = serde_json::json!({ "message": "A test event from the certdns portal. Your endpoint received it." });
-    let delivery = certdns_store::NewDelivery {
-        id: uuid::Uuid::new_v4(),
-        endpoint_id: endpoint.id,
-        account_id: user.account.id,
-        event_id: event_id.clone(),
-        event_type: EventType::Test.as_str().into(),
-        payload: payload(&event_id, EventType::Test, user.account.id, now, &data),
-        created_at: now,
-    };
-    state.core.alerts().enqueue_deliveries(&[delivery]).await?;
+    let now = certdns_core::now().unix_timestamp();
+    let queued = deliveries(std::slice::from_ref(&endpoint), EventType::Test, user.account.id, &data, now);
+    state.core.alerts().enqueue_deliveries(&queued).await?;
     Ok(Redirect::to("/alerts?notice=webhook_test_sent").into_response())
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use certdns_core::{Registration, RegistrationId};
 use certdns_store::{DelegationChange, DelegationStatus};
 
-use super::{when, when_ago};
+use crate::dates::{at_unix as at, when, when_ago};
 
 /// One registration's delegation, in words.
 pub(super) struct Badge {
@@ -71,10 +71,6 @@ fn label(code: &str) -> (&'static str, &'static str) {
         "unknown" => ("CNAME check failed", ""),
         _ => ("CNAME not checked yet", ""),
     }
-}
-
-fn at(secs: i64) -> Option<time::OffsetDateTime> {
-    (secs > 0).then(|| time::OffsetDateTime::from_unix_timestamp(secs).ok()).flatten()
 }
 
 /// The badge of `reg` given the account's statuses; `None` without a domain.

@@ -35,8 +35,8 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use serde::Deserialize;
-use time::OffsetDateTime;
-use time::macros::format_description;
+
+use crate::dates::{when, when_ago, when_opt};
 
 use crate::error::PageError;
 use crate::session::Context;
@@ -67,28 +67,6 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 
 async fn not_found(Context(ctx): Context) -> PageError {
     PageError::not_found(&ctx)
-}
-
-/// A time as the portal shows it: `2026-12-01 09:30 UTC`.
-fn when(t: OffsetDateTime) -> String {
-    t.format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).unwrap_or_default()
-}
-
-/// `when(t)` and how long ago it was, as people say it: "2026-12-01 13:39 UTC
-/// (5 min ago)".
-fn when_ago(t: OffsetDateTime, now: OffsetDateTime) -> String {
-    let secs = (now - t).whole_seconds();
-    let ago = match secs {
-        ..60 => "just now".to_owned(),
-        60..3600 => format!("{} min ago", secs / 60),
-        3600..86_400 => format!("{} h ago", secs / 3600),
-        _ => format!("{} d ago", secs / 86_400),
-    };
-    format!("{} ({ago})", when(t))
-}
-
-fn when_opt(t: Option<OffsetDateTime>, none: &str) -> String {
-    t.map(when).unwrap_or_else(|| none.to_owned())
 }
 
 fn with_cookie(mut r: Response, cookie: HeaderValue) -> Response {
